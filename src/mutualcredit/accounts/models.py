@@ -1,0 +1,82 @@
+"""An account: a member's or a system's position in one network.
+
+Invariants kept by PostgreSQL on every row, whatever writes it:
+- `balance - pending_debits >= -credit_limit`  (CHECK accounts_credit_limit_check)
+- `balance + pending_credits <= balance_max`   (CHECK accounts_balance_max_check, when set)
+- a closed account holds nothing               (CHECK accounts_closed_empty_check)
+- every UPDATE keeps the network's balances summing to zero and its pending debits equal to its
+  pending credits; accounts open empty and are never deleted (triggers, see migration 0001).
+
+Balances move only through the ledger's SQL functions (mc_create_trade and friends); the ORM
+here writes limits, names and status.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mutualcredit.db import Base
+from mutualcredit.limits import MAX_AMOUNT
+
+
+class AccountKind(StrEnum):
+    member = "member"
+    system = "system"
+
+
+class AccountStatus(StrEnum):
+    """active ⇄ suspended → closed; closed is final and needs a zero balance and no holds."""
+
+    active = "active"
+    suspended = "suspended"
+    closed = "closed"
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("network_id", "code"),
+        # Target of the composite foreign keys that keep trades and entries inside one network.
+        UniqueConstraint("network_id", "id"),
+        CheckConstraint("code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'", name="code_format"),
+        CheckConstraint("kind IN ('member', 'system')", name="kind_valid"),
+        CheckConstraint("status IN ('active', 'suspended', 'closed')", name="status_valid"),
+        CheckConstraint(f"credit_limit BETWEEN 0 AND {MAX_AMOUNT}", name="credit_limit_range"),
+        CheckConstraint(
+            f"balance_max IS NULL OR balance_max BETWEEN 0 AND {MAX_AMOUNT}",
+            name="balance_max_range",
+        ),
+        CheckConstraint("pending_debits >= 0 AND pending_credits >= 0", name="pending_nonnegative"),
+        CheckConstraint("balance - pending_debits >= -credit_limit", name="credit_limit"),
+        CheckConstraint(
+            "balance_max IS NULL OR balance + pending_credits <= balance_max", name="balance_max"
+        ),
+        CheckConstraint(
+            "status <> 'closed' OR (balance = 0 AND pending_debits = 0 AND pending_credits = 0)",
+            name="closed_empty",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    network_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("networks.id"))
+    code: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text, server_default="")
+    kind: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="active")
+    balance: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    pending_debits: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    pending_credits: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    credit_limit: Mapped[int] = mapped_column(BigInteger)
+    balance_max: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))

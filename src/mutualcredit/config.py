@@ -1,0 +1,37 @@
+"""Settings, read from the environment (prefix MUTUALCREDIT_) and from arguments of the CLI."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "mutualcredit"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Unset `database_url` means: run an embedded PostgreSQL."""
+
+    model_config = SettingsConfigDict(env_prefix="MUTUALCREDIT_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql:// URL of the server to use. Unset: start an embedded PostgreSQL.",
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the embedded PostgreSQL keeps its data (only when database_url is unset).",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64)
+    pool_size: int = Field(default=10, ge=1, le=200)
+    max_body_bytes: int = Field(default=65_536, ge=1024)
+    pending_ttl_seconds: int = Field(
+        default=86_400, ge=1, description="Expiry of a pending trade created without expires_at."
+    )
+    sweep_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often each worker expires overdue holds."
+    )
+    log_level: str = "info"

@@ -1,0 +1,49 @@
+"""An embedded PostgreSQL (the `pgserver` package) for a machine that has only Python.
+
+Used when no database URL is configured. The server listens on a unix socket only, inside the
+data directory, so it never collides with a PostgreSQL already running on the machine.
+"""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger("mutualcredit.embedded")
+
+DATABASE = "mutualcredit"
+
+
+def start(data_dir: Path, *, cleanup: str | None = "stop") -> tuple[Any, str]:
+    """Starts (or joins) the server for `data_dir`; returns the handle and the server's URL.
+
+    `cleanup="stop"` stops the server when this process exits; `"delete"` also removes the data
+    (for throwaway test servers); `None` leaves it running.
+    """
+    import pgserver  # imported here: it is heavy and only the embedded mode needs it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode=cleanup)
+    return server, str(server.get_uri())
+
+
+def database_url(server_url: str, database: str) -> str:
+    """The server URL with another database name (pgserver hands out .../postgres?host=...)."""
+    head, _, query = server_url.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{database}" + (f"?{query}" if query else "")
+
+
+async def ensure_database(server_url: str, database: str) -> str:
+    """Creates `database` on the server if it does not exist; returns its URL."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            # Identifiers cannot be bound as parameters; the name is ours, quoted to be safe.
+            await conn.execute(f'CREATE DATABASE "{database}"')
+            log.info("created database %s", database)
+    finally:
+        await conn.close()
+    return database_url(server_url, database)

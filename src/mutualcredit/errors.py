@@ -1,0 +1,200 @@
+"""Errors a client can cause, rendered as RFC 9457 problem details with a stable `code`.
+
+Hierarchy (each domain adds its own leaves in its errors.py):
+
+    ProblemError                      status, code, title; extra members in `detail_fields`
+    ├── ValidationProblem     422     malformed input
+    ├── Unauthorized          401     no key, unknown key, revoked key
+    ├── Forbidden             403     a key that may not do this
+    ├── NotFound              404     unknown resource (or one in another tenant)
+    ├── IdempotencyConflict   409     a key reused with a different request
+    └── ...                           the ledger's refusals (409), in their domains
+
+`commit = True` on a refusal means the ledger recorded it (a rejected trade key, an expired hold):
+the request's transaction commits before the problem is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("mutualcredit")
+
+PROBLEM_TYPE_BASE = "https://mutualcredit.dev/problems/"
+
+
+class ProblemError(Exception):
+    """Base for every error a client can cause; rendered as application/problem+json."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, detail: str | None = None, *, commit: bool = False, **fields: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.fields = fields
+        self.commit = commit
+        self.headers: dict[str, str] = {}
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.fields)
+        return body
+
+
+class ValidationProblem(ProblemError):
+    """The request is malformed: wrong types, out-of-range numbers, unknown fields."""
+
+    status = 422
+    code = "validation_error"
+    title = "The request is not valid"
+
+
+class Unauthorized(ProblemError):
+    """No API key, or one that is unknown or revoked."""
+
+    status = 401
+    code = "unauthorized"
+    title = "A valid API key is required"
+
+    def __init__(self, detail: str | None = None, **fields: Any) -> None:
+        super().__init__(detail, **fields)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="mutualcredit"'
+
+
+class Forbidden(ProblemError):
+    """The key is valid but its role may not do this."""
+
+    status = 403
+    code = "forbidden"
+    title = "This key may not do that"
+
+
+class NotFound(ProblemError):
+    status = 404
+    code = "not_found"
+    title = "No such resource"
+
+
+class IdempotencyConflict(ProblemError):
+    """The Idempotency-Key was used before with a different request."""
+
+    status = 409
+    code = "idempotency_conflict"
+    title = "Idempotency key reused with a different request"
+
+
+class IdempotencyKeyRequired(ProblemError):
+    status = 422
+    code = "idempotency_key_required"
+    title = "This request needs an Idempotency-Key header"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    code = "payload_too_large"
+    title = "The request body is too large"
+
+
+class MethodNotAllowed(ProblemError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class ServiceUnavailable(ProblemError):
+    status = 503
+    code = "service_unavailable"
+    title = "The service cannot answer now"
+    retryable = True
+
+
+class InternalError(ProblemError):
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
+    retryable = True
+
+
+def problem_response(exc: ProblemError, request: Request | None = None) -> Response:
+    instance = request.url.path if request is not None else None
+    return Response(
+        content=orjson.dumps(exc.to_problem(instance)),
+        status_code=exc.status,
+        media_type="application/problem+json",
+        headers=exc.headers,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Pydantic error contexts may hold exceptions or bytes; keep only what JSON can carry."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def install_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ProblemError)
+        return problem_response(exc, request)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {
+                "location": [str(part) for part in err.get("loc", ())],
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"location": [], "message": "invalid"}
+        where = ".".join(first["location"])
+        problem = ValidationProblem(f"{where}: {first['message']}" if where else first["message"])
+        problem.fields["errors"] = _jsonable(errors)
+        return problem_response(problem, request)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        problem: ProblemError
+        if exc.status_code == 404:
+            problem = NotFound("No such endpoint")
+        elif exc.status_code == 405:
+            problem = MethodNotAllowed()
+        elif exc.status_code == 413:
+            problem = PayloadTooLarge()
+        else:
+            problem = ProblemError(str(exc.detail))
+            problem.status = exc.status_code  # type: ignore[misc]
+        return problem_response(problem, request)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Never echo internals to the client; the traceback goes to the log only.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(InternalError(), request)
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
