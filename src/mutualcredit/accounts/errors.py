@@ -1,0 +1,42 @@
+from mutualcredit.errors import NotFound, ProblemError
+
+
+class AccountNotFound(NotFound):
+    code = "account_not_found"
+    title = "No such account"
+
+
+class AccountCodeTaken(ProblemError):
+    status = 409
+    code = "account_code_taken"
+    title = "An account with this code exists in the network"
+
+
+class AccountSuspended(ProblemError):
+    """The account is suspended: no trades in or out until an operator reactivates it."""
+
+    status = 409
+    code = "account_suspended"
+    title = "The account is suspended"
+
+
+class AccountClosed(ProblemError):
+    status = 409
+    code = "account_closed"
+    title = "The account is closed"
+
+
+class AccountNotEmpty(ProblemError):
+    """Closing needs a zero balance and no pending trades."""
+
+    status = 409
+    code = "account_not_empty"
+    title = "The account still holds a balance or pending trades"
+
+
+class LimitBelowUsage(ProblemError):
+    """The new limit would put the account beyond it at once."""
+
+    status = 409
+    code = "limit_below_usage"
+    title = "The limit is below what the account already uses"

@@ -1,0 +1,261 @@
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+from starlette.responses import Response
+
+from mutualcredit.accounts import service
+from mutualcredit.accounts.models import AccountStatus
+from mutualcredit.accounts.schemas import (
+    Account,
+    AccountCreate,
+    LimitsUpdate,
+    Statement,
+    StatementEntry,
+    StatusAction,
+)
+from mutualcredit.auth.dependencies import CurrentPrincipal, require_operator
+from mutualcredit.db import Session
+from mutualcredit.errors import ValidationProblem
+from mutualcredit.idempotency import service as idempotency
+from mutualcredit.networks import service as networks
+from mutualcredit.pagination import Cursor, PageSize
+from mutualcredit.responses import IdempotencyKey, outcome_response
+from mutualcredit.schemas import PROBLEM_RESPONSES, Page
+
+router = APIRouter(
+    prefix="/v1/networks/{network}/accounts", tags=["accounts"], responses=PROBLEM_RESPONSES
+)
+
+Since = Annotated[
+    AwareDatetime | None,
+    Query(alias="from", description="Start of the period, inclusive (ISO 8601 with offset)."),
+]
+Until = Annotated[
+    AwareDatetime | None,
+    Query(alias="to", description="End of the period, exclusive (ISO 8601 with offset)."),
+]
+
+
+def _check_period(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since > until:
+        raise ValidationProblem("from: must not be after 'to'")
+
+
+@router.post("", status_code=201, response_model=Account, summary="Open an account (operator)")
+async def open_account(
+    network: str,
+    body: AccountCreate,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    net = await networks.get_network(session, principal, network)
+    require_operator(principal)
+
+    async def write() -> Account:
+        return Account.model_validate(await service.open_account(session, net, body))
+
+    outcome = await idempotency.respond(
+        session,
+        api_key_id=principal.key_uuid,
+        key=idempotency_key,
+        scope=f"open_account:{net.code}",
+        payload=body.model_dump(mode="json", exclude_unset=True),
+        status_code=201,
+        write=write,
+    )
+    return outcome_response(outcome)
+
+
+@router.get("", response_model=Page[Account], summary="List the network's accounts (operator)")
+async def list_accounts(
+    network: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    status: AccountStatus | None = None,
+    cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Page[Account]:
+    net_id = await networks.network_id(session, principal, network)
+    require_operator(principal)
+    rows, next_cursor = await service.list_accounts(
+        session, net_id, status=status, cursor=cursor, limit=limit
+    )
+    return Page[Account](items=[Account.model_validate(a) for a in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{account}",
+    response_model=Account,
+    summary="Read an account: balance, holds, limits, what it can still pay",
+)
+async def get_account(
+    network: str, account: str, session: Session, principal: CurrentPrincipal
+) -> Account:
+    net_id = await networks.network_id(session, principal, network)
+    service.check_can_read(principal, account)
+    return Account.model_validate(await service.get_account(session, net_id, account))
+
+
+@router.put(
+    "/{account}/limits",
+    response_model=Account,
+    summary="Set an account's credit_limit and balance_max (operator)",
+)
+async def set_limits(
+    network: str,
+    account: str,
+    body: LimitsUpdate,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    net_id = await networks.network_id(session, principal, network)
+    require_operator(principal)
+
+    async def write() -> Account:
+        return Account.model_validate(await service.set_limits(session, net_id, account, body))
+
+    outcome = await idempotency.respond(
+        session,
+        api_key_id=principal.key_uuid,
+        key=idempotency_key,
+        scope=f"set_limits:{network}:{account}",
+        payload=body.model_dump(mode="json"),
+        status_code=200,
+        write=write,
+    )
+    return outcome_response(outcome)
+
+
+async def _change_status(
+    network: str,
+    account: str,
+    action: StatusAction,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: str | None,
+) -> Response:
+    net_id = await networks.network_id(session, principal, network)
+    require_operator(principal)
+
+    async def write() -> Account:
+        return Account.model_validate(
+            await service.change_status(session, net_id, account, action)
+        )
+
+    outcome = await idempotency.respond(
+        session,
+        api_key_id=principal.key_uuid,
+        key=idempotency_key,
+        scope=f"{action}:{network}:{account}",
+        payload={},
+        status_code=200,
+        write=write,
+    )
+    return outcome_response(outcome)
+
+
+@router.post(
+    "/{account}/suspend",
+    response_model=Account,
+    summary="Suspend an account: no trades in or out (operator)",
+)
+async def suspend_account(
+    network: str,
+    account: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    return await _change_status(network, account, "suspend", session, principal, idempotency_key)
+
+
+@router.post("/{account}/reactivate", response_model=Account, summary="Reactivate (operator)")
+async def reactivate_account(
+    network: str,
+    account: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    return await _change_status(
+        network, account, "reactivate", session, principal, idempotency_key
+    )
+
+
+@router.post(
+    "/{account}/close",
+    response_model=Account,
+    summary="Close an account for good: needs a zero balance and no holds (operator)",
+)
+async def close_account(
+    network: str,
+    account: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    return await _change_status(network, account, "close", session, principal, idempotency_key)
+
+
+@router.get(
+    "/{account}/entries",
+    response_model=Page[StatementEntry],
+    summary="An account's entries in booking order",
+)
+async def list_entries(
+    network: str,
+    account: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    since: Since = None,
+    until: Until = None,
+    cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Page[StatementEntry]:
+    _check_period(since, until)
+    net_id = await networks.network_id(session, principal, network)
+    service.check_can_read(principal, account)
+    acc = await service.get_account(session, net_id, account)
+    rows, next_cursor = await service.list_entries(
+        session, acc.id, since=since, until=until, cursor=cursor, limit=limit
+    )
+    return Page[StatementEntry](
+        items=[StatementEntry.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/{account}/statement",
+    response_model=Statement,
+    summary="A statement for a period: opening and closing balance, totals, entries",
+)
+async def get_statement(
+    network: str,
+    account: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    since: Since = None,
+    until: Until = None,
+    cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Statement:
+    _check_period(since, until)
+    net_id = await networks.network_id(session, principal, network)
+    service.check_can_read(principal, account)
+    acc = await service.get_account(session, net_id, account)
+    summary = await service.statement_summary(session, acc.id, since, until)
+    rows, next_cursor = await service.list_entries(
+        session, acc.id, since=since, until=until, cursor=cursor, limit=limit
+    )
+    return Statement(
+        account=account,
+        since=since,
+        until=until,
+        entries=[StatementEntry.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
+        **summary,
+    )

@@ -1,0 +1,255 @@
+"""Accounts: opening, lifecycle, limits, and reading their entries.
+
+Status moves as drawn; `closed` is final and needs a zero balance and no holds (the database
+refuses anything else: CHECK accounts_closed_empty_check).
+
+    active ──suspend──► suspended
+      ▲  ◄─reactivate──    │
+      │                    │
+      └──close──► closed ◄─┘close
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from mutualcredit.accounts.errors import (
+    AccountClosed,
+    AccountCodeTaken,
+    AccountNotEmpty,
+    AccountNotFound,
+    LimitBelowUsage,
+)
+from mutualcredit.accounts.models import Account, AccountStatus
+from mutualcredit.accounts.schemas import AccountCreate, LimitsUpdate, StatusAction
+from mutualcredit.auth.models import Role
+from mutualcredit.auth.service import Principal
+from mutualcredit.errors import Forbidden, ValidationProblem
+from mutualcredit.networks.models import Network
+from mutualcredit.pagination import decode_cursor, encode_cursor
+from mutualcredit.trades.models import Entry, Trade
+
+
+async def open_account(session: AsyncSession, network: Network, data: AccountCreate) -> Account:
+    fields = data.model_fields_set
+    account = Account(
+        network_id=network.id,
+        code=data.code,
+        name=data.name,
+        kind=data.kind.value,
+        credit_limit=(
+            data.credit_limit if data.credit_limit is not None else network.default_credit_limit
+        ),
+        balance_max=data.balance_max if "balance_max" in fields else network.default_balance_max,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(account)
+            await session.flush()
+    except IntegrityError as exc:
+        if "accounts_network_id_code_key" in str(exc.orig):
+            raise AccountCodeTaken(f"Account {data.code!r} exists in this network") from exc
+        raise
+    await session.refresh(account)
+    return account
+
+
+async def get_account(
+    session: AsyncSession, network_id: uuid.UUID, code: str, *, for_update: bool = False
+) -> Account:
+    query = select(Account).where(Account.network_id == network_id, Account.code == code)
+    if for_update:
+        query = query.with_for_update()
+    account = await session.scalar(query)
+    if account is None:
+        raise AccountNotFound(f"No account {code!r} in this network", account=code)
+    return account
+
+
+def check_can_read(principal: Principal, code: str) -> None:
+    """A member key reads only the account it holds; operators read every account."""
+    if principal.role is Role.member and principal.account_code != code:
+        raise Forbidden("A member key may only read its own account")
+
+
+async def list_accounts(
+    session: AsyncSession,
+    network_id: uuid.UUID,
+    *,
+    status: AccountStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Account], str | None]:
+    query = select(Account).where(Account.network_id == network_id)
+    if status is not None:
+        query = query.where(Account.status == status.value)
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, 1)
+        query = query.where(Account.code > str(after))
+    rows = list(await session.scalars(query.order_by(Account.code).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].code) if more else None
+
+
+async def set_limits(
+    session: AsyncSession, network_id: uuid.UUID, code: str, data: LimitsUpdate
+) -> Account:
+    account = await get_account(session, network_id, code, for_update=True)
+    used = account.pending_debits - account.balance
+    if used > data.credit_limit:
+        raise LimitBelowUsage(
+            f"The account already uses {used} of credit (balance and holds)",
+            account=code,
+            used=used,
+        )
+    held = account.balance + account.pending_credits
+    if data.balance_max is not None and held > data.balance_max:
+        raise LimitBelowUsage(
+            f"The account already holds {held} (balance and incoming holds)",
+            account=code,
+            held=held,
+        )
+    account.credit_limit = data.credit_limit
+    account.balance_max = data.balance_max
+    await session.flush()
+    return account
+
+
+_TRANSITIONS: dict[StatusAction, tuple[set[AccountStatus], AccountStatus]] = {
+    "suspend": ({AccountStatus.active, AccountStatus.suspended}, AccountStatus.suspended),
+    "reactivate": ({AccountStatus.active, AccountStatus.suspended}, AccountStatus.active),
+    "close": ({AccountStatus.active, AccountStatus.suspended}, AccountStatus.closed),
+}
+
+
+async def change_status(
+    session: AsyncSession, network_id: uuid.UUID, code: str, action: StatusAction
+) -> Account:
+    account = await get_account(session, network_id, code, for_update=True)
+    allowed_from, target = _TRANSITIONS[action]
+    current = AccountStatus(account.status)
+    if current is AccountStatus.closed:
+        raise AccountClosed(f"Account {code!r} is closed; closing is final", account=code)
+    assert current in allowed_from
+    if target is AccountStatus.closed and (
+        account.balance != 0 or account.pending_debits != 0 or account.pending_credits != 0
+    ):
+        raise AccountNotEmpty(
+            f"Account {code!r} must be at zero with no pending trades to close",
+            account=code,
+            balance=account.balance,
+            pending_debits=account.pending_debits,
+            pending_credits=account.pending_credits,
+        )
+    account.status = target.value
+    await session.flush()
+    return account
+
+
+def _entries_query(account_id: uuid.UUID) -> Select[Any]:
+    counterparty = aliased(Account)
+    return (
+        select(
+            Entry.id,
+            Entry.trade_id,
+            Entry.amount,
+            Entry.balance_after,
+            Entry.booked_at,
+            counterparty.code.label("counterparty"),
+            Trade.description,
+            Trade.external_ref,
+        )
+        .join(Trade, Trade.id == Entry.trade_id)
+        .join(
+            counterparty,
+            counterparty.id
+            == case((Trade.payer_id == Entry.account_id, Trade.payee_id), else_=Trade.payer_id),
+        )
+        .where(Entry.account_id == account_id)
+    )
+
+
+def _period(since: datetime | None, until: datetime | None) -> list[Any]:
+    conditions = []
+    if since is not None:
+        conditions.append(Entry.booked_at >= since)
+    if until is not None:
+        conditions.append(Entry.booked_at < until)
+    return conditions
+
+
+async def list_entries(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    """An account's entries in booking order, a page at a time (keyset on booked_at, id)."""
+    query = _entries_query(account_id).where(*_period(since, until))
+    if cursor is not None:
+        at, entry_id = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(str(at)), int(str(entry_id)))
+        except ValueError:
+            raise ValidationProblem("cursor: not a cursor this service issued") from None
+        query = query.where(tuple_(Entry.booked_at, Entry.id) > after)
+    rows = list(
+        (await session.execute(query.order_by(Entry.booked_at, Entry.id).limit(limit + 1))).all()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].booked_at.isoformat(), rows[-1].id) if more else None
+    return rows, next_cursor
+
+
+async def _balance_before(
+    session: AsyncSession, account_id: uuid.UUID, moment: datetime | None
+) -> int | None:
+    """The balance after the last entry booked before `moment` (None: no such entry)."""
+    query = select(Entry.balance_after).where(Entry.account_id == account_id)
+    if moment is not None:
+        query = query.where(Entry.booked_at < moment)
+    query = query.order_by(Entry.booked_at.desc(), Entry.id.desc()).limit(1)
+    result: int | None = await session.scalar(query)
+    return result
+
+
+async def statement_summary(
+    session: AsyncSession, account_id: uuid.UUID, since: datetime | None, until: datetime | None
+) -> dict[str, int]:
+    opening = 0 if since is None else (await _balance_before(session, account_id, since) or 0)
+    closing = await _balance_before(session, account_id, until)
+    totals = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((Entry.amount < 0, -Entry.amount), else_=0)), 0),
+                func.coalesce(func.sum(case((Entry.amount > 0, Entry.amount), else_=0)), 0),
+                func.count(),
+            ).where(and_(Entry.account_id == account_id, *_period(since, until)))
+        )
+    ).one()
+    return {
+        "opening_balance": opening,
+        "closing_balance": opening if closing is None else closing,
+        "total_debits": int(totals[0]),
+        "total_credits": int(totals[1]),
+        "entry_count": int(totals[2]),
+    }
+
+
+
+
+async def codes_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(Account.id, Account.code).where(Account.id.in_(ids)))
+    return {row.id: row.code for row in rows}

@@ -1,0 +1,95 @@
+"""The FastAPI application: create_app(settings) wires routers, handlers, lifespan and jobs."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mutualcredit import __version__
+from mutualcredit.accounts.router import router as accounts_router
+from mutualcredit.auth.router import router as keys_router
+from mutualcredit.config import Settings
+from mutualcredit.db import create_engine, make_sessionmaker
+from mutualcredit.errors import install_handlers
+from mutualcredit.health import router as health_router
+from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from mutualcredit.networks.router import router as networks_router
+from mutualcredit.trades import service as trades
+from mutualcredit.trades.router import router as trades_router
+
+log = logging.getLogger("mutualcredit")
+
+SWEEP_BATCH = 100
+
+DESCRIPTION = """
+A mutual credit ledger: networks of members who pay each other in a shared unit that nobody
+issues up front. Every trade debits the payer and credits the payee by the same amount, so a
+network's balances always sum to zero; credit limits and upper limits bound every account.
+
+Amounts are integers in the network's minor unit (see the network's `scale`). Authenticate with
+`Authorization: Bearer <key>`. Errors are RFC 9457 problem details with a stable `code`.
+"""
+
+
+async def sweep_holds(sessionmaker: async_sessionmaker[AsyncSession], interval: float) -> None:
+    """Expires overdue holds in every network, in batches, forever. Access-time checks in the
+    ledger functions already refuse an overdue hold; this releases what it reserved."""
+    while True:
+        try:
+            while True:
+                async with sessionmaker.begin() as session:
+                    expired = await trades.expire_overdue(session, SWEEP_BATCH)
+                if expired:
+                    log.info("expired %d overdue holds", expired)
+                if expired < SWEEP_BATCH:
+                    break
+        except Exception:
+            log.exception("sweeping overdue holds failed; trying again later")
+        await asyncio.sleep(interval)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    if settings.database_url is None:
+        raise ValueError("create_app needs a database URL; the CLI starts the embedded server")
+    database_url = settings.database_url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url, pool_size=settings.pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        sweeper = asyncio.create_task(
+            sweep_holds(app.state.sessionmaker, settings.sweep_interval_seconds)
+        )
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await engine.dispose()
+
+    app = FastAPI(
+        title="mutualcredit",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.settings_pending_ttl = timedelta(seconds=settings.pending_ttl_seconds)
+    install_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    for router in (health_router, keys_router, networks_router, accounts_router, trades_router):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn workers call (`--factory`): settings come from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,50 @@
+"""Liveness and readiness, for a load balancer or an orchestrator."""
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mutualcredit.errors import ServiceUnavailable
+from mutualcredit.migrate import head_revision
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    schema_revision: str | None
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="The database answers and its schema is at the migrations' head",
+    responses={503: {"description": "Not ready", "content": {"application/problem+json": {}}}},
+)
+async def readyz(request: Request) -> Readiness:
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        async with engine.connect() as conn:
+            revision = (
+                await conn.execute(text("SELECT version_num FROM alembic_version"))
+            ).scalar_one_or_none()
+    except Exception as exc:
+        raise ServiceUnavailable("The database does not answer") from exc
+    head = head_revision()
+    if revision != head:
+        raise ServiceUnavailable(
+            f"The schema is at {revision}, the code needs {head}: run 'mutualcredit migrate'",
+            schema_revision=revision,
+        )
+    return Readiness(status="ready", database="ok", schema_revision=revision)

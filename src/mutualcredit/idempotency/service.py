@@ -1,0 +1,104 @@
+"""Exactly-once for writes other than trades.
+
+`run(...)` claims (API key, Idempotency-Key) by inserting a record in the request's transaction
+*before* the write. A concurrent duplicate blocks on the record's primary key until the first
+transaction ends: if it committed, the duplicate replays the stored response; if it rolled back,
+the duplicate's insert goes through and it runs the write itself. Same key with a different
+request is a conflict. Without a key, the write simply runs.
+"""
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mutualcredit.errors import IdempotencyConflict
+from mutualcredit.hashing import request_hash
+
+_CLAIM = text(
+    """
+    INSERT INTO idempotency_records (api_key_id, key, request_hash)
+    VALUES (:api_key_id, :key, :request_hash)
+    ON CONFLICT (api_key_id, key) DO NOTHING
+    """
+)
+_FETCH = text(
+    """
+    SELECT request_hash, status_code, response FROM idempotency_records
+    WHERE api_key_id = :api_key_id AND key = :key
+    """
+)
+_STORE = text(
+    """
+    UPDATE idempotency_records SET status_code = :status_code, response = CAST(:response AS jsonb)
+    WHERE api_key_id = :api_key_id AND key = :key
+    """
+)
+
+
+class Outcome(BaseModel):
+    status_code: int
+    body: Any
+    replayed: bool
+
+
+async def run(
+    session: AsyncSession,
+    *,
+    api_key_id: uuid.UUID,
+    key: str | None,
+    request_hash: bytes,
+    status_code: int,
+    write: Callable[[], Awaitable[BaseModel]],
+    secret_fields: tuple[str, ...] = (),
+) -> Outcome:
+    """Runs `write` at most once per key. `secret_fields` are blanked in the stored copy: a
+    secret is shown in the first response only and is never written to the database."""
+    if key is None:
+        result = await write()
+        return Outcome(status_code=status_code, body=result.model_dump(mode="json"), replayed=False)
+
+    params = {"api_key_id": api_key_id, "key": key}
+    claimed = await session.execute(_CLAIM, {**params, "request_hash": request_hash})
+    if claimed.rowcount == 0:  # type: ignore[attr-defined]
+        row = (await session.execute(_FETCH, params)).one()
+        if row.request_hash != request_hash:
+            raise IdempotencyConflict(
+                "This Idempotency-Key was used with a different request", key=key
+            )
+        return Outcome(status_code=row.status_code, body=row.response, replayed=True)
+
+    result = await write()
+    body = result.model_dump(mode="json")
+    stored = {**body, **dict.fromkeys(secret_fields)}
+    await session.execute(
+        _STORE, {**params, "status_code": status_code, "response": orjson.dumps(stored).decode()}
+    )
+    return Outcome(status_code=status_code, body=body, replayed=False)
+
+
+async def respond(
+    session: AsyncSession,
+    *,
+    api_key_id: uuid.UUID,
+    key: str | None,
+    scope: str,
+    payload: Any,
+    status_code: int,
+    write: Callable[[], Awaitable[BaseModel]],
+    secret_fields: tuple[str, ...] = (),
+) -> Outcome:
+    """`run` with the request hash computed from an endpoint scope and the validated payload."""
+    return await run(
+        session,
+        api_key_id=api_key_id,
+        key=key,
+        request_hash=request_hash(scope, payload),
+        status_code=status_code,
+        write=write,
+        secret_fields=secret_fields,
+    )

@@ -1,0 +1,54 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StrictInt
+
+from mutualcredit.schemas import InputModel, Limit, OutputModel
+
+NetworkCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
+        description="Lowercase letters, digits and inner hyphens, 1-32 characters. Fixed forever.",
+        examples=["riverside"],
+    ),
+]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+UnitText = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class NetworkCreate(InputModel):
+    code: NetworkCode
+    name: Name
+    unit_name: UnitText = Field(examples=["hour"])
+    unit_symbol: UnitText = Field(examples=["h"])
+    scale: Annotated[StrictInt, Field(ge=0, le=9)] = Field(
+        description="Decimal places of the minor unit (2: amounts are hundredths). Fixed forever."
+    )
+    default_credit_limit: Limit = 0
+    default_balance_max: Limit | None = None
+
+
+class NetworkUpdate(InputModel):
+    """Changes of names and of the defaults for accounts opened from now on."""
+
+    name: Name | None = None
+    unit_name: UnitText | None = None
+    unit_symbol: UnitText | None = None
+    default_credit_limit: Limit | None = None
+    default_balance_max: Limit | None = Field(
+        default=None, description="Send null explicitly to remove the default upper limit."
+    )
+
+
+class Network(OutputModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    unit_name: str
+    unit_symbol: str
+    scale: int
+    default_credit_limit: int
+    default_balance_max: int | None
+    created_at: datetime

@@ -1,0 +1,60 @@
+"""Networks: creation, lookup within the caller's reach, and settings."""
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mutualcredit.auth.models import Role
+from mutualcredit.auth.service import Principal
+from mutualcredit.networks.errors import NetworkCodeTaken, NetworkNotFound
+from mutualcredit.networks.models import Network
+from mutualcredit.networks.schemas import NetworkCreate, NetworkUpdate
+
+
+async def create_network(session: AsyncSession, data: NetworkCreate) -> Network:
+    network = Network(**data.model_dump())
+    try:
+        async with session.begin_nested():
+            session.add(network)
+            await session.flush()
+    except IntegrityError as exc:
+        if "networks_code_key" in str(exc.orig):
+            raise NetworkCodeTaken(f"A network with code {data.code!r} exists") from exc
+        raise
+    await session.refresh(network)
+    return network
+
+
+async def get_network(session: AsyncSession, principal: Principal, code: str) -> Network:
+    """The network, if the caller may see it. Others' networks are 404: their existence is private."""
+    if principal.role is not Role.platform and principal.network_code != code:
+        raise NetworkNotFound(f"No network {code!r}")
+    network = await session.scalar(select(Network).where(Network.code == code))
+    if network is None:
+        raise NetworkNotFound(f"No network {code!r}")
+    return network
+
+
+async def network_id(session: AsyncSession, principal: Principal, code: str) -> uuid.UUID:
+    """Like get_network, without a query when the key belongs to the network (the hot path)."""
+    if principal.role is not Role.platform:
+        if principal.network_code != code or principal.network_id is None:
+            raise NetworkNotFound(f"No network {code!r}")
+        return principal.network_id
+    return (await get_network(session, principal, code)).id
+
+
+async def list_networks(session: AsyncSession) -> list[Network]:
+    return list(await session.scalars(select(Network).order_by(Network.code)))
+
+
+async def update_network(session: AsyncSession, network: Network, data: NetworkUpdate) -> Network:
+    for field in data.model_fields_set:
+        value = getattr(data, field)
+        if value is None and field != "default_balance_max":
+            continue
+        setattr(network, field, value)
+    await session.flush()
+    return network

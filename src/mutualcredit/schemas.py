@@ -1,0 +1,69 @@
+"""Base classes and field types shared by every domain's schemas."""
+
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from mutualcredit.limits import MAX_AMOUNT
+
+
+class InputModel(BaseModel):
+    """A request body: unknown fields are an error, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class OutputModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# Money is an integer count of minor units. StrictInt refuses "100", 100.0 and true: a client
+# that sends a float or a string has a bug that must not be rounded away.
+Amount = Annotated[
+    StrictInt,
+    Field(gt=0, le=MAX_AMOUNT, description="Minor units: a positive integer, at most 2^53 - 1."),
+]
+Limit = Annotated[
+    StrictInt, Field(ge=0, le=MAX_AMOUNT, description="Minor units, from 0 to 2^53 - 1.")
+]
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list. Pass `next_cursor` back as `cursor` for the next; null at the end."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details. `code` is stable: branch on it, not on `title` or `detail`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str | None = None
+
+
+def _problem(description: str) -> dict[str, object]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {}},
+    }
+
+
+# Documented on every router; each endpoint's own refusals are listed in the README.
+PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: _problem("No API key, or an unknown or revoked one (`unauthorized`)."),
+    403: _problem("The key's role may not do this (`forbidden`)."),
+    404: _problem("No such resource, or one outside the key's network."),
+    409: _problem("The ledger refuses: a limit, an account status, an idempotency conflict."),
+    413: _problem("The body is larger than the configured cap (`payload_too_large`)."),
+    422: _problem("Malformed input (`validation_error` and friends)."),
+}

@@ -1,0 +1,183 @@
+"""SQL only: calls of the ledger's SQL functions (migration 0001) and trade queries.
+
+Each write is one statement: the function locks, checks, and books inside PostgreSQL, so no
+Python runs while an account row is locked.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Row, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mutualcredit.accounts.models import Account
+from mutualcredit.trades.models import Trade
+
+_CREATE = text(
+    """
+    SELECT outcome, problem_code, problem_detail::text AS problem_detail, trade::text AS trade
+    FROM mc_create_trade(:network_id, :key, :request_hash, :payer, :payee, :amount,
+                         :pending, :expires_at, :description, :external_ref,
+                         CAST(:metadata AS jsonb))
+    """
+)
+_RESOLVE = text(
+    """
+    SELECT outcome, problem_code, problem_detail::text AS problem_detail, trade::text AS trade
+    FROM mc_resolve_trade(:network_id, :trade_id, :action, :amount)
+    """
+)
+_EXPIRE = text("SELECT mc_expire_overdue(:limit)")
+_DETAILS = text("SELECT mc_trade_json(:trade_id)::text")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerResult:
+    outcome: str
+    problem_code: str | None
+    problem_detail: dict[str, Any]
+    trade: dict[str, Any] | None
+
+
+def _result(row: Row[Any]) -> LedgerResult:
+    return LedgerResult(
+        outcome=row.outcome,
+        problem_code=row.problem_code,
+        problem_detail=orjson.loads(row.problem_detail) if row.problem_detail else {},
+        trade=orjson.loads(row.trade) if row.trade else None,
+    )
+
+
+async def create_trade(
+    session: AsyncSession,
+    *,
+    network_id: uuid.UUID,
+    key: str,
+    request_hash: bytes,
+    payer: str,
+    payee: str,
+    amount: int,
+    pending: bool,
+    expires_at: datetime | None,
+    description: str,
+    external_ref: str | None,
+    metadata: dict[str, Any],
+) -> LedgerResult:
+    row = (
+        await session.execute(
+            _CREATE,
+            {
+                "network_id": network_id,
+                "key": key,
+                "request_hash": request_hash,
+                "payer": payer,
+                "payee": payee,
+                "amount": amount,
+                "pending": pending,
+                "expires_at": expires_at,
+                "description": description,
+                "external_ref": external_ref,
+                "metadata": orjson.dumps(metadata).decode(),
+            },
+        )
+    ).one()
+    return _result(row)
+
+
+async def resolve_trade(
+    session: AsyncSession,
+    *,
+    network_id: uuid.UUID,
+    trade_id: uuid.UUID,
+    action: str,
+    amount: int | None,
+) -> LedgerResult:
+    row = (
+        await session.execute(
+            _RESOLVE,
+            {"network_id": network_id, "trade_id": trade_id, "action": action, "amount": amount},
+        )
+    ).one()
+    return _result(row)
+
+
+async def expire_overdue(session: AsyncSession, limit: int) -> int:
+    return int((await session.execute(_EXPIRE, {"limit": limit})).scalar_one())
+
+
+async def get_details(session: AsyncSession, trade_id: uuid.UUID) -> dict[str, Any] | None:
+    raw = (await session.execute(_DETAILS, {"trade_id": trade_id})).scalar_one_or_none()
+    return orjson.loads(raw) if raw else None
+
+
+async def get_parties(
+    session: AsyncSession, network_id: uuid.UUID, trade_id: uuid.UUID
+) -> tuple[str, str] | None:
+    """Codes of (payer, payee) of a trade of the network, or None."""
+    payer = Account.__table__.alias("payer")
+    payee = Account.__table__.alias("payee")
+    row = (
+        await session.execute(
+            select(payer.c.code, payee.c.code)
+            .select_from(Trade)
+            .join(payer, payer.c.id == Trade.payer_id)
+            .join(payee, payee.c.id == Trade.payee_id)
+            .where(Trade.network_id == network_id, Trade.id == trade_id)
+        )
+    ).one_or_none()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def list_trades(
+    session: AsyncSession,
+    network_id: uuid.UUID,
+    *,
+    account_id: uuid.UUID | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A network's trades in creation order (keyset on created_at, id)."""
+    payer = Account.__table__.alias("payer")
+    payee = Account.__table__.alias("payee")
+    query = (
+        select(Trade, payer.c.code.label("payer_code"), payee.c.code.label("payee_code"))
+        .join(payer, payer.c.id == Trade.payer_id)
+        .join(payee, payee.c.id == Trade.payee_id)
+        .where(Trade.network_id == network_id)
+    )
+    if account_id is not None:
+        query = query.where((Trade.payer_id == account_id) | (Trade.payee_id == account_id))
+    if status is not None:
+        query = query.where(Trade.status == status)
+    if since is not None:
+        query = query.where(Trade.created_at >= since)
+    if until is not None:
+        query = query.where(Trade.created_at < until)
+    if after is not None:
+        query = query.where(tuple_(Trade.created_at, Trade.id) > after)
+    rows = (await session.execute(query.order_by(Trade.created_at, Trade.id).limit(limit))).all()
+    return [
+        {
+            "id": t.id,
+            "key": t.key,
+            "payer": payer_code,
+            "payee": payee_code,
+            "amount": t.amount,
+            "status": t.status,
+            "posted_amount": t.posted_amount,
+            "description": t.description,
+            "external_ref": t.external_ref,
+            "metadata": t.metadata_,
+            "reverses_trade_id": t.reverses_trade_id,
+            "expires_at": t.expires_at,
+            "created_at": t.created_at,
+            "resolved_at": t.resolved_at,
+        }
+        for t, payer_code, payee_code in rows
+    ]

@@ -1,0 +1,163 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import AwareDatetime
+from starlette.responses import Response
+
+from mutualcredit.auth.dependencies import CurrentPrincipal
+from mutualcredit.db import Session
+from mutualcredit.errors import IdempotencyKeyRequired
+from mutualcredit.idempotency import service as idempotency
+from mutualcredit.networks import service as networks
+from mutualcredit.pagination import Cursor, PageSize
+from mutualcredit.responses import IdempotencyKey, json_response, outcome_response
+from mutualcredit.schemas import PROBLEM_RESPONSES, Page
+from mutualcredit.trades import service
+from mutualcredit.trades.models import TradeStatus
+from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost, TradeVoid
+
+router = APIRouter(
+    prefix="/v1/networks/{network}/trades", tags=["trades"], responses=PROBLEM_RESPONSES
+)
+
+TradeKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Required. The trade's key, unique in the network: a retry with the same "
+        "key and body returns the original outcome (the trade, or the same refusal); with a "
+        "different body it is a 409 idempotency_conflict.",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Trade,
+    summary="Pay: book a trade at once, or hold it (pending) to post or void later",
+)
+async def create_trade(
+    network: str,
+    body: TradeCreate,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: TradeKey = None,
+) -> Response:
+    # Required, but declared optional so that its absence is our own clear problem, not a
+    # generic validation error.
+    if idempotency_key is None:
+        raise IdempotencyKeyRequired(
+            "Send an Idempotency-Key header (a UUID) so that a retry can never pay twice"
+        )
+    net_id = await networks.network_id(session, principal, network)
+    created = await service.create_trade(
+        session,
+        principal,
+        net_id,
+        idempotency_key,
+        body,
+        default_ttl=request.app.state.settings_pending_ttl,
+    )
+    return json_response(created.trade.model_dump(mode="json"), 201, replayed=created.replayed)
+
+
+@router.get("", response_model=Page[Trade], summary="List trades (a member: its own)")
+async def list_trades(
+    network: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    account: Annotated[str | None, Query(max_length=64)] = None,
+    status: TradeStatus | None = None,
+    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    cursor: Cursor = None,
+    limit: PageSize = 100,
+) -> Page[Trade]:
+    net_id = await networks.network_id(session, principal, network)
+    items, next_cursor = await service.list_trades(
+        session,
+        principal,
+        net_id,
+        account=account,
+        status=status,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page[Trade](items=items, next_cursor=next_cursor)
+
+
+@router.get("/{trade_id}", response_model=Trade, summary="Read a trade")
+async def get_trade(
+    network: str, trade_id: uuid.UUID, session: Session, principal: CurrentPrincipal
+) -> Trade:
+    net_id = await networks.network_id(session, principal, network)
+    return await service.get_trade(session, principal, net_id, trade_id)
+
+
+@router.post(
+    "/{trade_id}/post",
+    response_model=Trade,
+    summary="Post a pending trade, in full or in part (payer, payee or operator)",
+)
+async def post_trade(
+    network: str,
+    trade_id: uuid.UUID,
+    session: Session,
+    principal: CurrentPrincipal,
+    body: TradePost | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    net_id = await networks.network_id(session, principal, network)
+    data = body or TradePost()
+
+    async def write() -> Trade:
+        return await service.resolve_trade(session, principal, net_id, trade_id, "post", data)
+
+    outcome = await idempotency.respond(
+        session,
+        api_key_id=principal.key_uuid,
+        key=idempotency_key,
+        scope=f"post:{network}:{trade_id}",
+        payload=data.model_dump(mode="json"),
+        status_code=200,
+        write=write,
+    )
+    return outcome_response(outcome)
+
+
+@router.post(
+    "/{trade_id}/void",
+    response_model=Trade,
+    summary="Void a pending trade: release the hold (payee or operator)",
+)
+async def void_trade(
+    network: str,
+    trade_id: uuid.UUID,
+    session: Session,
+    principal: CurrentPrincipal,
+    body: TradeVoid | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    net_id = await networks.network_id(session, principal, network)
+
+    async def write() -> Trade:
+        return await service.resolve_trade(session, principal, net_id, trade_id, "void")
+
+    outcome = await idempotency.respond(
+        session,
+        api_key_id=principal.key_uuid,
+        key=idempotency_key,
+        scope=f"void:{network}:{trade_id}",
+        payload={},
+        status_code=200,
+        write=write,
+    )
+    return outcome_response(outcome)

@@ -1,0 +1,73 @@
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, Field, field_validator
+
+from mutualcredit.accounts.schemas import AccountCode
+from mutualcredit.schemas import Amount, InputModel, OutputModel
+from mutualcredit.trades.models import TradeStatus
+
+Description = Annotated[str, Field(max_length=500)]
+ExternalRef = Annotated[str, Field(min_length=1, max_length=200)]
+
+MAX_METADATA_BYTES = 4096
+
+
+class TradeCreate(InputModel):
+    payer: AccountCode = Field(description="Code of the paying account (a member's own).")
+    payee: AccountCode = Field(description="Code of the receiving account.")
+    amount: Amount
+    description: Description = ""
+    external_ref: ExternalRef | None = Field(
+        default=None, description="Your reference: an invoice or till receipt number."
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free JSON object, at most 4 KiB."
+    )
+    pending: bool = Field(
+        default=False,
+        description="Hold the amount now and post or void it later (two-phase), "
+        "instead of booking it at once.",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When a pending trade expires if not posted or voided. Default: 24 hours "
+        "(configurable). Only for pending trades.",
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import orjson
+
+        if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata must encode to at most {MAX_METADATA_BYTES} bytes")
+        return value
+
+
+class TradePost(InputModel):
+    amount: Amount | None = Field(
+        default=None, description="Post only part of the hold; omit to post all of it."
+    )
+
+
+class TradeVoid(InputModel):
+    pass
+
+
+class Trade(OutputModel):
+    id: uuid.UUID
+    key: str = Field(description="The Idempotency-Key the trade was created with.")
+    payer: str
+    payee: str
+    amount: int
+    status: TradeStatus
+    posted_amount: int | None = Field(description="What was booked; may be less than a hold.")
+    description: str
+    external_ref: str | None
+    metadata: dict[str, Any]
+    reverses_trade_id: uuid.UUID | None
+    expires_at: datetime | None
+    created_at: datetime
+    resolved_at: datetime | None

@@ -1,0 +1,240 @@
+"""Trades: create (direct or pending), post or void a hold, read, list, expire overdue holds.
+
+Who may do what (`Principal` roles):
+- create: a member pays only from its own account; an operator may pay from any account of its
+  network (entry on a member's behalf);
+- post a hold: its payer, its payee, or an operator. Void a hold: its payee or an operator. A
+  hold is the payer's promise to the payee, so the payer cannot withdraw it alone; it ends by
+  post, void, or expiry;
+- read a trade: its payer, its payee, or an operator. Another member sees 404.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mutualcredit.accounts import service as accounts
+from mutualcredit.auth.models import Role
+from mutualcredit.auth.service import Principal
+from mutualcredit.errors import Forbidden, ProblemError, ValidationProblem
+from mutualcredit.hashing import request_hash
+from mutualcredit.pagination import decode_cursor, encode_cursor
+from mutualcredit.trades import repository
+from mutualcredit.trades.errors import (
+    REFUSALS,
+    AmountOutOfRange,
+    SameAccount,
+    TradeNotFound,
+)
+from mutualcredit.trades.models import TradeStatus
+from mutualcredit.trades.repository import LedgerResult
+from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost
+
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    trade: Trade
+    replayed: bool
+
+
+def _refusal(result: LedgerResult, *, commit: bool) -> ProblemError:
+    assert result.problem_code is not None
+    cls = REFUSALS[result.problem_code]
+    detail = result.problem_detail
+    messages = {
+        "credit_limit_exceeded": "{account} can pay at most {available} now",
+        "balance_max_exceeded": "{account} can receive at most {headroom} now",
+        "account_not_found": "No account {account} in this network",
+        "account_suspended": "Account {account} is suspended",
+        "account_closed": "Account {account} is closed",
+        "trade_not_pending": "The trade is {status}, not pending",
+        "trade_expired": "The hold expired at {expires_at}",
+        "amount_exceeds_hold": "Only {held} is held; {requested} cannot be posted",
+        "idempotency_conflict": "Key {key} was used before with a different request",
+    }
+    template = messages.get(result.problem_code)
+    try:
+        message = template.format(**detail) if template else None
+    except KeyError:
+        message = None
+    return cls(message, commit=commit, **detail)
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
+def _as_created(trade: dict[str, Any]) -> dict[str, Any]:
+    """The trade as its creation response showed it. A replay answers with the original
+    response; a trade created pending (it has an expiry) may have been resolved since."""
+    if trade["expires_at"] is None:
+        return trade
+    return {**trade, "status": "pending", "posted_amount": None, "resolved_at": None}
+
+
+def effective(trade: dict[str, Any], now: datetime) -> Trade:
+    """A read shows an overdue hold as expired even before the sweeper has released it: no
+    post can succeed any more, and the next write on it records the expiry."""
+    model = Trade.model_validate(trade)
+    if (
+        model.status is TradeStatus.pending
+        and model.expires_at is not None
+        and model.expires_at <= now
+    ):
+        return model.model_copy(update={"status": TradeStatus.expired})
+    return model
+
+
+async def create_trade(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    key: str,
+    data: TradeCreate,
+    *,
+    default_ttl: timedelta,
+) -> Created:
+    if principal.role is Role.member and data.payer != principal.account_code:
+        raise Forbidden("A member key may only pay from its own account")
+    if data.payer == data.payee:
+        raise SameAccount()
+    now = datetime.now(UTC)
+    expires_at = data.expires_at
+    if not data.pending and expires_at is not None:
+        raise ValidationProblem("expires_at: only a pending trade expires")
+    if data.pending:
+        if expires_at is None:
+            expires_at = now + default_ttl
+        elif expires_at <= now:
+            raise ValidationProblem("expires_at: must be in the future")
+
+    fingerprint = request_hash("trade", data.model_dump(mode="json"))
+    try:
+        result = await repository.create_trade(
+            session,
+            network_id=network_id,
+            key=key,
+            request_hash=fingerprint,
+            payer=data.payer,
+            payee=data.payee,
+            amount=data.amount,
+            pending=data.pending,
+            expires_at=expires_at,
+            description=data.description,
+            external_ref=data.external_ref,
+            metadata=data.metadata,
+        )
+    except DBAPIError as exc:
+        if _sqlstate(exc) == NUMERIC_VALUE_OUT_OF_RANGE:
+            raise AmountOutOfRange() from exc
+        raise
+
+    if result.outcome == "created":
+        assert result.trade is not None
+        return Created(Trade.model_validate(result.trade), replayed=False)
+    if result.outcome == "replayed":
+        assert result.trade is not None
+        return Created(Trade.model_validate(_as_created(result.trade)), replayed=True)
+    # A refusal is recorded under the key (commit it); a conflict changed nothing.
+    raise _refusal(result, commit=result.outcome == "rejected")
+
+
+async def _trade_for(
+    session: AsyncSession, principal: Principal, network_id: uuid.UUID, trade_id: uuid.UUID
+) -> tuple[str, str]:
+    parties = await repository.get_parties(session, network_id, trade_id)
+    if parties is None or (
+        principal.role is Role.member and principal.account_code not in parties
+    ):
+        raise TradeNotFound(f"No trade {trade_id} here", trade_id=str(trade_id))
+    return parties
+
+
+async def resolve_trade(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    trade_id: uuid.UUID,
+    action: str,
+    data: TradePost | None = None,
+) -> Trade:
+    payer, payee = await _trade_for(session, principal, network_id, trade_id)
+    if principal.role is Role.member and action == "void" and principal.account_code != payee:
+        raise Forbidden("Only the payee or an operator may void a hold")
+    result = await repository.resolve_trade(
+        session,
+        network_id=network_id,
+        trade_id=trade_id,
+        action=action,
+        amount=data.amount if data is not None else None,
+    )
+    if result.outcome in ("posted", "voided"):
+        assert result.trade is not None
+        return Trade.model_validate(result.trade)
+    # 'expired' changed the ledger (the hold is released): commit that, then refuse.
+    raise _refusal(result, commit=result.outcome == "expired")
+
+
+async def get_trade(
+    session: AsyncSession, principal: Principal, network_id: uuid.UUID, trade_id: uuid.UUID
+) -> Trade:
+    await _trade_for(session, principal, network_id, trade_id)
+    details = await repository.get_details(session, trade_id)
+    assert details is not None
+    return effective(details, datetime.now(UTC))
+
+
+async def list_trades(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    *,
+    account: str | None,
+    status: TradeStatus | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Trade], str | None]:
+    if principal.role is Role.member:
+        if account is not None and account != principal.account_code:
+            raise Forbidden("A member key may only list its own account's trades")
+        account = principal.account_code
+    account_id = None
+    if account is not None:
+        account_id = (await accounts.get_account(session, network_id, account)).id
+    after = None
+    if cursor is not None:
+        at, last_id = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(str(at)), uuid.UUID(str(last_id)))
+        except ValueError:
+            raise ValidationProblem("cursor: not a cursor this service issued") from None
+    rows = await repository.list_trades(
+        session,
+        network_id,
+        account_id=account_id,
+        status=status.value if status is not None else None,
+        since=since,
+        until=until,
+        after=after,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    now = datetime.now(UTC)
+    trades = [effective(row, now) for row in rows]
+    next_cursor = (
+        encode_cursor(rows[-1]["created_at"].isoformat(), str(rows[-1]["id"])) if more else None
+    )
+    return trades, next_cursor
+
+
+async def expire_overdue(session: AsyncSession, limit: int = 100) -> int:
+    return await repository.expire_overdue(session, limit)
