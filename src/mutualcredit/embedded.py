@@ -4,7 +4,9 @@ Used when no database URL is configured. The server listens on a unix socket onl
 data directory, so it never collides with a PostgreSQL already running on the machine.
 """
 
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,35 @@ def start(data_dir: Path, *, cleanup: str | None = "stop") -> tuple[Any, str]:
     import pgserver  # imported here: it is heavy and only the embedded mode needs it
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir / "pgdata")
     server = pgserver.get_server(data_dir / "pgdata", cleanup_mode=cleanup)
     return server, str(server.get_uri())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """pgserver stops the server when the last process that joined it exits, counting them in
+    a file; a process killed by a signal never leaves it, and the server would then never stop.
+    Forget the processes that no longer exist before joining."""
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    try:
+        pids = [int(p) for p in json.loads(handles.read_text())]
+    except (ValueError, TypeError):
+        pids = []
+    alive = [p for p in pids if _pid_alive(p)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def database_url(server_url: str, database: str) -> str:
