@@ -388,9 +388,16 @@ BEGIN
     SELECT * INTO v_trade FROM trades t WHERE t.id = p_trade_id FOR UPDATE;
     v_now := clock_timestamp();
 
+    -- An expired hold answers the same whether the sweeper or this call expired it.
+    IF v_trade.status = 'expired' THEN
+        RETURN QUERY SELECT 'rejected'::text, 'trade_expired'::text,
+                            jsonb_build_object('trade_id', p_trade_id, 'expires_at', v_trade.expires_at),
+                            mc_trade_json(p_trade_id);
+        RETURN;
+    END IF;
     IF v_trade.status <> 'pending' THEN
         RETURN QUERY SELECT 'rejected'::text, 'trade_not_pending'::text,
-                            jsonb_build_object('trade_id', p_trade_id, 'status', v_trade.status),
+                            jsonb_build_object('trade_id', p_trade_id, 'trade_status', v_trade.status),
                             mc_trade_json(p_trade_id);
         RETURN;
     END IF;
@@ -529,19 +536,19 @@ def upgrade() -> None:
         sa.Column("default_balance_max", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.CheckConstraint(
-            "code ~ '^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$'", name="networks_code_format_check"
+            "code ~ '^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$'", name=op.f("networks_code_format_check")
         ),
-        sa.CheckConstraint("scale BETWEEN 0 AND 9", name="networks_scale_range_check"),
+        sa.CheckConstraint("scale BETWEEN 0 AND 9", name=op.f("networks_scale_range_check")),
         sa.CheckConstraint(
             f"default_credit_limit BETWEEN 0 AND {MAX_AMOUNT}",
-            name="networks_default_credit_limit_range_check",
+            name=op.f("networks_default_credit_limit_range_check"),
         ),
         sa.CheckConstraint(
             f"default_balance_max IS NULL OR default_balance_max BETWEEN 0 AND {MAX_AMOUNT}",
-            name="networks_default_balance_max_range_check",
+            name=op.f("networks_default_balance_max_range_check"),
         ),
-        sa.PrimaryKeyConstraint("id", name="networks_pkey"),
-        sa.UniqueConstraint("code", name="networks_code_key"),
+        sa.PrimaryKeyConstraint("id", name=op.f("networks_pkey")),
+        sa.UniqueConstraint("code", name=op.f("networks_code_key")),
     )
     op.create_table(
         "accounts",
@@ -558,40 +565,40 @@ def upgrade() -> None:
         sa.Column("balance_max", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.CheckConstraint(
-            "code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'", name="accounts_code_format_check"
+            "code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'", name=op.f("accounts_code_format_check")
         ),
-        sa.CheckConstraint("kind IN ('member', 'system')", name="accounts_kind_valid_check"),
+        sa.CheckConstraint("kind IN ('member', 'system')", name=op.f("accounts_kind_valid_check")),
         sa.CheckConstraint(
-            "status IN ('active', 'suspended', 'closed')", name="accounts_status_valid_check"
+            "status IN ('active', 'suspended', 'closed')", name=op.f("accounts_status_valid_check")
         ),
         sa.CheckConstraint(
-            f"credit_limit BETWEEN 0 AND {MAX_AMOUNT}", name="accounts_credit_limit_range_check"
+            f"credit_limit BETWEEN 0 AND {MAX_AMOUNT}", name=op.f("accounts_credit_limit_range_check")
         ),
         sa.CheckConstraint(
             f"balance_max IS NULL OR balance_max BETWEEN 0 AND {MAX_AMOUNT}",
-            name="accounts_balance_max_range_check",
+            name=op.f("accounts_balance_max_range_check"),
         ),
         sa.CheckConstraint(
             "pending_debits >= 0 AND pending_credits >= 0",
-            name="accounts_pending_nonnegative_check",
+            name=op.f("accounts_pending_nonnegative_check"),
         ),
         sa.CheckConstraint(
-            "balance - pending_debits >= -credit_limit", name="accounts_credit_limit_check"
+            "balance - pending_debits >= -credit_limit", name=op.f("accounts_credit_limit_check")
         ),
         sa.CheckConstraint(
             "balance_max IS NULL OR balance + pending_credits <= balance_max",
-            name="accounts_balance_max_check",
+            name=op.f("accounts_balance_max_check"),
         ),
         sa.CheckConstraint(
             "status <> 'closed' OR (balance = 0 AND pending_debits = 0 AND pending_credits = 0)",
-            name="accounts_closed_empty_check",
+            name=op.f("accounts_closed_empty_check"),
         ),
         sa.ForeignKeyConstraint(
-            ["network_id"], ["networks.id"], name="accounts_network_id_fkey"
+            ["network_id"], ["networks.id"], name=op.f("accounts_network_id_fkey")
         ),
-        sa.PrimaryKeyConstraint("id", name="accounts_pkey"),
-        sa.UniqueConstraint("network_id", "code", name="accounts_network_id_code_key"),
-        sa.UniqueConstraint("network_id", "id", name="accounts_network_id_id_key"),
+        sa.PrimaryKeyConstraint("id", name=op.f("accounts_pkey")),
+        sa.UniqueConstraint("network_id", "code", name=op.f("accounts_network_id_code_key")),
+        sa.UniqueConstraint("network_id", "id", name=op.f("accounts_network_id_id_key")),
     )
     op.create_table(
         "trades",
@@ -616,59 +623,59 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(f"amount BETWEEN 1 AND {MAX_AMOUNT}", name="trades_amount_range_check"),
-        sa.CheckConstraint("payer_id <> payee_id", name="trades_distinct_parties_check"),
+        sa.CheckConstraint(f"amount BETWEEN 1 AND {MAX_AMOUNT}", name=op.f("trades_amount_range_check")),
+        sa.CheckConstraint("payer_id <> payee_id", name=op.f("trades_distinct_parties_check")),
         sa.CheckConstraint(
-            "status IN ('pending', 'posted', 'voided', 'expired')", name="trades_status_valid_check"
+            "status IN ('pending', 'posted', 'voided', 'expired')", name=op.f("trades_status_valid_check")
         ),
         sa.CheckConstraint(
             "(status = 'posted') = (posted_amount IS NOT NULL)"
             " AND (posted_amount IS NULL OR posted_amount BETWEEN 1 AND amount)",
-            name="trades_posted_amount_valid_check",
+            name=op.f("trades_posted_amount_valid_check"),
         ),
         sa.CheckConstraint(
-            "(status = 'pending') = (resolved_at IS NULL)", name="trades_resolved_at_valid_check"
+            "(status = 'pending') = (resolved_at IS NULL)", name=op.f("trades_resolved_at_valid_check")
         ),
         sa.ForeignKeyConstraint(
             ["network_id", "payer_id"],
             ["accounts.network_id", "accounts.id"],
-            name="trades_network_id_payer_id_fkey",
+            name=op.f("trades_network_id_payer_id_fkey"),
         ),
         sa.ForeignKeyConstraint(
             ["network_id", "payee_id"],
             ["accounts.network_id", "accounts.id"],
-            name="trades_network_id_payee_id_fkey",
+            name=op.f("trades_network_id_payee_id_fkey"),
         ),
         sa.ForeignKeyConstraint(
-            ["reverses_trade_id"], ["trades.id"], name="trades_reverses_trade_id_fkey"
+            ["reverses_trade_id"], ["trades.id"], name=op.f("trades_reverses_trade_id_fkey")
         ),
-        sa.PrimaryKeyConstraint("id", name="trades_pkey"),
-        sa.UniqueConstraint("network_id", "key", name="trades_network_id_key_key"),
+        sa.PrimaryKeyConstraint("id", name=op.f("trades_pkey")),
+        sa.UniqueConstraint("network_id", "key", name=op.f("trades_network_id_key_key")),
     )
     op.create_index(
-        "trades_network_id_created_at_id_idx", "trades", ["network_id", "created_at", "id"]
+        op.f("trades_network_id_created_at_id_idx"), "trades", ["network_id", "created_at", "id"]
     )
     op.create_index(
-        "trades_reverses_trade_id_key",
+        op.f("trades_reverses_trade_id_key"),
         "trades",
         ["reverses_trade_id"],
         unique=True,
         postgresql_where=sa.text("reverses_trade_id IS NOT NULL"),
     )
     op.create_index(
-        "trades_pending_payer_id_idx",
+        op.f("trades_pending_payer_id_idx"),
         "trades",
         ["payer_id"],
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
-        "trades_pending_payee_id_idx",
+        op.f("trades_pending_payee_id_idx"),
         "trades",
         ["payee_id"],
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
-        "trades_pending_expires_at_idx",
+        op.f("trades_pending_expires_at_idx"),
         "trades",
         ["expires_at"],
         postgresql_where=sa.text("status = 'pending'"),
@@ -682,18 +689,18 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("balance_after", sa.BigInteger(), nullable=False),
         sa.Column("booked_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("amount <> 0", name="entries_amount_nonzero_check"),
+        sa.CheckConstraint("amount <> 0", name=op.f("entries_amount_nonzero_check")),
         sa.ForeignKeyConstraint(
             ["network_id", "account_id"],
             ["accounts.network_id", "accounts.id"],
-            name="entries_network_id_account_id_fkey",
+            name=op.f("entries_network_id_account_id_fkey"),
         ),
-        sa.ForeignKeyConstraint(["trade_id"], ["trades.id"], name="entries_trade_id_fkey"),
-        sa.PrimaryKeyConstraint("id", name="entries_pkey"),
-        sa.UniqueConstraint("trade_id", "account_id", name="entries_trade_id_account_id_key"),
+        sa.ForeignKeyConstraint(["trade_id"], ["trades.id"], name=op.f("entries_trade_id_fkey")),
+        sa.PrimaryKeyConstraint("id", name=op.f("entries_pkey")),
+        sa.UniqueConstraint("trade_id", "account_id", name=op.f("entries_trade_id_account_id_key")),
     )
     op.create_index(
-        "entries_account_id_booked_at_id_idx", "entries", ["account_id", "booked_at", "id"]
+        op.f("entries_account_id_booked_at_id_idx"), "entries", ["account_id", "booked_at", "id"]
     )
     op.create_table(
         "trade_rejections",
@@ -709,9 +716,9 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["network_id"], ["networks.id"], name="trade_rejections_network_id_fkey"
+            ["network_id"], ["networks.id"], name=op.f("trade_rejections_network_id_fkey")
         ),
-        sa.PrimaryKeyConstraint("network_id", "key", name="trade_rejections_pkey"),
+        sa.PrimaryKeyConstraint("network_id", "key", name=op.f("trade_rejections_pkey")),
     )
     op.create_table(
         "api_keys",
@@ -728,16 +735,16 @@ def upgrade() -> None:
             "(role = 'platform' AND network_id IS NULL AND account_id IS NULL)"
             " OR (role = 'operator' AND network_id IS NOT NULL AND account_id IS NULL)"
             " OR (role = 'member' AND network_id IS NOT NULL AND account_id IS NOT NULL)",
-            name="api_keys_role_scope_check",
+            name=op.f("api_keys_role_scope_check"),
         ),
-        sa.ForeignKeyConstraint(["network_id"], ["networks.id"], name="api_keys_network_id_fkey"),
+        sa.ForeignKeyConstraint(["network_id"], ["networks.id"], name=op.f("api_keys_network_id_fkey")),
         sa.ForeignKeyConstraint(
             ["network_id", "account_id"],
             ["accounts.network_id", "accounts.id"],
-            name="api_keys_network_id_account_id_fkey",
+            name=op.f("api_keys_network_id_account_id_fkey"),
         ),
-        sa.PrimaryKeyConstraint("id", name="api_keys_pkey"),
-        sa.UniqueConstraint("key_id", name="api_keys_key_id_key"),
+        sa.PrimaryKeyConstraint("id", name=op.f("api_keys_pkey")),
+        sa.UniqueConstraint("key_id", name=op.f("api_keys_key_id_key")),
     )
     op.create_table(
         "idempotency_records",
@@ -748,9 +755,9 @@ def upgrade() -> None:
         sa.Column("response", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["api_key_id"], ["api_keys.id"], name="idempotency_records_api_key_id_fkey"
+            ["api_key_id"], ["api_keys.id"], name=op.f("idempotency_records_api_key_id_fkey")
         ),
-        sa.PrimaryKeyConstraint("api_key_id", "key", name="idempotency_records_pkey"),
+        sa.PrimaryKeyConstraint("api_key_id", "key", name=op.f("idempotency_records_pkey")),
     )
     _execute_script(TRIGGERS_AND_FUNCTIONS)
 
@@ -760,13 +767,13 @@ def downgrade() -> None:
     op.drop_table("idempotency_records")
     op.drop_table("api_keys")
     op.drop_table("trade_rejections")
-    op.drop_index("entries_account_id_booked_at_id_idx", table_name="entries")
+    op.drop_index("entries_account_id_booked_at_id_idx", table_name=op.f("entries"))
     op.drop_table("entries")
-    op.drop_index("trades_pending_expires_at_idx", table_name="trades")
-    op.drop_index("trades_pending_payee_id_idx", table_name="trades")
-    op.drop_index("trades_pending_payer_id_idx", table_name="trades")
-    op.drop_index("trades_reverses_trade_id_key", table_name="trades")
-    op.drop_index("trades_network_id_created_at_id_idx", table_name="trades")
+    op.drop_index("trades_pending_expires_at_idx", table_name=op.f("trades"))
+    op.drop_index("trades_pending_payee_id_idx", table_name=op.f("trades"))
+    op.drop_index("trades_pending_payer_id_idx", table_name=op.f("trades"))
+    op.drop_index("trades_reverses_trade_id_key", table_name=op.f("trades"))
+    op.drop_index("trades_network_id_created_at_id_idx", table_name=op.f("trades"))
     op.drop_table("trades")
     op.drop_table("accounts")
     op.drop_table("networks")

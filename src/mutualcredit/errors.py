@@ -28,6 +28,8 @@ from starlette.responses import Response
 log = logging.getLogger("mutualcredit")
 
 PROBLEM_TYPE_BASE = "https://mutualcredit.dev/problems/"
+# Members every problem has; a refusal's own numbers must use other names.
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "code", "detail", "instance"})
 
 
 class ProblemError(Exception):
@@ -39,6 +41,9 @@ class ProblemError(Exception):
     retryable: ClassVar[bool] = False
 
     def __init__(self, detail: str | None = None, *, commit: bool = False, **fields: Any) -> None:
+        clash = RESERVED_MEMBERS.intersection(fields)
+        if clash:
+            raise ValueError(f"problem members {sorted(clash)} are reserved by RFC 9457")
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.fields = fields

@@ -26,7 +26,7 @@ class TradeNotFound(NotFound):
 
 
 class TradeNotPending(ProblemError):
-    """Only a pending trade can be posted or voided; `status` says what it is now."""
+    """Only a pending trade can be posted or voided; `trade_status` says what it is now."""
 
     status = 409
     code = "trade_not_pending"

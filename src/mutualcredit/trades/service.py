@@ -53,7 +53,7 @@ def _refusal(result: LedgerResult, *, commit: bool) -> ProblemError:
         "account_not_found": "No account {account} in this network",
         "account_suspended": "Account {account} is suspended",
         "account_closed": "Account {account} is closed",
-        "trade_not_pending": "The trade is {status}, not pending",
+        "trade_not_pending": "The trade is {trade_status}, not pending",
         "trade_expired": "The hold expired at {expires_at}",
         "amount_exceeds_hold": "Only {held} is held; {requested} cannot be posted",
         "idempotency_conflict": "Key {key} was used before with a different request",
