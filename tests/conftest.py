@@ -26,7 +26,7 @@ from mutualcredit.audit import run_checks
 from mutualcredit.auth import service as keys
 from mutualcredit.auth.models import Role
 from mutualcredit.config import Settings
-from mutualcredit.db import create_engine, make_sessionmaker
+from mutualcredit.db import create_engine
 from tests.helpers import Api
 
 

@@ -19,15 +19,11 @@ async def test_fifty_concurrent_trades_draining_one_payer_stop_exactly_at_its_li
         await api.account(net, f"shop{n}")
 
     # 50 trades of 70 against a limit of 1000: exactly 14 fit (980), 36 must be refused.
-    results = await asyncio.gather(
-        *(api.pay(net, "payer", f"shop{n % 5}", 70) for n in range(50))
-    )
+    results = await asyncio.gather(*(api.pay(net, "payer", f"shop{n % 5}", 70) for n in range(50)))
     codes = [r.status_code for r in results]
     assert codes.count(201) == 14
     assert codes.count(409) == 36
-    assert {r.json()["code"] for r in results if r.status_code == 409} == {
-        "credit_limit_exceeded"
-    }
+    assert {r.json()["code"] for r in results if r.status_code == 409} == {"credit_limit_exceeded"}
     payer = await api.get_account(net, "payer")
     assert payer["balance"] == -980
     assert await network_sums(db, net.code) == (0, 0, 0)
@@ -46,8 +42,7 @@ async def test_concurrent_duplicates_of_one_key_book_one_trade(
     assert sum(1 for r in results if "Idempotent-Replayed" not in r.headers) == 1
     assert await api.balances(net) == {"a": -10, "b": 10}
     count = await db.fetchval(
-        "SELECT count(*) FROM trades t JOIN networks n ON n.id = t.network_id"
-        " WHERE n.code = $1",
+        "SELECT count(*) FROM trades t JOIN networks n ON n.id = t.network_id WHERE n.code = $1",
         net.code,
     )
     assert count == 1
@@ -73,7 +68,9 @@ async def test_crossing_trades_between_the_same_accounts_never_deadlock(
     rng = random.Random(7)
     pairs = [rng.sample(codes, 2) for _ in range(120)]
     results = await asyncio.gather(*(api.pay(net, p, q, rng.randint(1, 50)) for p, q in pairs))
-    assert {r.status_code for r in results} == {201}, [r.text for r in results if r.status_code != 201]
+    assert {r.status_code for r in results} == {201}, [
+        r.text for r in results if r.status_code != 201
+    ]
     assert sum((await api.balances(net)).values()) == 0
     assert await network_sums(db, net.code) == (0, 0, 0)
 

@@ -57,7 +57,10 @@ async def test_a_balanced_update_cannot_push_an_account_past_its_credit_limit(
             a,
             b,
         )
-    assert exc.value.constraint_name in {"accounts_credit_limit_check", "accounts_balance_max_check"}
+    assert exc.value.constraint_name in {
+        "accounts_credit_limit_check",
+        "accounts_balance_max_check",
+    }
 
 
 async def test_the_upper_limit_holds_on_the_row(api: Api, db: asyncpg.Connection) -> None:
@@ -133,7 +136,6 @@ async def test_a_posted_trade_is_final(api: Api, db: asyncpg.Connection) -> None
 
 async def test_a_pending_trade_changes_only_its_status(api: Api, db: asyncpg.Connection) -> None:
     net = await _ledger(api)
-    network_id, _, _ = await _ids(db, net)
     r = await api.pay(net, "a", "b", 5, pending=True)
     trade_id = uuid.UUID(r.json()["id"])
     with pytest.raises(asyncpg.RestrictViolationError):

@@ -536,7 +536,8 @@ def upgrade() -> None:
         sa.Column("default_balance_max", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.CheckConstraint(
-            "code ~ '^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$'", name=op.f("networks_code_format_check")
+            "code ~ '^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$'",
+            name=op.f("networks_code_format_check"),
         ),
         sa.CheckConstraint("scale BETWEEN 0 AND 9", name=op.f("networks_scale_range_check")),
         sa.CheckConstraint(
@@ -572,7 +573,8 @@ def upgrade() -> None:
             "status IN ('active', 'suspended', 'closed')", name=op.f("accounts_status_valid_check")
         ),
         sa.CheckConstraint(
-            f"credit_limit BETWEEN 0 AND {MAX_AMOUNT}", name=op.f("accounts_credit_limit_range_check")
+            f"credit_limit BETWEEN 0 AND {MAX_AMOUNT}",
+            name=op.f("accounts_credit_limit_range_check"),
         ),
         sa.CheckConstraint(
             f"balance_max IS NULL OR balance_max BETWEEN 0 AND {MAX_AMOUNT}",
@@ -623,10 +625,13 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(f"amount BETWEEN 1 AND {MAX_AMOUNT}", name=op.f("trades_amount_range_check")),
+        sa.CheckConstraint(
+            f"amount BETWEEN 1 AND {MAX_AMOUNT}", name=op.f("trades_amount_range_check")
+        ),
         sa.CheckConstraint("payer_id <> payee_id", name=op.f("trades_distinct_parties_check")),
         sa.CheckConstraint(
-            "status IN ('pending', 'posted', 'voided', 'expired')", name=op.f("trades_status_valid_check")
+            "status IN ('pending', 'posted', 'voided', 'expired')",
+            name=op.f("trades_status_valid_check"),
         ),
         sa.CheckConstraint(
             "(status = 'posted') = (posted_amount IS NOT NULL)"
@@ -634,7 +639,8 @@ def upgrade() -> None:
             name=op.f("trades_posted_amount_valid_check"),
         ),
         sa.CheckConstraint(
-            "(status = 'pending') = (resolved_at IS NULL)", name=op.f("trades_resolved_at_valid_check")
+            "(status = 'pending') = (resolved_at IS NULL)",
+            name=op.f("trades_resolved_at_valid_check"),
         ),
         sa.ForeignKeyConstraint(
             ["network_id", "payer_id"],
@@ -737,7 +743,9 @@ def upgrade() -> None:
             " OR (role = 'member' AND network_id IS NOT NULL AND account_id IS NOT NULL)",
             name=op.f("api_keys_role_scope_check"),
         ),
-        sa.ForeignKeyConstraint(["network_id"], ["networks.id"], name=op.f("api_keys_network_id_fkey")),
+        sa.ForeignKeyConstraint(
+            ["network_id"], ["networks.id"], name=op.f("api_keys_network_id_fkey")
+        ),
         sa.ForeignKeyConstraint(
             ["network_id", "account_id"],
             ["accounts.network_id", "accounts.id"],

@@ -38,8 +38,10 @@ CHECKS: dict[str, str] = {
         WHERE t.status = 'posted'
         GROUP BY t.id, t.posted_amount, t.payer_id, t.payee_id
         HAVING count(e.id) <> 2
-            OR coalesce(sum(e.amount) FILTER (WHERE e.account_id = t.payee_id), 0) <> t.posted_amount
-            OR coalesce(sum(e.amount) FILTER (WHERE e.account_id = t.payer_id), 0) <> -t.posted_amount
+            OR coalesce(sum(e.amount) FILTER (WHERE e.account_id = t.payee_id), 0)
+               <> t.posted_amount
+            OR coalesce(sum(e.amount) FILTER (WHERE e.account_id = t.payer_id), 0)
+               <> -t.posted_amount
     """,
     "only posted trades have entries": """
         SELECT DISTINCT t.id::text FROM trades t JOIN entries e ON e.trade_id = t.id

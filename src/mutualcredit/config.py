@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
-        description="Where the embedded PostgreSQL keeps its data (only when database_url is unset).",
+        description="Where the embedded PostgreSQL keeps its data (when database_url is unset).",
     )
     host: str = "127.0.0.1"
     port: int = 8000

@@ -27,7 +27,9 @@ def start(data_dir: Path, *, cleanup: str | None = "stop") -> tuple[Any, str]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(data_dir / "pgdata")
-    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode=cleanup)
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        data_dir / "pgdata", cleanup_mode=cleanup
+    )
     return server, str(server.get_uri())
 
 

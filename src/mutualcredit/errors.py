@@ -174,9 +174,11 @@ def install_handlers(app: FastAPI) -> None:
             }
             for err in exc.errors()
         ]
-        first = errors[0] if errors else {"location": [], "message": "invalid"}
-        where = ".".join(first["location"])
-        problem = ValidationProblem(f"{where}: {first['message']}" if where else first["message"])
+        where, message = "", "invalid"
+        if errors:
+            where = ".".join(str(part) for part in errors[0]["location"])
+            message = str(errors[0]["message"])
+        problem = ValidationProblem(f"{where}: {message}" if where else message)
         problem.fields["errors"] = _jsonable(errors)
         return problem_response(problem, request)
 

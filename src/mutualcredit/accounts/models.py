@@ -68,7 +68,9 @@ class Account(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
     network_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("networks.id"))
     code: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text, server_default="")
@@ -79,4 +81,6 @@ class Account(Base):
     pending_credits: Mapped[int] = mapped_column(BigInteger, server_default="0")
     credit_limit: Mapped[int] = mapped_column(BigInteger)
     balance_max: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

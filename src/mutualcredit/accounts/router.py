@@ -142,9 +142,7 @@ async def _change_status(
     require_operator(principal)
 
     async def write() -> Account:
-        return Account.model_validate(
-            await service.change_status(session, net_id, account, action)
-        )
+        return Account.model_validate(await service.change_status(session, net_id, account, action))
 
     outcome = await idempotency.respond(
         session,
@@ -181,9 +179,7 @@ async def reactivate_account(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _change_status(
-        network, account, "reactivate", session, principal, idempotency_key
-    )
+    return await _change_status(network, account, "reactivate", session, principal, idempotency_key)
 
 
 @router.post(

@@ -35,6 +35,10 @@ class LimitsUpdate(InputModel):
     balance_max: Limit | None = Field(description="Upper bound of the balance; null for none.")
 
 
+_AVAILABLE = "What the account can still pay: balance - pending_debits + credit_limit."
+_HEADROOM = "What it can still receive before balance_max; null when it has no upper limit."
+
+
 class Account(OutputModel):
     id: uuid.UUID
     code: str
@@ -48,12 +52,12 @@ class Account(OutputModel):
     balance_max: int | None
     created_at: datetime
 
-    @computed_field(description="What the account can still pay: balance - pending_debits + credit_limit.")  # type: ignore[prop-decorator]
+    @computed_field(description=_AVAILABLE)  # type: ignore[prop-decorator]
     @property
     def available(self) -> int:
         return self.balance - self.pending_debits + self.credit_limit
 
-    @computed_field(description="What it can still receive before balance_max; null if unbounded.")  # type: ignore[prop-decorator]
+    @computed_field(description=_HEADROOM)  # type: ignore[prop-decorator]
     @property
     def headroom(self) -> int | None:
         if self.balance_max is None:
@@ -74,7 +78,9 @@ class StatementEntry(OutputModel):
 
 class Statement(OutputModel):
     account: str
-    since: datetime | None = Field(description="Start of the period (inclusive); null: the beginning.")
+    since: datetime | None = Field(
+        description="Start of the period (inclusive); null: the beginning."
+    )
     until: datetime | None = Field(description="End of the period (exclusive); null: now.")
     opening_balance: int
     closing_balance: int

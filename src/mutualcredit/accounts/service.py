@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select, tuple_
+from sqlalchemy import and_, case, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -152,7 +152,7 @@ async def change_status(
     return account
 
 
-def _entries_query(account_id: uuid.UUID) -> Select[Any]:
+def _entries_query(account_id: uuid.UUID) -> Any:
     counterparty = aliased(Account)
     return (
         select(
@@ -244,8 +244,6 @@ async def statement_summary(
         "total_credits": int(totals[1]),
         "entry_count": int(totals[2]),
     }
-
-
 
 
 async def codes_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -8,7 +8,15 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, LargeBinary, Text, text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    LargeBinary,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mutualcredit.db import Base
@@ -32,12 +40,16 @@ class ApiKey(Base):
         ForeignKeyConstraint(["network_id", "account_id"], ["accounts.network_id", "accounts.id"]),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
     key_id: Mapped[str] = mapped_column(Text, unique=True)
     secret_hash: Mapped[bytes] = mapped_column(LargeBinary)
     role: Mapped[str] = mapped_column(Text)
     network_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("networks.id"))
     account_id: Mapped[uuid.UUID | None]
     label: Mapped[str] = mapped_column(Text, server_default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -63,7 +63,10 @@ async def create_key(
         if body.account is not None:
             account_id = (await accounts.get_account(session, net.id, body.account)).id
         key, token = await service.create_key(
-            session, role=Role(body.role), network_id=net.id, account_id=account_id,
+            session,
+            role=Role(body.role),
+            network_id=net.id,
+            account_id=account_id,
             label=body.label,
         )
         return KeyCreated(**_key(key, net.code, body.account), token=token)

@@ -25,4 +25,6 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[bytes] = mapped_column(LargeBinary)
     status_code: Mapped[int | None]
     response: Mapped[Any | None] = mapped_column(JSONB(astext_type=Text()))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

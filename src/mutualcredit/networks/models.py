@@ -28,7 +28,9 @@ class Network(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
     code: Mapped[str] = mapped_column(Text, unique=True)
     name: Mapped[str] = mapped_column(Text)
     unit_name: Mapped[str] = mapped_column(Text)
@@ -36,4 +38,6 @@ class Network(Base):
     scale: Mapped[int] = mapped_column(SmallInteger)
     default_credit_limit: Mapped[int] = mapped_column(BigInteger)
     default_balance_max: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

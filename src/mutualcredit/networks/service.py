@@ -28,7 +28,7 @@ async def create_network(session: AsyncSession, data: NetworkCreate) -> Network:
 
 
 async def get_network(session: AsyncSession, principal: Principal, code: str) -> Network:
-    """The network, if the caller may see it. Others' networks are 404: their existence is private."""
+    """The network, if the caller may see it. Other networks are 404: their existence is private."""
     if principal.role is not Role.platform and principal.network_code != code:
         raise NetworkNotFound(f"No network {code!r}")
     network = await session.scalar(select(Network).where(Network.code == code))

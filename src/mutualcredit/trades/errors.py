@@ -5,7 +5,9 @@ from mutualcredit.errors import IdempotencyConflict, NotFound, ProblemError
 
 
 class CreditLimitExceeded(ProblemError):
-    """The payer's balance would fall below minus its credit limit. Members: `available`, `shortfall`."""
+    """The payer's balance would fall below minus its credit limit.
+
+    Members: `available` (what it can pay now), `shortfall` (what is missing)."""
 
     status = 409
     code = "credit_limit_exceeded"

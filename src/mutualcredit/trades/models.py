@@ -84,7 +84,9 @@ class Trade(Base):
         ),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
     network_id: Mapped[uuid.UUID]
     key: Mapped[str] = mapped_column(Text)
     request_hash: Mapped[bytes] = mapped_column(LargeBinary)
@@ -110,9 +112,7 @@ class Entry(Base):
     __tablename__ = "entries"
     __table_args__ = (
         UniqueConstraint("trade_id", "account_id"),
-        ForeignKeyConstraint(
-            ["network_id", "account_id"], ["accounts.network_id", "accounts.id"]
-        ),
+        ForeignKeyConstraint(["network_id", "account_id"], ["accounts.network_id", "accounts.id"]),
         CheckConstraint("amount <> 0", name="amount_nonzero"),
         # Statements read an account's entries in (booked_at, id) order: per account both follow
         # the order in which the account's row lock was taken.

@@ -149,9 +149,7 @@ async def _trade_for(
     session: AsyncSession, principal: Principal, network_id: uuid.UUID, trade_id: uuid.UUID
 ) -> tuple[str, str]:
     parties = await repository.get_parties(session, network_id, trade_id)
-    if parties is None or (
-        principal.role is Role.member and principal.account_code not in parties
-    ):
+    if parties is None or (principal.role is Role.member and principal.account_code not in parties):
         raise TradeNotFound(f"No trade {trade_id} here", trade_id=str(trade_id))
     return parties
 
@@ -164,7 +162,7 @@ async def resolve_trade(
     action: str,
     data: TradePost | None = None,
 ) -> Trade:
-    payer, payee = await _trade_for(session, principal, network_id, trade_id)
+    _, payee = await _trade_for(session, principal, network_id, trade_id)
     if principal.role is Role.member and action == "void" and principal.account_code != payee:
         raise Forbidden("Only the payee or an operator may void a hold")
     result = await repository.resolve_trade(
