@@ -19,6 +19,8 @@ def resolve_database(settings: Settings) -> tuple[str, bool]:
     """The URL to use, and whether it is the embedded server (started here if needed)."""
     if settings.database_url:
         return settings.database_url, False
+    if settings.require_database_url:
+        raise SystemExit("MUTUALCREDIT_DATABASE_URL is required here (no embedded PostgreSQL)")
     from mutualcredit import embedded
 
     # The server keeps running while this process lives; it is stopped when the last process

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
         default_factory=_default_data_dir,
         description="Where the embedded PostgreSQL keeps its data (when database_url is unset).",
     )
+    require_database_url: bool = Field(
+        default=False,
+        description="Refuse to start an embedded PostgreSQL (the container image sets this).",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64)
