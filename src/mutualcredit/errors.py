@@ -23,6 +23,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 log = logging.getLogger("mutualcredit")
@@ -185,7 +186,11 @@ def install_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         problem: ProblemError
-        if exc.status_code == 404:
+        if exc.status_code == 400:
+            # FastAPI's body parser: a body it could not even decode (for example JSON nested
+            # deeper than the parser allows). The client sent malformed input.
+            problem = ValidationProblem(f"body: {exc.detail}")
+        elif exc.status_code == 404:
             problem = NotFound("No such endpoint")
         elif exc.status_code == 405:
             problem = MethodNotAllowed()
@@ -197,6 +202,10 @@ def install_handlers(app: FastAPI) -> None:
         return problem_response(problem, request)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ClientDisconnect):
+            # The client went away (or the body cap answered 413 already): nobody to answer.
+            log.debug("client disconnected during %s %s", request.method, request.url.path)
+            return problem_response(ValidationProblem("The client disconnected"), request)
         # Never echo internals to the client; the traceback goes to the log only.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(InternalError(), request)

@@ -8,10 +8,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mutualcredit.errors import PayloadTooLarge, ValidationProblem
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
     """Refuses bodies over `max_bytes` with 413, whether or not Content-Length is declared.
 
@@ -39,27 +35,33 @@ class BodyLimitMiddleware:
 
         received = 0
         response_started = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            # Raising here would be swallowed by the framework's body parser (as a generic 400),
+            # so answer 413 now and tell the application that the client has gone.
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    refused = True
+                    if not response_started:
+                        await _send_problem(send, self._problem())
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal response_started
+            if refused:
+                return  # the 413 is the answer; whatever the application says is dropped
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not response_started:
-                await _send_problem(send, self._problem())
+        await self.app(scope, limited_receive, guarded_send)
 
     def _problem(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"Request bodies are limited to {self.max_bytes} bytes")

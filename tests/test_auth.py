@@ -1,0 +1,164 @@
+"""Keys and roles: who may do what, and what a bad key gets."""
+
+import hashlib
+
+import asyncpg
+import httpx
+
+from tests.helpers import Api, assert_problem, auth
+
+
+async def test_requests_without_a_valid_key_are_refused(api: Api) -> None:
+    net = await api.network()
+    url = f"{net.base}/accounts"
+    for headers in (
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer not-a-key"},
+        {"Authorization": "Bearer mc_0000000000000000_wrongsecret"},
+        auth(net.operator[:-2] + "xx"),
+    ):
+        r = await api.client.get(url, headers=headers)
+        assert_problem(r, 401, "unauthorized")
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_revoked_key_fails_at_once(api: Api) -> None:
+    net = await api.network()
+    await api.account(net, "a")
+    token = await api.member_key(net, "a")
+    assert (await api.client.get(f"{net.base}/accounts/a", headers=auth(token))).status_code == 200
+    key_id = token.split("_")[1]
+    r = await api.client.post(f"{net.base}/keys/{key_id}/revoke", headers=auth(net.operator))
+    assert r.status_code == 200
+    assert r.json()["revoked_at"] is not None
+    r = await api.client.get(f"{net.base}/accounts/a", headers=auth(token))
+    assert_problem(r, 401, "unauthorized")
+
+
+async def test_secrets_are_stored_only_as_hashes(api: Api, db: asyncpg.Connection) -> None:
+    net = await api.network()
+    _, key_id, secret = net.operator.split("_", 2)
+    row = await db.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", key_id)
+    assert row["secret_hash"] == hashlib.sha256(secret.encode()).digest()
+    stored = " ".join(str(v) for v in row.values())
+    assert secret not in stored
+
+
+async def test_a_replayed_key_creation_never_shows_the_secret_again(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    net = await api.network()
+    await api.account(net, "a")
+    headers = {**auth(net.operator), "Idempotency-Key": "key-1"}
+    body = {"role": "member", "account": "a"}
+    first = await api.client.post(f"{net.base}/keys", json=body, headers=headers)
+    again = await api.client.post(f"{net.base}/keys", json=body, headers=headers)
+    assert first.json()["token"].startswith("mc_")
+    assert again.json()["token"] is None
+    assert again.json()["key_id"] == first.json()["key_id"]
+    stored = await db.fetchval("SELECT response::text FROM idempotency_records WHERE key = 'key-1'")
+    assert first.json()["token"] not in stored
+
+
+async def test_member_keys_need_an_account_and_operator_keys_none(api: Api) -> None:
+    net = await api.network()
+    await api.account(net, "a")
+    for body in ({"role": "member"}, {"role": "operator", "account": "a"}, {"role": "platform"}):
+        r = await api.client.post(f"{net.base}/keys", json=body, headers=auth(net.operator))
+        assert_problem(r, 422, "validation_error")
+    r = await api.client.post(
+        f"{net.base}/keys", json={"role": "member", "account": "ghost"}, headers=auth(net.operator)
+    )
+    assert_problem(r, 404, "account_not_found")
+
+
+async def test_me_names_the_key(api: Api) -> None:
+    net = await api.network()
+    await api.account(net, "a")
+    token = await api.member_key(net, "a")
+    r = await api.client.get("/v1/me", headers=auth(token))
+    assert r.json() | {"key_id": None} == {
+        "key_id": None,
+        "role": "member",
+        "network": net.code,
+        "account": "a",
+    }
+
+
+async def test_an_operator_never_sees_another_network(api: Api) -> None:
+    mine, theirs = await api.network(), await api.network()
+    await api.account(theirs, "x")
+    trade = (await api.account(theirs, "y"), await api.pay(theirs, "x", "y", 1))[1].json()
+    for method, path in (
+        ("GET", theirs.base),
+        ("PATCH", theirs.base),
+        ("GET", f"{theirs.base}/accounts"),
+        ("GET", f"{theirs.base}/accounts/x"),
+        ("POST", f"{theirs.base}/accounts"),
+        ("PUT", f"{theirs.base}/accounts/x/limits"),
+        ("POST", f"{theirs.base}/accounts/x/suspend"),
+        ("GET", f"{theirs.base}/accounts/x/statement"),
+        ("GET", f"{theirs.base}/trades"),
+        ("GET", f"{theirs.base}/trades/{trade['id']}"),
+        ("POST", f"{theirs.base}/trades/{trade['id']}/void"),
+        ("GET", f"{theirs.base}/keys"),
+    ):
+        body = {} if method in ("POST", "PATCH") else None
+        if path.endswith("/limits"):
+            body = {"credit_limit": 0, "balance_max": None}
+        if path.endswith("/accounts") and method == "POST":
+            body = {"code": "intruder"}
+        r = await api.client.request(method, path, json=body, headers=auth(mine.operator))
+        assert_problem(r, 404, "network_not_found")
+    r = await api.pay(theirs, "x", "y", 1, token=mine.operator)
+    assert_problem(r, 404, "network_not_found")
+    assert await api.balances(theirs) == {"x": -1, "y": 1}
+
+
+async def test_members_and_operators_cannot_do_platform_or_operator_work(api: Api) -> None:
+    net = await api.network()
+    await api.account(net, "a")
+    await api.account(net, "b")
+    member = await api.member_key(net, "a")
+    network_body = {"code": "x", "name": "x", "unit_name": "u", "unit_symbol": "u", "scale": 0}
+    for token in (member, net.operator):
+        r = await api.client.post("/v1/networks", json=network_body, headers=auth(token))
+        assert_problem(r, 403, "forbidden")
+        assert_problem(await api.client.get("/v1/networks", headers=auth(token)), 403, "forbidden")
+    for method, path, body in (
+        ("POST", f"{net.base}/accounts", {"code": "c"}),
+        ("GET", f"{net.base}/accounts", None),
+        ("PUT", f"{net.base}/accounts/a/limits", {"credit_limit": 9999, "balance_max": None}),
+        ("POST", f"{net.base}/accounts/b/suspend", None),
+        ("POST", f"{net.base}/accounts/b/close", None),
+        ("PATCH", net.base, {"default_credit_limit": 5}),
+        ("POST", f"{net.base}/keys", {"role": "operator"}),
+        ("GET", f"{net.base}/keys", None),
+        ("GET", f"{net.base}/accounts/b", None),
+        ("GET", f"{net.base}/accounts/b/entries", None),
+        ("GET", f"{net.base}/accounts/b/statement", None),
+    ):
+        r = await api.client.request(method, path, json=body, headers=auth(member))
+        assert_problem(r, 403, "forbidden")
+    assert (await api.get_account(net, "a"))["credit_limit"] == 1000
+
+
+async def test_the_platform_key_reaches_every_network(api: Api) -> None:
+    net = await api.network()
+    r = await api.client.get("/v1/networks", headers=auth(api.platform))
+    assert net.code in {n["code"] for n in r.json()}
+    r = await api.client.post(
+        f"{net.base}/accounts", json={"code": "p"}, headers=auth(api.platform)
+    )
+    assert r.status_code == 201
+
+
+async def test_a_key_is_never_logged_or_echoed(
+    api: Api, client: httpx.AsyncClient, caplog: object
+) -> None:
+    net = await api.network()
+    r = await client.get(f"{net.base}/accounts/ghost", headers=auth(net.operator))
+    assert net.operator not in r.text
+    assert net.operator.split("_", 2)[2] not in str(getattr(caplog, "text", ""))

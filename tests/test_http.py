@@ -1,0 +1,61 @@
+"""HTTP edges: every error is problem+json, bodies are capped, health answers."""
+
+import httpx
+
+from tests.helpers import Api, assert_problem, auth
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = (await client.get("/readyz")).json()
+    assert ready["status"] == "ready"
+    assert ready["schema_revision"] == "0001"
+
+
+async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/v1/nothing"), 404, "not_found")
+    assert_problem(await client.delete("/v1/networks"), 405, "method_not_allowed")
+
+
+async def test_oversized_bodies_are_refused_before_anything_is_written(api: Api) -> None:
+    net = await api.network()
+    await api.account(net, "a")
+    await api.account(net, "b")
+    big = {"payer": "a", "payee": "b", "amount": 1, "description": "x" * 70_000}
+    headers = {**auth(net.operator), "Idempotency-Key": "big"}
+    r = await api.client.post(f"{net.base}/trades", json=big, headers=headers)
+    assert_problem(r, 413, "payload_too_large")
+
+    async def chunks() -> object:
+        for _ in range(100):
+            yield b" " * 1000
+
+    # No Content-Length: the cap is counted while the body streams in.
+    r = await api.client.post(
+        f"{net.base}/trades",
+        content=chunks(),  # type: ignore[arg-type]
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert_problem(r, 413, "payload_too_large")
+    assert await api.balances(net) == {"a": 0, "b": 0}
+
+
+async def test_deeply_nested_metadata_is_refused_cleanly(api: Api) -> None:
+    net = await api.network()
+    await api.account(net, "a")
+    await api.account(net, "b")
+    nested = "[" * 5000 + "]" * 5000
+    raw = f'{{"payer": "a", "payee": "b", "amount": 1, "metadata": {{"x": {nested}}}}}'
+    headers = {**auth(net.operator), "Idempotency-Key": "deep", "content-type": "application/json"}
+    r = await api.client.post(f"{net.base}/trades", content=raw, headers=headers)
+    assert r.status_code in (413, 422)
+    assert r.headers["content-type"] == "application/problem+json"
+    r = await api.pay(net, "a", "b", 1, metadata={"blob": "x" * 5000})
+    assert_problem(r, 422, "validation_error")
+    assert await api.balances(net) == {"a": 0, "b": 0}
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    r = await client.get("/healthz", headers={"X-Request-Id": "trace-123"})
+    assert r.headers["x-request-id"] == "trace-123"
+    assert len((await client.get("/healthz")).headers["x-request-id"]) == 32
