@@ -157,9 +157,12 @@ FROM trades t
 JOIN accounts payer ON payer.id = t.payer_id
 JOIN accounts payee ON payee.id = t.payee_id;
 
-CREATE FUNCTION mc_trade_json(p_trade_id uuid) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT to_jsonb(d) - 'network_id' FROM trade_details d WHERE d.id = p_trade_id
-$$;
+-- PL/pgSQL, not SQL: a SQL-language function called from PL/pgSQL is planned again at every
+-- call, which cost a quarter of a trade's time; PL/pgSQL keeps its plans.
+CREATE FUNCTION mc_trade_json(p_trade_id uuid) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT to_jsonb(d) - 'network_id' FROM trade_details d WHERE d.id = p_trade_id);
+END $$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Building blocks. Callers hold the row locks of both accounts (and of the trade) already.
@@ -170,7 +173,8 @@ $$;
 -- `release` is the hold being consumed (0 for a direct trade).
 CREATE FUNCTION mc_book(p_network_id uuid, p_trade_id uuid, p_payer_id uuid, p_payee_id uuid,
                         p_amount bigint, p_release bigint, p_now timestamptz)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     WITH moved AS (
         UPDATE accounts a
         SET balance = a.balance + CASE WHEN a.id = p_payer_id THEN -p_amount ELSE p_amount END,
@@ -182,8 +186,8 @@ RETURNS void LANGUAGE sql AS $$
     INSERT INTO entries (network_id, trade_id, account_id, amount, balance_after, booked_at)
     SELECT p_network_id, p_trade_id, moved.id,
            CASE WHEN moved.id = p_payer_id THEN -p_amount ELSE p_amount END, moved.balance, p_now
-    FROM moved
-$$;
+    FROM moved;
+END $$;
 
 -- Ends a hold without moving value: releases the reservation on both accounts.
 CREATE FUNCTION mc_release_hold(p_trade trades, p_status text, p_now timestamptz)
