@@ -37,6 +37,14 @@ def test_create_network_and_keys_from_the_command_line(
         main(["--database-url", database_url, "create-key", "--role", "member",
               "--network", code])  # fmt: skip
 
+    # Refusals and bad input are messages with exit status 2, not tracebacks.
+    assert main(["--database-url", database_url, "create-network", "--code", code,
+                 "--name", "again", "--unit-name", "h", "--unit-symbol", "h"]) == 2  # fmt: skip
+    assert "exists" in capsys.readouterr().err
+    assert main(["--database-url", database_url, "create-network", "--code", "Bad Code",
+                 "--name", "x", "--unit-name", "h", "--unit-symbol", "h"]) == 2  # fmt: skip
+    assert "code" in capsys.readouterr().err
+
     assert main(["--database-url", database_url, "check"]) == 0
     assert "all ledger checks passed" in capsys.readouterr().out
 

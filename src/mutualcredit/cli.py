@@ -7,12 +7,31 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from mutualcredit.config import Settings
+from mutualcredit.errors import ProblemError
 
 log = logging.getLogger("mutualcredit")
+
+
+@asynccontextmanager
+async def _transaction(url: str) -> AsyncIterator[AsyncSession]:
+    """One transaction on a short-lived engine, as a CLI command needs."""
+    from mutualcredit.db import create_engine, make_sessionmaker
+
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 def resolve_database(settings: Settings) -> tuple[str, bool]:
@@ -36,34 +55,29 @@ async def _bootstrap_demo(url: str) -> str | None:
 
     from mutualcredit.auth import service as keys
     from mutualcredit.auth.models import Role
-    from mutualcredit.db import create_engine, make_sessionmaker
     from mutualcredit.networks import service as networks
     from mutualcredit.networks.models import Network
     from mutualcredit.networks.schemas import NetworkCreate
 
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            if await session.scalar(select(func.count()).select_from(Network)):
-                return None
-            network = await networks.create_network(
-                session,
-                NetworkCreate(
-                    code="demo",
-                    name="Demo network",
-                    unit_name="hour",
-                    unit_symbol="h",
-                    scale=2,
-                    default_credit_limit=10_000,
-                    default_balance_max=None,
-                ),
-            )
-            _, token = await keys.create_key(
-                session, role=Role.operator, network_id=network.id, label="demo operator"
-            )
-            return token
-    finally:
-        await engine.dispose()
+    async with _transaction(url) as session:
+        if await session.scalar(select(func.count()).select_from(Network)):
+            return None
+        network = await networks.create_network(
+            session,
+            NetworkCreate(
+                code="demo",
+                name="Demo network",
+                unit_name="hour",
+                unit_symbol="h",
+                scale=2,
+                default_credit_limit=10_000,
+                default_balance_max=None,
+            ),
+        )
+        _, token = await keys.create_key(
+            session, role=Role.operator, network_id=network.id, label="demo operator"
+        )
+        return token
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -117,7 +131,6 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 async def _create_network(url: str, args: argparse.Namespace) -> dict[str, Any]:
     from mutualcredit.auth import service as keys
     from mutualcredit.auth.models import Role
-    from mutualcredit.db import create_engine, make_sessionmaker
     from mutualcredit.networks import service as networks
     from mutualcredit.networks.schemas import NetworkCreate
 
@@ -130,19 +143,15 @@ async def _create_network(url: str, args: argparse.Namespace) -> dict[str, Any]:
         default_credit_limit=args.default_credit_limit,
         default_balance_max=args.default_balance_max,
     )
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            network = await networks.create_network(session, data)
-            result: dict[str, Any] = {"network": network.code, "id": str(network.id)}
-            if not args.no_key:
-                _, token = await keys.create_key(
-                    session, role=Role.operator, network_id=network.id, label="created by CLI"
-                )
-                result["operator_key"] = token
-            return result
-    finally:
-        await engine.dispose()
+    async with _transaction(url) as session:
+        network = await networks.create_network(session, data)
+        result: dict[str, Any] = {"network": network.code, "id": str(network.id)}
+        if not args.no_key:
+            _, token = await keys.create_key(
+                session, role=Role.operator, network_id=network.id, label="created by CLI"
+            )
+            result["operator_key"] = token
+        return result
 
 
 def cmd_create_network(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,32 +166,27 @@ async def _create_key(url: str, args: argparse.Namespace) -> dict[str, Any]:
     from mutualcredit.accounts import service as accounts
     from mutualcredit.auth import service as keys
     from mutualcredit.auth.models import Role
-    from mutualcredit.db import create_engine, make_sessionmaker
     from mutualcredit.networks.models import Network
 
     role = Role(args.role)
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            network_id = account_id = None
-            if role is not Role.platform:
-                if not args.network:
-                    raise SystemExit("--network is required for operator and member keys")
-                network = await session.scalar(select(Network).where(Network.code == args.network))
-                if network is None:
-                    raise SystemExit(f"no network {args.network!r}")
-                network_id = network.id
-            if role is Role.member:
-                if not args.account:
-                    raise SystemExit("--account is required for a member key")
-                assert network_id is not None
-                account_id = (await accounts.get_account(session, network_id, args.account)).id
-            key, token = await keys.create_key(
-                session, role=role, network_id=network_id, account_id=account_id, label=args.label
-            )
-            return {"key_id": key.key_id, "role": role.value, "token": token}
-    finally:
-        await engine.dispose()
+    async with _transaction(url) as session:
+        network_id = account_id = None
+        if role is not Role.platform:
+            if not args.network:
+                raise SystemExit("--network is required for operator and member keys")
+            network = await session.scalar(select(Network).where(Network.code == args.network))
+            if network is None:
+                raise SystemExit(f"no network {args.network!r}")
+            network_id = network.id
+        if role is Role.member:
+            if not args.account:
+                raise SystemExit("--account is required for a member key")
+            assert network_id is not None
+            account_id = (await accounts.get_account(session, network_id, args.account)).id
+        key, token = await keys.create_key(
+            session, role=role, network_id=network_id, account_id=account_id, label=args.label
+        )
+        return {"key_id": key.key_id, "role": role.value, "token": token}
 
 
 def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
@@ -288,7 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     # Their INFO lines (initdb output, plugin set-up) drown the service's own.
     for noisy in ("pgserver", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    code: int = args.func(args, settings)
+    try:
+        code: int = args.func(args, settings)
+    except (ProblemError, ValidationError) as exc:
+        # A refusal or bad input is the operator's to fix: say what, without a traceback.
+        message = exc.detail if isinstance(exc, ProblemError) else str(exc)
+        print(f"mutualcredit: {message}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -1,5 +1,6 @@
 """Applies the Alembic migrations (the schema) to a database, from a checkout or from a wheel."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -35,7 +36,8 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
+async def _run(url: str, action: Callable[[Config], None]) -> None:
+    """Runs an Alembic command on a connection of our own async engine."""
     engine = create_engine(url, pool_size=1)
     try:
         async with engine.begin() as conn:
@@ -43,23 +45,16 @@ async def upgrade(url: str, revision: str = "head") -> None:
             def run(sync_conn: Connection) -> None:
                 config = alembic_config(url)
                 config.attributes["connection"] = sync_conn
-                command.upgrade(config, revision)
+                action(config)
 
             await conn.run_sync(run)
     finally:
         await engine.dispose()
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    await _run(url, lambda config: command.upgrade(config, revision))
 
 
 async def downgrade(url: str, revision: str) -> None:
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-
-            def run(sync_conn: Connection) -> None:
-                config = alembic_config(url)
-                config.attributes["connection"] = sync_conn
-                command.downgrade(config, revision)
-
-            await conn.run_sync(run)
-    finally:
-        await engine.dispose()
+    await _run(url, lambda config: command.downgrade(config, revision))

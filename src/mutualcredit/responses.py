@@ -1,22 +1,34 @@
 """Turning service results into HTTP responses."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Header
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from mutualcredit.idempotency.service import Outcome
+from mutualcredit.auth.service import Principal
+from mutualcredit.idempotency import service as idempotency
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
+
+def idempotency_header(description: str) -> Any:
+    """The Idempotency-Key header: printable ASCII, 1-200 characters."""
+    return Header(
         alias="Idempotency-Key",
         min_length=1,
         max_length=200,
         pattern=r"^[\x21-\x7e]+$",
-        description="A client-chosen key (a UUID is ideal). A retry with the same key and body "
-        "returns the original response; with a different body it is refused with 409.",
+        description=description,
+    )
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    idempotency_header(
+        "A client-chosen key (a UUID is ideal). A retry with the same key and body "
+        "returns the original response; with a different body it is refused with 409."
     ),
 ]
 
@@ -31,5 +43,27 @@ def json_response(body: Any, status_code: int = 200, *, replayed: bool = False) 
     )
 
 
-def outcome_response(outcome: Outcome) -> Response:
+async def idempotent(
+    session: AsyncSession,
+    principal: Principal,
+    key: str | None,
+    *,
+    scope: str,
+    payload: Any,
+    write: Callable[[], Awaitable[BaseModel]],
+    status_code: int = 200,
+    secret_fields: tuple[str, ...] = (),
+) -> Response:
+    """Runs an admin write at most once per (API key, Idempotency-Key) and answers with its
+    response, or with the stored one on a replay (see idempotency.service)."""
+    outcome = await idempotency.respond(
+        session,
+        api_key_id=principal.key_uuid,
+        key=key,
+        scope=scope,
+        payload=payload,
+        status_code=status_code,
+        write=write,
+        secret_fields=secret_fields,
+    )
     return json_response(outcome.body, outcome.status_code, replayed=outcome.replayed)

@@ -18,10 +18,9 @@ from mutualcredit.accounts.schemas import (
 from mutualcredit.auth.dependencies import CurrentPrincipal, require_operator
 from mutualcredit.db import Session
 from mutualcredit.errors import ValidationProblem
-from mutualcredit.idempotency import service as idempotency
 from mutualcredit.networks import service as networks
 from mutualcredit.pagination import Cursor, PageSize
-from mutualcredit.responses import IdempotencyKey, outcome_response
+from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES, Page
 
 router = APIRouter(
@@ -57,16 +56,15 @@ async def open_account(
     async def write() -> Account:
         return Account.model_validate(await service.open_account(session, net, body))
 
-    outcome = await idempotency.respond(
+    return await idempotent(
         session,
-        api_key_id=principal.key_uuid,
-        key=idempotency_key,
+        principal,
+        idempotency_key,
         scope=f"open_account:{net.code}",
         payload=body.model_dump(mode="json", exclude_unset=True),
         status_code=201,
         write=write,
     )
-    return outcome_response(outcome)
 
 
 @router.get("", response_model=Page[Account], summary="List the network's accounts (operator)")
@@ -118,16 +116,15 @@ async def set_limits(
     async def write() -> Account:
         return Account.model_validate(await service.set_limits(session, net_id, account, body))
 
-    outcome = await idempotency.respond(
+    return await idempotent(
         session,
-        api_key_id=principal.key_uuid,
-        key=idempotency_key,
+        principal,
+        idempotency_key,
         scope=f"set_limits:{network}:{account}",
         payload=body.model_dump(mode="json"),
         status_code=200,
         write=write,
     )
-    return outcome_response(outcome)
 
 
 async def _change_status(
@@ -144,16 +141,15 @@ async def _change_status(
     async def write() -> Account:
         return Account.model_validate(await service.change_status(session, net_id, account, action))
 
-    outcome = await idempotency.respond(
+    return await idempotent(
         session,
-        api_key_id=principal.key_uuid,
-        key=idempotency_key,
+        principal,
+        idempotency_key,
         scope=f"{action}:{network}:{account}",
         payload={},
         status_code=200,
         write=write,
     )
-    return outcome_response(outcome)
 
 
 @router.post(

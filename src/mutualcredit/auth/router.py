@@ -10,9 +10,8 @@ from mutualcredit.auth.models import ApiKey, Role
 from mutualcredit.auth.schemas import Key, KeyCreate, KeyCreated, Me
 from mutualcredit.db import Session
 from mutualcredit.errors import ValidationProblem
-from mutualcredit.idempotency import service as idempotency
 from mutualcredit.networks import service as networks
-from mutualcredit.responses import IdempotencyKey, outcome_response
+from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/v1", tags=["keys"], responses=PROBLEM_RESPONSES)
@@ -71,10 +70,10 @@ async def create_key(
         )
         return KeyCreated(**_key(key, net.code, body.account), token=token)
 
-    outcome = await idempotency.respond(
+    return await idempotent(
         session,
-        api_key_id=principal.key_uuid,
-        key=idempotency_key,
+        principal,
+        idempotency_key,
         scope=f"create_key:{net.code}",
         payload=body.model_dump(mode="json"),
         status_code=201,
@@ -82,7 +81,6 @@ async def create_key(
         # The secret exists only in the first response; the stored replay never holds it.
         secret_fields=("token",),
     )
-    return outcome_response(outcome)
 
 
 @router.get("/networks/{network}/keys", response_model=list[Key], summary="List the network's keys")

@@ -3,10 +3,9 @@ from starlette.responses import Response
 
 from mutualcredit.auth.dependencies import CurrentPrincipal, require_operator, require_platform
 from mutualcredit.db import Session
-from mutualcredit.idempotency import service as idempotency
 from mutualcredit.networks import service
 from mutualcredit.networks.schemas import Network, NetworkCreate, NetworkUpdate
-from mutualcredit.responses import IdempotencyKey, outcome_response
+from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/v1/networks", tags=["networks"], responses=PROBLEM_RESPONSES)
@@ -24,16 +23,15 @@ async def create_network(
     async def write() -> Network:
         return Network.model_validate(await service.create_network(session, body))
 
-    outcome = await idempotency.respond(
+    return await idempotent(
         session,
-        api_key_id=principal.key_uuid,
-        key=idempotency_key,
+        principal,
+        idempotency_key,
         scope="create_network",
         payload=body.model_dump(mode="json"),
         status_code=201,
         write=write,
     )
-    return outcome_response(outcome)
 
 
 @router.get("", response_model=list[Network], summary="List every network (platform)")
@@ -65,13 +63,12 @@ async def update_network(
     async def write() -> Network:
         return Network.model_validate(await service.update_network(session, net, body))
 
-    outcome = await idempotency.respond(
+    return await idempotent(
         session,
-        api_key_id=principal.key_uuid,
-        key=idempotency_key,
+        principal,
+        idempotency_key,
         scope=f"update_network:{net.code}",
         payload=body.model_dump(mode="json", exclude_unset=True),
         status_code=200,
         write=write,
     )
-    return outcome_response(outcome)

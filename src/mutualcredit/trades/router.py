@@ -1,17 +1,16 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.db import Session
 from mutualcredit.errors import IdempotencyKeyRequired
-from mutualcredit.idempotency import service as idempotency
 from mutualcredit.networks import service as networks
 from mutualcredit.pagination import Cursor, PageSize
-from mutualcredit.responses import IdempotencyKey, json_response, outcome_response
+from mutualcredit.responses import IdempotencyKey, idempotency_header, idempotent, json_response
 from mutualcredit.schemas import PROBLEM_RESPONSES, Page
 from mutualcredit.trades import service
 from mutualcredit.trades.models import TradeStatus
@@ -23,14 +22,10 @@ router = APIRouter(
 
 TradeKey = Annotated[
     str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Required. The trade's key, unique in the network: a retry with the same "
-        "key and body returns the original outcome (the trade, or the same refusal); with a "
-        "different body it is a 409 idempotency_conflict.",
+    idempotency_header(
+        "Required. The trade's key, unique in the network: a retry with the same key and body "
+        "returns the original outcome (the trade, or the same refusal); with a different body "
+        "it is a 409 idempotency_conflict."
     ),
 ]
 
@@ -121,16 +116,15 @@ async def post_trade(
     async def write() -> Trade:
         return await service.resolve_trade(session, principal, net_id, trade_id, "post", data)
 
-    outcome = await idempotency.respond(
+    return await idempotent(
         session,
-        api_key_id=principal.key_uuid,
-        key=idempotency_key,
+        principal,
+        idempotency_key,
         scope=f"post:{network}:{trade_id}",
         payload=data.model_dump(mode="json"),
         status_code=200,
         write=write,
     )
-    return outcome_response(outcome)
 
 
 @router.post(
@@ -151,13 +145,12 @@ async def void_trade(
     async def write() -> Trade:
         return await service.resolve_trade(session, principal, net_id, trade_id, "void")
 
-    outcome = await idempotency.respond(
+    return await idempotent(
         session,
-        api_key_id=principal.key_uuid,
-        key=idempotency_key,
+        principal,
+        idempotency_key,
         scope=f"void:{network}:{trade_id}",
         payload={},
         status_code=200,
         write=write,
     )
-    return outcome_response(outcome)
