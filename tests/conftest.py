@@ -22,11 +22,11 @@ from fastapi import FastAPI
 
 from mutualcredit import embedded, migrate
 from mutualcredit.app import create_app
-from mutualcredit.audit import run_checks
 from mutualcredit.auth import service as keys
 from mutualcredit.auth.models import Role
 from mutualcredit.config import Settings
 from mutualcredit.db import create_engine
+from mutualcredit.ledger_checks import run_checks
 from tests.helpers import Api
 
 

@@ -107,7 +107,7 @@ async def test_an_operator_never_sees_another_network(api: Api) -> None:
     ):
         body = {} if method in ("POST", "PATCH") else None
         if path.endswith("/limits"):
-            body = {"credit_limit": 0, "balance_max": None}
+            body = {"credit_limit": 0, "balance_max": None, "reason": "r"}
         if path.endswith("/accounts") and method == "POST":
             body = {"code": "intruder"}
         r = await api.client.request(method, path, json=body, headers=auth(mine.operator))
@@ -130,7 +130,7 @@ async def test_members_and_operators_cannot_do_platform_or_operator_work(api: Ap
     for method, path, body in (
         ("POST", f"{net.base}/accounts", {"code": "c"}),
         ("GET", f"{net.base}/accounts", None),
-        ("PUT", f"{net.base}/accounts/a/limits", {"credit_limit": 9999, "balance_max": None}),
+        ("PUT", f"{net.base}/accounts/a/limits", {"credit_limit": 9, "balance_max": None, "reason": "r"}),
         ("POST", f"{net.base}/accounts/b/suspend", None),
         ("POST", f"{net.base}/accounts/b/close", None),
         ("PATCH", net.base, {"default_credit_limit": 5}),

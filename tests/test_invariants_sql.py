@@ -57,18 +57,59 @@ async def test_a_balanced_update_cannot_push_an_account_past_its_credit_limit(
             a,
             b,
         )
-    assert exc.value.constraint_name in {
-        "accounts_credit_limit_check",
-        "accounts_balance_max_check",
-    }
+    assert exc.value.constraint_name in {"accounts_credit_limit", "accounts_balance_max"}
 
 
-async def test_the_upper_limit_holds_on_the_row(api: Api, db: asyncpg.Connection) -> None:
+async def test_a_limit_change_needs_a_reason_even_by_sql(
+    api: Api, db: asyncpg.Connection
+) -> None:
     net = await _ledger(api)
-    _, _, b = await _ids(db, net)
-    with pytest.raises(asyncpg.CheckViolationError) as exc:
+    _, a, _ = await _ids(db, net)
+    with pytest.raises(asyncpg.NotNullViolationError, match="reason"):
+        await db.execute("UPDATE accounts SET credit_limit = 500 WHERE id = $1", a)
+    async with db.transaction():
+        await db.execute("SELECT set_config('mutualcredit.reason', 'board decision', true)")
+        await db.execute("UPDATE accounts SET credit_limit = 500 WHERE id = $1", a)
+    change = await db.fetchrow(
+        "SELECT * FROM limit_changes WHERE account_id = $1 ORDER BY id DESC LIMIT 1", a
+    )
+    assert (change["kind"], change["credit_limit_before"], change["credit_limit_after"]) == (
+        "set",
+        100,
+        500,
+    )
+    assert (change["reason"], change["actor"]) == ("board decision", "sql:postgres")
+
+
+async def test_below_a_lowered_limit_an_account_can_only_recover(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    """b holds 40; lowering its balance_max to 10 is allowed, but it can receive no more."""
+    net = await _ledger(api)
+    _, a, b = await _ids(db, net)
+    async with db.transaction():
+        await db.execute("SELECT set_config('mutualcredit.reason', 'cap', true)")
         await db.execute("UPDATE accounts SET balance_max = 10 WHERE id = $1", b)
-    assert exc.value.constraint_name == "accounts_balance_max_check"
+    with pytest.raises(asyncpg.CheckViolationError) as exc:
+        await db.execute(
+            "UPDATE accounts SET balance = balance + CASE WHEN id = $1 THEN -1 ELSE 1 END"
+            " WHERE id IN ($1, $2)",
+            a,
+            b,
+        )
+    assert exc.value.constraint_name == "accounts_balance_max"
+    # Moving back toward the limit is allowed (rolled back: a balance moved without entries
+    # would, rightly, fail the ledger audit at the end of the session).
+    recovery = db.transaction()
+    await recovery.start()
+    status = await db.execute(
+        "UPDATE accounts SET balance = balance + CASE WHEN id = $1 THEN 1 ELSE -1 END"
+        " WHERE id IN ($1, $2)",
+        a,
+        b,
+    )
+    await recovery.rollback()
+    assert status == "UPDATE 2"
 
 
 async def test_an_account_cannot_open_with_money(api: Api, db: asyncpg.Connection) -> None:
@@ -151,8 +192,8 @@ async def test_a_trade_key_is_unique_in_its_network(api: Api, db: asyncpg.Connec
     with pytest.raises(asyncpg.UniqueViolationError) as exc:
         await db.execute(
             "INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount,"
-            " status, expires_at, created_at) VALUES ($1, $2, '\\x00', $3, $4, 1, 'pending',"
-            " now(), now())",
+            " status, expires_at, created_at, created_by) VALUES ($1, $2, '\\x00', $3, $4, 1, 'pending',"
+            " now(), now(), 'sql')",
             network_id,
             key,
             a,
@@ -168,8 +209,8 @@ async def test_a_trade_cannot_cross_networks(api: Api, db: asyncpg.Connection) -
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await db.execute(
             "INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount,"
-            " status, expires_at, created_at) VALUES ($1, 'cross', '\\x00', $2, $3, 1,"
-            " 'pending', now(), now())",
+            " status, expires_at, created_at, created_by) VALUES ($1, 'cross', '\\x00', $2, $3, 1,"
+            " 'pending', now(), now(), 'sql')",
             network_id,
             a,
             foreign,

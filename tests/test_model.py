@@ -114,7 +114,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.run(
             self.conn.fetchrow(
                 "SELECT outcome, problem_code, trade->>'id' AS id FROM mc_create_trade("
-                "$1, $2, $3, $4, $5, $6, $7, now() + interval '1 hour', '', NULL, '{}')",
+                "$1, $2, $3, $4, $5, $6, $7, now() + interval '1 hour', '', NULL, '{}', 'model')",
                 self.network_id,
                 key,
                 hashlib.sha256(request).digest(),
@@ -187,7 +187,7 @@ class LedgerMachine(RuleBasedStateMachine):
         p, q = self.model.accounts[hold.payer], self.model.accounts[hold.payee]
         row = self.run(
             self.conn.fetchrow(
-                "SELECT outcome, problem_code FROM mc_resolve_trade($1, $2, 'post', $3)",
+                "SELECT outcome, problem_code FROM mc_resolve_trade($1, $2, 'post', $3, 'model')",
                 self.network_id,
                 hold.trade_id,
                 amount,
@@ -206,7 +206,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def _void(self, hold: Hold) -> None:
         row = self.run(
             self.conn.fetchrow(
-                "SELECT outcome FROM mc_resolve_trade($1, $2, 'void', NULL)",
+                "SELECT outcome FROM mc_resolve_trade($1, $2, 'void', NULL, 'model')",
                 self.network_id,
                 hold.trade_id,
             )

@@ -158,7 +158,7 @@ async def test_a_refusal_is_remembered_so_a_retry_cannot_turn_it_into_a_success(
     # The operator raises the limit; the retry of the refused key is still refused, identically.
     r = await api.client.put(
         f"{net.base}/accounts/a/limits",
-        json={"credit_limit": 1000, "balance_max": None},
+        json={"credit_limit": 1000, "balance_max": None, "reason": "trusted member"},
         headers=auth(net.operator),
     )
     assert r.status_code == 200, r.text

@@ -8,23 +8,20 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mutualcredit import __version__
+from mutualcredit import __version__, jobs
 from mutualcredit.accounts.router import router as accounts_router
 from mutualcredit.auth.router import router as keys_router
 from mutualcredit.config import Settings
 from mutualcredit.db import create_engine, make_sessionmaker
 from mutualcredit.errors import install_handlers
-from mutualcredit.health import router as health_router
+from mutualcredit.limits.router import router as limits_router
 from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from mutualcredit.networks.router import router as networks_router
-from mutualcredit.trades import service as trades
+from mutualcredit.probes import router as probes_router
 from mutualcredit.trades.router import router as trades_router
 
 log = logging.getLogger("mutualcredit")
-
-SWEEP_BATCH = 100
 
 DESCRIPTION = """
 A mutual credit ledger: networks of members who pay each other in a shared unit that nobody
@@ -34,23 +31,6 @@ network's balances always sum to zero; credit limits and upper limits bound ever
 Amounts are integers in the network's minor unit (see the network's `scale`). Authenticate with
 `Authorization: Bearer <key>`. Errors are RFC 9457 problem details with a stable `code`.
 """
-
-
-async def sweep_holds(sessionmaker: async_sessionmaker[AsyncSession], interval: float) -> None:
-    """Expires overdue holds in every network, in batches, forever. Access-time checks in the
-    ledger functions already refuse an overdue hold; this releases what it reserved."""
-    while True:
-        try:
-            while True:
-                async with sessionmaker.begin() as session:
-                    expired = await trades.expire_overdue(session, SWEEP_BATCH)
-                if expired:
-                    log.info("expired %d overdue holds", expired)
-                if expired < SWEEP_BATCH:
-                    break
-        except Exception:
-            log.exception("sweeping overdue holds failed; trying again later")
-        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -64,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         sweeper = asyncio.create_task(
-            sweep_holds(app.state.sessionmaker, settings.sweep_interval_seconds)
+            jobs.run_forever(app.state.sessionmaker, settings.sweep_interval_seconds)
         )
         try:
             yield
@@ -85,7 +65,14 @@ def create_app(settings: Settings) -> FastAPI:
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
-    for router in (health_router, keys_router, networks_router, accounts_router, trades_router):
+    for router in (
+        probes_router,
+        keys_router,
+        networks_router,
+        accounts_router,
+        limits_router,
+        trades_router,
+    ):
         app.include_router(router)
     return app
 

@@ -207,8 +207,8 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _audit(url: str) -> int:
-    from mutualcredit.audit import run_checks
     from mutualcredit.db import create_engine
+    from mutualcredit.ledger_checks import run_checks
 
     engine = create_engine(url, pool_size=1)
     try:

@@ -1,10 +1,13 @@
 """Every table's model, imported in one place so that `metadata` is complete (for Alembic)."""
 
 from mutualcredit.accounts.models import Account
+from mutualcredit.audit.models import AuditHead, AuditRecord
 from mutualcredit.auth.models import ApiKey
 from mutualcredit.db import Base
 from mutualcredit.idempotency.models import IdempotencyRecord
+from mutualcredit.limits.models import LimitChange
 from mutualcredit.networks.models import Network
+from mutualcredit.requests.models import PayeeApproval, PaymentRequest
 from mutualcredit.trades.models import Entry, Trade, TradeRejection
 
 metadata = Base.metadata
@@ -12,9 +15,14 @@ metadata = Base.metadata
 __all__ = [
     "Account",
     "ApiKey",
+    "AuditHead",
+    "AuditRecord",
     "Entry",
     "IdempotencyRecord",
+    "LimitChange",
     "Network",
+    "PayeeApproval",
+    "PaymentRequest",
     "Trade",
     "TradeRejection",
     "metadata",

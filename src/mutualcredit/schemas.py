@@ -4,7 +4,7 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from mutualcredit.limits import MAX_AMOUNT
+from mutualcredit.amounts import MAX_AMOUNT
 
 
 class InputModel(BaseModel):

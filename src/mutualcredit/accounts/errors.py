@@ -32,11 +32,3 @@ class AccountNotEmpty(ProblemError):
     status = 409
     code = "account_not_empty"
     title = "The account still holds a balance or pending trades"
-
-
-class LimitBelowUsage(ProblemError):
-    """The new limit would put the account beyond it at once."""
-
-    status = 409
-    code = "limit_below_usage"
-    title = "The limit is below what the account already uses"

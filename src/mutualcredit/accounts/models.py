@@ -1,8 +1,11 @@
 """An account: a member's or a system's position in one network.
 
 Invariants kept by PostgreSQL on every row, whatever writes it:
-- `balance - pending_debits >= -credit_limit`  (CHECK accounts_credit_limit_check)
-- `balance + pending_credits <= balance_max`   (CHECK accounts_balance_max_check, when set)
+- no write takes an account beyond `balance - pending_debits >= -credit_limit` or
+  `balance + pending_credits <= balance_max`, nor further beyond them (trigger accounts_limits);
+  lowering a limit below what an account uses is allowed and blocks it until it recovers, and
+  only an operator's recorded override may book past a limit;
+- every change of limits is recorded with its reason (trigger accounts_limit_history);
 - a closed account holds nothing               (CHECK accounts_closed_empty_check)
 - every UPDATE keeps the network's balances summing to zero and its pending debits equal to its
   pending credits; accounts open empty and are never deleted (triggers, see migration 0001).
@@ -26,8 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mutualcredit.amounts import MAX_AMOUNT
 from mutualcredit.db import Base
-from mutualcredit.limits import MAX_AMOUNT
 
 
 class AccountKind(StrEnum):
@@ -58,9 +61,13 @@ class Account(Base):
             name="balance_max_range",
         ),
         CheckConstraint("pending_debits >= 0 AND pending_credits >= 0", name="pending_nonnegative"),
-        CheckConstraint("balance - pending_debits >= -credit_limit", name="credit_limit"),
         CheckConstraint(
-            "balance_max IS NULL OR balance + pending_credits <= balance_max", name="balance_max"
+            "(revert_at IS NULL) = (revert_credit_limit IS NULL)", name="revert_complete"
+        ),
+        CheckConstraint(
+            f"revert_credit_limit BETWEEN 0 AND {MAX_AMOUNT}"
+            f" AND (revert_balance_max IS NULL OR revert_balance_max BETWEEN 0 AND {MAX_AMOUNT})",
+            name="revert_range",
         ),
         CheckConstraint(
             "status <> 'closed' OR (balance = 0 AND pending_debits = 0 AND pending_credits = 0)",
@@ -81,6 +88,10 @@ class Account(Base):
     pending_credits: Mapped[int] = mapped_column(BigInteger, server_default="0")
     credit_limit: Mapped[int] = mapped_column(BigInteger)
     balance_max: Mapped[int | None] = mapped_column(BigInteger)
+    # A temporary limit: at revert_at the limits return to these values (by the sweeper).
+    revert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revert_credit_limit: Mapped[int | None] = mapped_column(BigInteger)
+    revert_balance_max: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )

@@ -10,12 +10,12 @@ from mutualcredit.accounts.models import AccountStatus
 from mutualcredit.accounts.schemas import (
     Account,
     AccountCreate,
-    LimitsUpdate,
     Statement,
     StatementEntry,
     StatusAction,
 )
-from mutualcredit.auth.dependencies import CurrentPrincipal, require_operator
+from mutualcredit.auth.dependencies import CurrentPrincipal
+from mutualcredit.auth.permissions import require_operator, require_reader
 from mutualcredit.db import Session
 from mutualcredit.errors import ValidationProblem
 from mutualcredit.networks import service as networks
@@ -77,7 +77,7 @@ async def list_accounts(
     limit: PageSize = 100,
 ) -> Page[Account]:
     net_id = await networks.network_id(session, principal, network)
-    require_operator(principal)
+    require_reader(principal)
     rows, next_cursor = await service.list_accounts(
         session, net_id, status=status, cursor=cursor, limit=limit
     )
@@ -95,36 +95,6 @@ async def get_account(
     net_id = await networks.network_id(session, principal, network)
     service.check_can_read(principal, account)
     return Account.model_validate(await service.get_account(session, net_id, account))
-
-
-@router.put(
-    "/{account}/limits",
-    response_model=Account,
-    summary="Set an account's credit_limit and balance_max (operator)",
-)
-async def set_limits(
-    network: str,
-    account: str,
-    body: LimitsUpdate,
-    session: Session,
-    principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-    require_operator(principal)
-
-    async def write() -> Account:
-        return Account.model_validate(await service.set_limits(session, net_id, account, body))
-
-    return await idempotent(
-        session,
-        principal,
-        idempotency_key,
-        scope=f"set_limits:{network}:{account}",
-        payload=body.model_dump(mode="json"),
-        status_code=200,
-        write=write,
-    )
 
 
 async def _change_status(

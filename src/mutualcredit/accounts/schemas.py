@@ -30,11 +30,6 @@ class AccountCreate(InputModel):
     )
 
 
-class LimitsUpdate(InputModel):
-    credit_limit: Limit = Field(description="How far below zero the balance may go.")
-    balance_max: Limit | None = Field(description="Upper bound of the balance; null for none.")
-
-
 _AVAILABLE = "What the account can still pay: balance - pending_debits + credit_limit."
 _HEADROOM = "What it can still receive before balance_max; null when it has no upper limit."
 
@@ -50,6 +45,11 @@ class Account(OutputModel):
     pending_credits: int = Field(description="Held for pending trades this account receives.")
     credit_limit: int
     balance_max: int | None
+    revert_at: datetime | None = Field(
+        description="When a temporary limit ends and the limits return to the values below."
+    )
+    revert_credit_limit: int | None
+    revert_balance_max: int | None
     created_at: datetime
 
     @computed_field(description=_AVAILABLE)  # type: ignore[prop-decorator]

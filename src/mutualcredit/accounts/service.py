@@ -23,10 +23,9 @@ from mutualcredit.accounts.errors import (
     AccountCodeTaken,
     AccountNotEmpty,
     AccountNotFound,
-    LimitBelowUsage,
 )
 from mutualcredit.accounts.models import Account, AccountStatus
-from mutualcredit.accounts.schemas import AccountCreate, LimitsUpdate, StatusAction
+from mutualcredit.accounts.schemas import AccountCreate, StatusAction
 from mutualcredit.auth.models import Role
 from mutualcredit.auth.service import Principal
 from mutualcredit.errors import Forbidden, ValidationProblem
@@ -95,30 +94,6 @@ async def list_accounts(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1].code) if more else None
-
-
-async def set_limits(
-    session: AsyncSession, network_id: uuid.UUID, code: str, data: LimitsUpdate
-) -> Account:
-    account = await get_account(session, network_id, code, for_update=True)
-    used = account.pending_debits - account.balance
-    if used > data.credit_limit:
-        raise LimitBelowUsage(
-            f"The account already uses {used} of credit (balance and holds)",
-            account=code,
-            used=used,
-        )
-    held = account.balance + account.pending_credits
-    if data.balance_max is not None and held > data.balance_max:
-        raise LimitBelowUsage(
-            f"The account already holds {held} (balance and incoming holds)",
-            account=code,
-            held=held,
-        )
-    account.credit_limit = data.credit_limit
-    account.balance_max = data.balance_max
-    await session.flush()
-    return account
 
 
 _TRANSITIONS: dict[StatusAction, tuple[set[AccountStatus], AccountStatus]] = {

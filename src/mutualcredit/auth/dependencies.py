@@ -4,10 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mutualcredit.auth.models import Role
 from mutualcredit.auth.service import Principal, authenticate
 from mutualcredit.db import Session
-from mutualcredit.errors import Forbidden, Unauthorized
+from mutualcredit.errors import Unauthorized
 
 
 async def current_principal(request: Request, session: Session) -> Principal:
@@ -24,14 +23,3 @@ async def current_principal(request: Request, session: Session) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-
-
-def require_platform(principal: Principal) -> None:
-    if principal.role is not Role.platform:
-        raise Forbidden("Only a platform key may do this")
-
-
-def require_operator(principal: Principal) -> None:
-    """The caller must run the network (its access to the network is checked already)."""
-    if principal.role not in (Role.platform, Role.operator):
-        raise Forbidden("Only an operator of this network may do this")

@@ -1,7 +1,7 @@
 """API keys. The secret is never stored: only SHA-256 of it, beside a public `key_id`.
 
 A key has one role and the scope that role needs (CHECK api_keys_role_scope_check):
-platform (no network), operator (one network), member (one account of one network).
+platform (no network), operator and auditor (one network), member (one account of one network).
 """
 
 import uuid
@@ -25,6 +25,7 @@ from mutualcredit.db import Base
 class Role(StrEnum):
     platform = "platform"
     operator = "operator"
+    auditor = "auditor"
     member = "member"
 
 
@@ -33,7 +34,8 @@ class ApiKey(Base):
     __table_args__ = (
         CheckConstraint(
             "(role = 'platform' AND network_id IS NULL AND account_id IS NULL)"
-            " OR (role = 'operator' AND network_id IS NOT NULL AND account_id IS NULL)"
+            " OR (role IN ('operator', 'auditor')"
+            " AND network_id IS NOT NULL AND account_id IS NULL)"
             " OR (role = 'member' AND network_id IS NOT NULL AND account_id IS NOT NULL)",
             name="role_scope",
         ),

@@ -5,8 +5,9 @@ from starlette.responses import Response
 
 from mutualcredit.accounts import service as accounts
 from mutualcredit.auth import service
-from mutualcredit.auth.dependencies import CurrentPrincipal, require_operator
+from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.models import ApiKey, Role
+from mutualcredit.auth.permissions import require_operator, require_reader
 from mutualcredit.auth.schemas import Key, KeyCreate, KeyCreated, Me
 from mutualcredit.db import Session
 from mutualcredit.errors import ValidationProblem
@@ -54,7 +55,7 @@ async def create_key(
 ) -> Response:
     net = await networks.get_network(session, principal, network)
     require_operator(principal)
-    if (body.role == "member") != (body.account is not None):
+    if (body.role == "member") != (body.account is not None):  # operators and auditors: none
         raise ValidationProblem("account: required for a member key, and only for one")
 
     async def write() -> KeyCreated:
@@ -86,7 +87,7 @@ async def create_key(
 @router.get("/networks/{network}/keys", response_model=list[Key], summary="List the network's keys")
 async def list_keys(network: str, session: Session, principal: CurrentPrincipal) -> list[Key]:
     net = await networks.get_network(session, principal, network)
-    require_operator(principal)
+    require_reader(principal)
     keys = await service.list_keys(session, net.id)
     codes = await accounts.codes_by_id(session, [k.account_id for k in keys if k.account_id])
     return [

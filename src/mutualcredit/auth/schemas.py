@@ -9,7 +9,7 @@ from mutualcredit.schemas import InputModel, OutputModel
 
 
 class KeyCreate(InputModel):
-    role: Literal["member", "operator"]
+    role: Literal["member", "operator", "auditor"]
     account: AccountCode | None = Field(
         default=None, description="For a member key: the account it acts for."
     )

@@ -30,6 +30,7 @@ class Principal:
     key_uuid: uuid.UUID
     key_id: str
     role: Role
+    actor: str
     network_id: uuid.UUID | None
     network_code: str | None
     account_id: uuid.UUID | None
@@ -71,10 +72,13 @@ async def create_key(
     return key, token
 
 
+# Also names the actor for the rest of the request's transaction: the history and audit triggers
+# read mutualcredit.actor. If the secret turns out wrong, the transaction rolls back with it.
 _AUTH_QUERY = text(
     """
     SELECT k.id, k.key_id, k.secret_hash, k.role, k.revoked_at,
-           k.network_id, n.code AS network_code, k.account_id, a.code AS account_code
+           k.network_id, n.code AS network_code, k.account_id, a.code AS account_code,
+           set_config('mutualcredit.actor', k.role || ':' || k.key_id, true) AS actor
     FROM api_keys k
     LEFT JOIN networks n ON n.id = k.network_id
     LEFT JOIN accounts a ON a.id = k.account_id
@@ -99,6 +103,7 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         key_uuid=row.id,
         key_id=row.key_id,
         role=Role(row.role),
+        actor=row.actor,
         network_id=row.network_id,
         network_code=row.network_code,
         account_id=row.account_id,

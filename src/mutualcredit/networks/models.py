@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, SmallInteger, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mutualcredit.amounts import MAX_AMOUNT
 from mutualcredit.db import Base
-from mutualcredit.limits import MAX_AMOUNT
 
 
 class Network(Base):

@@ -1,7 +1,8 @@
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from mutualcredit.auth.dependencies import CurrentPrincipal, require_operator, require_platform
+from mutualcredit.auth.dependencies import CurrentPrincipal
+from mutualcredit.auth.permissions import require_operator, require_platform
 from mutualcredit.db import Session
 from mutualcredit.networks import service
 from mutualcredit.networks.schemas import Network, NetworkCreate, NetworkUpdate

@@ -40,6 +40,10 @@ class NetworkUpdate(InputModel):
     default_balance_max: Limit | None = Field(
         default=None, description="Send null explicitly to remove the default upper limit."
     )
+    reason: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        default=None,
+        description="Required when the default limits change; kept in the limit history.",
+    )
 
 
 class Network(OutputModel):

@@ -6,8 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mutualcredit.audit.context import explain
 from mutualcredit.auth.models import Role
 from mutualcredit.auth.service import Principal
+from mutualcredit.errors import ValidationProblem
 from mutualcredit.networks.errors import NetworkCodeTaken, NetworkNotFound
 from mutualcredit.networks.models import Network
 from mutualcredit.networks.schemas import NetworkCreate, NetworkUpdate
@@ -51,7 +53,13 @@ async def list_networks(session: AsyncSession) -> list[Network]:
 
 
 async def update_network(session: AsyncSession, network: Network, data: NetworkUpdate) -> Network:
-    for field in data.model_fields_set:
+    """Names, and the defaults for accounts opened from now on (existing accounts keep their
+    limits unless the operator applies the defaults to them: limits.service.apply_defaults)."""
+    if {"default_credit_limit", "default_balance_max"} & data.model_fields_set:
+        if not data.reason:
+            raise ValidationProblem("reason: required when the default limits change")
+        await explain(session, data.reason)
+    for field in data.model_fields_set - {"reason"}:
         value = getattr(data, field)
         if value is None and field != "default_balance_max":
             continue

@@ -26,14 +26,22 @@ from sqlalchemy import (
     LargeBinary,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import conv
 
+from mutualcredit.amounts import MAX_AMOUNT
 from mutualcredit.db import Base
-from mutualcredit.limits import MAX_AMOUNT
+
+
+class TradeKind(StrEnum):
+    transfer = "transfer"
+    reversal = "reversal"
+    write_off = "write_off"
+    request = "request"
 
 
 class TradeStatus(StrEnum):
@@ -60,6 +68,13 @@ class Trade(Base):
             name="posted_amount_valid",
         ),
         CheckConstraint("(status = 'pending') = (resolved_at IS NULL)", name="resolved_at_valid"),
+        CheckConstraint(
+            "kind IN ('transfer', 'reversal', 'write_off', 'request')", name="kind_valid"
+        ),
+        CheckConstraint(
+            "(kind = 'reversal') = (reverses_trade_id IS NOT NULL)", name="reversal_linked"
+        ),
+        CheckConstraint("NOT limit_override OR reason IS NOT NULL", name="override_reason"),
         Index(None, "network_id", "created_at", "id"),
         Index(
             conv("trades_reverses_trade_id_key"),
@@ -101,6 +116,10 @@ class Trade(Base):
         "metadata", JSONB(astext_type=Text()), server_default=text("'{}'::jsonb")
     )
     reverses_trade_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("trades.id"))
+    kind: Mapped[str] = mapped_column(Text, server_default="transfer")
+    reason: Mapped[str | None] = mapped_column(Text)
+    limit_override: Mapped[bool] = mapped_column(server_default=false())
+    created_by: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -21,13 +21,14 @@ _CREATE = text(
     SELECT outcome, problem_code, problem_detail::text AS problem_detail, trade::text AS trade
     FROM mc_create_trade(:network_id, :key, :request_hash, :payer, :payee, :amount,
                          :pending, :expires_at, :description, :external_ref,
-                         CAST(:metadata AS jsonb))
+                         CAST(:metadata AS jsonb), :actor, :kind, :reverses_trade_id, :reason,
+                         :override, :remember_refusal)
     """
 )
 _RESOLVE = text(
     """
     SELECT outcome, problem_code, problem_detail::text AS problem_detail, trade::text AS trade
-    FROM mc_resolve_trade(:network_id, :trade_id, :action, :amount)
+    FROM mc_resolve_trade(:network_id, :trade_id, :action, :amount, :actor)
     """
 )
 _EXPIRE = text("SELECT mc_expire_overdue(:limit)")
@@ -65,6 +66,12 @@ async def create_trade(
     description: str,
     external_ref: str | None,
     metadata: dict[str, Any],
+    actor: str,
+    kind: str = "transfer",
+    reverses_trade_id: uuid.UUID | None = None,
+    reason: str | None = None,
+    override: bool = False,
+    remember_refusal: bool = True,
 ) -> LedgerResult:
     row = (
         await session.execute(
@@ -81,6 +88,12 @@ async def create_trade(
                 "description": description,
                 "external_ref": external_ref,
                 "metadata": orjson.dumps(metadata).decode(),
+                "actor": actor,
+                "kind": kind,
+                "reverses_trade_id": reverses_trade_id,
+                "reason": reason,
+                "override": override,
+                "remember_refusal": remember_refusal,
             },
         )
     ).one()
@@ -94,11 +107,18 @@ async def resolve_trade(
     trade_id: uuid.UUID,
     action: str,
     amount: int | None,
+    actor: str,
 ) -> LedgerResult:
     row = (
         await session.execute(
             _RESOLVE,
-            {"network_id": network_id, "trade_id": trade_id, "action": action, "amount": amount},
+            {
+                "network_id": network_id,
+                "trade_id": trade_id,
+                "action": action,
+                "amount": amount,
+                "actor": actor,
+            },
         )
     ).one()
     return _result(row)

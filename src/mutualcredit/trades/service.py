@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.accounts import service as accounts
 from mutualcredit.auth.models import Role
+from mutualcredit.auth.permissions import require_writer
 from mutualcredit.auth.service import Principal
 from mutualcredit.errors import Forbidden, ProblemError, ValidationProblem
 from mutualcredit.hashing import request_hash
@@ -100,6 +101,7 @@ async def create_trade(
     *,
     default_ttl: timedelta,
 ) -> Created:
+    require_writer(principal)
     if principal.role is Role.member and data.payer != principal.account_code:
         raise Forbidden("A member key may only pay from its own account")
     if data.payer == data.payee:
@@ -129,6 +131,7 @@ async def create_trade(
             description=data.description,
             external_ref=data.external_ref,
             metadata=data.metadata,
+            actor=principal.actor,
         )
     except DBAPIError as exc:
         if _sqlstate(exc) == NUMERIC_VALUE_OUT_OF_RANGE:
@@ -162,6 +165,7 @@ async def resolve_trade(
     action: str,
     data: TradePost | None = None,
 ) -> Trade:
+    require_writer(principal)
     _, payee = await _trade_for(session, principal, network_id, trade_id)
     if principal.role is Role.member and action == "void" and principal.account_code != payee:
         raise Forbidden("Only the payee or an operator may void a hold")
@@ -171,6 +175,7 @@ async def resolve_trade(
         trade_id=trade_id,
         action=action,
         amount=data.amount if data is not None else None,
+        actor=principal.actor,
     )
     if result.outcome in ("posted", "voided"):
         assert result.trade is not None

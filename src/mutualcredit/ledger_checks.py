@@ -55,10 +55,21 @@ CHECKS: dict[str, str] = {
                    WHERE status = 'pending' GROUP BY payee_id) c ON c.payee_id = a.id
         WHERE a.pending_debits <> coalesce(d.held, 0) OR a.pending_credits <> coalesce(c.held, 0)
     """,
-    "no account beyond its limits": """
-        SELECT code FROM accounts
-        WHERE balance - pending_debits < -credit_limit
-           OR (balance_max IS NOT NULL AND balance + pending_credits > balance_max)
+    # Beyond a limit is possible only when an operator lowered the limit below what the account
+    # used, or booked past it with a recorded override: never by a trade on its own.
+    "no account beyond its limits without a recorded cause": """
+        SELECT a.code FROM accounts a
+        WHERE (a.balance - a.pending_debits < -a.credit_limit
+               OR (a.balance_max IS NOT NULL AND a.balance + a.pending_credits > a.balance_max))
+          AND NOT EXISTS (
+              SELECT 1 FROM limit_changes c
+              WHERE c.account_id = a.id AND c.kind <> 'open'
+                AND (c.credit_limit_after < c.credit_limit_before
+                     OR c.balance_max_after
+                        < coalesce(c.balance_max_before, c.balance_max_after + 1)))
+          AND NOT EXISTS (
+              SELECT 1 FROM trades t
+              WHERE t.limit_override AND a.id IN (t.payer_id, t.payee_id))
     """,
     "no key both accepted and refused": """
         SELECT t.key FROM trades t

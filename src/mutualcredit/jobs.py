@@ -1,0 +1,52 @@
+"""Background jobs every worker runs: each is one SQL function call in its own transaction,
+repeated while it finds a full batch. They coordinate through PostgreSQL (row locks, SKIP LOCKED),
+so any number of workers and replicas can run them at once.
+
+- expire overdue holds          mc_expire_overdue     (access-time checks already refuse them)
+- end temporary limits          mc_revert_due_limits
+- expire open payment requests  mc_expire_requests
+- seal the audit log            mc_audit_seal         (chains new records per network)
+"""
+
+import asyncio
+import logging
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+log = logging.getLogger("mutualcredit.jobs")
+
+BATCH = 500
+
+JOBS: dict[str, str] = {
+    "expired holds": "SELECT mc_expire_overdue(:batch)",
+    "ended temporary limits": "SELECT mc_revert_due_limits(:batch)",
+    "expired payment requests": "SELECT mc_expire_requests(:batch)",
+    "sealed audit records": "SELECT mc_audit_seal(:batch)",
+}
+
+
+async def run_once(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    """Runs every job until it finds less than a full batch; returns what each did."""
+    done: dict[str, int] = {}
+    for name, sql in JOBS.items():
+        total = 0
+        while True:
+            async with sessionmaker.begin() as session:
+                count = int((await session.execute(text(sql), {"batch": BATCH})).scalar_one())
+            total += count
+            if count < BATCH:
+                break
+        if total:
+            log.info("%s: %d", name, total)
+        done[name] = total
+    return done
+
+
+async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], interval: float) -> None:
+    while True:
+        try:
+            await run_once(sessionmaker)
+        except Exception:
+            log.exception("a background job failed; trying again at the next interval")
+        await asyncio.sleep(interval)
