@@ -130,7 +130,11 @@ async def test_members_and_operators_cannot_do_platform_or_operator_work(api: Ap
     for method, path, body in (
         ("POST", f"{net.base}/accounts", {"code": "c"}),
         ("GET", f"{net.base}/accounts", None),
-        ("PUT", f"{net.base}/accounts/a/limits", {"credit_limit": 9, "balance_max": None, "reason": "r"}),
+        (
+            "PUT",
+            f"{net.base}/accounts/a/limits",
+            {"credit_limit": 9, "balance_max": None, "reason": "r"},
+        ),
         ("POST", f"{net.base}/accounts/b/suspend", None),
         ("POST", f"{net.base}/accounts/b/close", None),
         ("PATCH", net.base, {"default_credit_limit": 5}),

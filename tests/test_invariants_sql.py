@@ -60,9 +60,7 @@ async def test_a_balanced_update_cannot_push_an_account_past_its_credit_limit(
     assert exc.value.constraint_name in {"accounts_credit_limit", "accounts_balance_max"}
 
 
-async def test_a_limit_change_needs_a_reason_even_by_sql(
-    api: Api, db: asyncpg.Connection
-) -> None:
+async def test_a_limit_change_needs_a_reason_even_by_sql(api: Api, db: asyncpg.Connection) -> None:
     net = await _ledger(api)
     _, a, _ = await _ids(db, net)
     with pytest.raises(asyncpg.NotNullViolationError, match="reason"):
@@ -192,8 +190,8 @@ async def test_a_trade_key_is_unique_in_its_network(api: Api, db: asyncpg.Connec
     with pytest.raises(asyncpg.UniqueViolationError) as exc:
         await db.execute(
             "INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount,"
-            " status, expires_at, created_at, created_by) VALUES ($1, $2, '\\x00', $3, $4, 1, 'pending',"
-            " now(), now(), 'sql')",
+            " status, expires_at, created_at, created_by)"
+            " VALUES ($1, $2, '\\x00', $3, $4, 1, 'pending', now(), now(), 'sql')",
             network_id,
             key,
             a,
