@@ -32,3 +32,11 @@ class AccountNotEmpty(ProblemError):
     status = 409
     code = "account_not_empty"
     title = "The account still holds a balance or pending trades"
+
+
+class WriteOffAccountInvalid(ProblemError):
+    """A write-off goes to an active system account other than the one closing."""
+
+    status = 409
+    code = "write_off_account_invalid"
+    title = "The write-off account must be another, active, system account"

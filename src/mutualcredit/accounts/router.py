@@ -9,10 +9,12 @@ from mutualcredit.accounts import service
 from mutualcredit.accounts.models import AccountStatus
 from mutualcredit.accounts.schemas import (
     Account,
+    AccountClose,
     AccountCreate,
     Statement,
     StatementEntry,
     StatusAction,
+    StatusChange,
 )
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_operator, require_reader
@@ -101,23 +103,27 @@ async def _change_status(
     network: str,
     account: str,
     action: StatusAction,
+    body: StatusChange | AccountClose,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: str | None,
 ) -> Response:
     net_id = await networks.network_id(session, principal, network)
     require_operator(principal)
+    write_off_to = body.write_off_to if isinstance(body, AccountClose) else None
 
     async def write() -> Account:
-        return Account.model_validate(await service.change_status(session, net_id, account, action))
+        changed = await service.change_status(
+            session, principal, net_id, account, action, body.reason, write_off_to
+        )
+        return Account.model_validate(changed)
 
     return await idempotent(
         session,
         principal,
         idempotency_key,
         scope=f"{action}:{network}:{account}",
-        payload={},
-        status_code=200,
+        payload=body.model_dump(mode="json"),
         write=write,
     )
 
@@ -132,9 +138,12 @@ async def suspend_account(
     account: str,
     session: Session,
     principal: CurrentPrincipal,
+    body: StatusChange | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _change_status(network, account, "suspend", session, principal, idempotency_key)
+    return await _change_status(
+        network, account, "suspend", body or StatusChange(), session, principal, idempotency_key
+    )
 
 
 @router.post("/{account}/reactivate", response_model=Account, summary="Reactivate (operator)")
@@ -143,24 +152,31 @@ async def reactivate_account(
     account: str,
     session: Session,
     principal: CurrentPrincipal,
+    body: StatusChange | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _change_status(network, account, "reactivate", session, principal, idempotency_key)
+    return await _change_status(
+        network, account, "reactivate", body or StatusChange(), session, principal,
+        idempotency_key,
+    )  # fmt: skip
 
 
 @router.post(
     "/{account}/close",
     response_model=Account,
-    summary="Close an account for good: needs a zero balance and no holds (operator)",
+    summary="Close an account for good: at zero with no holds, or with a write-off (operator)",
 )
 async def close_account(
     network: str,
     account: str,
     session: Session,
     principal: CurrentPrincipal,
+    body: AccountClose | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _change_status(network, account, "close", session, principal, idempotency_key)
+    return await _change_status(
+        network, account, "close", body or AccountClose(), session, principal, idempotency_key
+    )
 
 
 @router.get(

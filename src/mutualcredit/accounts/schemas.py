@@ -92,3 +92,17 @@ class Statement(OutputModel):
 
 
 StatusAction = Literal["suspend", "reactivate", "close"]
+
+
+class StatusChange(InputModel):
+    reason: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="Why: kept in the audit log."
+    )
+
+
+class AccountClose(StatusChange):
+    write_off_to: AccountCode | None = Field(
+        default=None,
+        description="A system account that takes over the balance (debt or credit) so the "
+        "account can close at zero: booked as a write-off trade, with the reason (required).",
+    )

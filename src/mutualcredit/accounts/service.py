@@ -23,14 +23,18 @@ from mutualcredit.accounts.errors import (
     AccountCodeTaken,
     AccountNotEmpty,
     AccountNotFound,
+    WriteOffAccountInvalid,
 )
 from mutualcredit.accounts.models import Account, AccountStatus
 from mutualcredit.accounts.schemas import AccountCreate, StatusAction
+from mutualcredit.audit.context import explain
 from mutualcredit.auth.models import Role
 from mutualcredit.auth.service import Principal
 from mutualcredit.errors import Forbidden, ValidationProblem
+from mutualcredit.hashing import request_hash
 from mutualcredit.networks.models import Network
 from mutualcredit.pagination import decode_cursor, encode_cursor
+from mutualcredit.trades import repository as trades
 from mutualcredit.trades.models import Entry, Trade
 
 
@@ -104,8 +108,23 @@ _TRANSITIONS: dict[StatusAction, tuple[set[AccountStatus], AccountStatus]] = {
 
 
 async def change_status(
-    session: AsyncSession, network_id: uuid.UUID, code: str, action: StatusAction
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    code: str,
+    action: StatusAction,
+    reason: str | None = None,
+    write_off_to: str | None = None,
 ) -> Account:
+    """Suspend, reactivate or close. Closing needs a zero balance and no holds; with
+    `write_off_to`, a write-off trade to that system account first brings the balance to zero.
+    """
+    if write_off_to is not None:
+        if action != "close":
+            raise ValidationProblem("write_off_to: only when closing")
+        if not reason:
+            raise ValidationProblem("reason: required for a write-off")
+        await _write_off(session, principal, network_id, code, write_off_to, reason)
     account = await get_account(session, network_id, code, for_update=True)
     allowed_from, target = _TRANSITIONS[action]
     current = AccountStatus(account.status)
@@ -122,9 +141,66 @@ async def change_status(
             pending_debits=account.pending_debits,
             pending_credits=account.pending_credits,
         )
+    await explain(session, reason)
     account.status = target.value
     await session.flush()
     return account
+
+
+async def _write_off(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    code: str,
+    write_off_to: str,
+    reason: str,
+) -> None:
+    """Moves the whole balance between the account and a system account, past limits (the
+    operator's explicit decision, recorded with its reason on the trade and in the audit log).
+
+    The balance is read without a lock and the trade locks both accounts in id order; if a
+    trade slipped in between, the close that follows finds a non-zero balance and the whole
+    request rolls back, write-off included.
+    """
+    account = await get_account(session, network_id, code)
+    target = await get_account(session, network_id, write_off_to)
+    if target.kind != "system" or target.id == account.id or target.status != "active":
+        raise WriteOffAccountInvalid(account=write_off_to)
+    if account.pending_debits or account.pending_credits:
+        raise AccountNotEmpty(
+            f"Account {code!r} has pending trades: void or post them first",
+            account=code,
+            balance=account.balance,
+            pending_debits=account.pending_debits,
+            pending_credits=account.pending_credits,
+        )
+    if account.balance == 0:
+        return
+    payer, payee = (target.code, code) if account.balance < 0 else (code, target.code)
+    result = await trades.create_trade(
+        session,
+        network_id=network_id,
+        key=f"write-off:{account.id}",
+        request_hash=request_hash("write_off", {"to": write_off_to, "reason": reason}),
+        payer=payer,
+        payee=payee,
+        amount=abs(account.balance),
+        pending=False,
+        expires_at=None,
+        description=f"Write-off of {code} on closing",
+        external_ref=None,
+        metadata={},
+        actor=principal.actor,
+        kind="write_off",
+        reason=reason,
+        override=True,
+        remember_refusal=False,
+    )
+    if result.outcome != "created":
+        code_ = result.problem_code or "account_not_empty"
+        raise AccountNotEmpty(
+            f"The write-off could not be booked ({code_})", account=code, refusal=code_
+        )
 
 
 def _entries_query(account_id: uuid.UUID) -> Any:

@@ -57,6 +57,28 @@ class AmountOutOfRange(ProblemError):
     title = "The amount would take a balance out of range"
 
 
+class TradeNotPosted(ProblemError):
+    """Only a posted trade can be reversed; a pending one is voided instead."""
+
+    status = 409
+    code = "trade_not_posted"
+    title = "The trade is not posted"
+
+
+class TradeNotReversible(ProblemError):
+    """A reversal is not reversed again: book a new trade instead."""
+
+    status = 409
+    code = "trade_not_reversible"
+    title = "A reversal cannot be reversed"
+
+
+class TradeAlreadyReversed(ProblemError):
+    status = 409
+    code = "trade_already_reversed"
+    title = "The trade has been reversed already"
+
+
 class SameAccount(ProblemError):
     status = 422
     code = "same_account"
@@ -76,6 +98,7 @@ REFUSALS: dict[str, type[ProblemError]] = {
         TradeNotPending,
         TradeExpired,
         AmountExceedsHold,
+        TradeAlreadyReversed,
         IdempotencyConflict,
     )
 }

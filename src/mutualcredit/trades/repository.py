@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Row, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from mutualcredit.accounts.models import Account
 from mutualcredit.trades.models import Trade
@@ -165,8 +166,17 @@ async def list_trades(
     """A network's trades in creation order (keyset on created_at, id)."""
     payer = Account.__table__.alias("payer")
     payee = Account.__table__.alias("payee")
+    reversal = aliased(Trade)
+    reversed_by = (
+        select(reversal.id).where(reversal.reverses_trade_id == Trade.id).scalar_subquery()
+    )
     query = (
-        select(Trade, payer.c.code.label("payer_code"), payee.c.code.label("payee_code"))
+        select(
+            Trade,
+            payer.c.code.label("payer_code"),
+            payee.c.code.label("payee_code"),
+            reversed_by.label("reversed_by"),
+        )
         .join(payer, payer.c.id == Trade.payer_id)
         .join(payee, payee.c.id == Trade.payee_id)
         .where(Trade.network_id == network_id)
@@ -195,9 +205,14 @@ async def list_trades(
             "external_ref": t.external_ref,
             "metadata": t.metadata_,
             "reverses_trade_id": t.reverses_trade_id,
+            "reversed_by": reversed_by,
+            "kind": t.kind,
+            "reason": t.reason,
+            "limit_override": t.limit_override,
+            "created_by": t.created_by,
             "expires_at": t.expires_at,
             "created_at": t.created_at,
             "resolved_at": t.resolved_at,
         }
-        for t, payer_code, payee_code in rows
+        for t, payer_code, payee_code, reversed_by in rows
     ]

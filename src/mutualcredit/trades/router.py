@@ -14,7 +14,7 @@ from mutualcredit.responses import IdempotencyKey, idempotency_header, idempoten
 from mutualcredit.schemas import PROBLEM_RESPONSES, Page
 from mutualcredit.trades import service
 from mutualcredit.trades.models import TradeStatus
-from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost, TradeVoid
+from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost, TradeReverse, TradeVoid
 
 router = APIRouter(
     prefix="/v1/networks/{network}/trades", tags=["trades"], responses=PROBLEM_RESPONSES
@@ -125,6 +125,24 @@ async def post_trade(
         status_code=200,
         write=write,
     )
+
+
+@router.post(
+    "/{trade_id}/reverse",
+    status_code=201,
+    response_model=Trade,
+    summary="Reverse a posted trade: a new, linked trade back, with a reason (operator)",
+)
+async def reverse_trade(
+    network: str,
+    trade_id: uuid.UUID,
+    body: TradeReverse,
+    session: Session,
+    principal: CurrentPrincipal,
+) -> Response:
+    net_id = await networks.network_id(session, principal, network)
+    created = await service.reverse_trade(session, principal, net_id, trade_id, body)
+    return json_response(created.trade.model_dump(mode="json"), 201, replayed=created.replayed)
 
 
 @router.post(

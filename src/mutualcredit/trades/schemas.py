@@ -6,7 +6,7 @@ from pydantic import AwareDatetime, Field, field_validator
 
 from mutualcredit.accounts.schemas import AccountCode
 from mutualcredit.schemas import Amount, InputModel, OutputModel
-from mutualcredit.trades.models import TradeStatus
+from mutualcredit.trades.models import TradeKind, TradeStatus
 
 Description = Annotated[str, Field(max_length=500)]
 ExternalRef = Annotated[str, Field(min_length=1, max_length=200)]
@@ -56,6 +56,16 @@ class TradeVoid(InputModel):
     pass
 
 
+class TradeReverse(InputModel):
+    reason: Annotated[str, Field(min_length=1, max_length=500)] = Field(
+        description="Why: kept on the reversal and in the audit log."
+    )
+    override_limits: bool = Field(
+        default=False,
+        description="Book the reversal even if it takes an account beyond a limit. Recorded.",
+    )
+
+
 class Trade(OutputModel):
     id: uuid.UUID
     key: str = Field(description="The Idempotency-Key the trade was created with.")
@@ -68,6 +78,11 @@ class Trade(OutputModel):
     external_ref: str | None
     metadata: dict[str, Any]
     reverses_trade_id: uuid.UUID | None
+    reversed_by: uuid.UUID | None = Field(description="The trade that reversed this one.")
+    kind: TradeKind
+    reason: str | None = Field(description="An operator's reason (reversals, write-offs).")
+    limit_override: bool = Field(description="Booked past a limit by an operator's override.")
+    created_by: str = Field(description="Who entered it: role and key id, or a system job.")
     expires_at: datetime | None
     created_at: datetime
     resolved_at: datetime | None

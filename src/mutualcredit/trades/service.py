@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.accounts import service as accounts
 from mutualcredit.auth.models import Role
-from mutualcredit.auth.permissions import require_writer
+from mutualcredit.auth.permissions import require_operator, require_writer
 from mutualcredit.auth.service import Principal
 from mutualcredit.errors import Forbidden, ProblemError, ValidationProblem
 from mutualcredit.hashing import request_hash
@@ -29,11 +29,14 @@ from mutualcredit.trades.errors import (
     REFUSALS,
     AmountOutOfRange,
     SameAccount,
+    TradeAlreadyReversed,
     TradeNotFound,
+    TradeNotPosted,
+    TradeNotReversible,
 )
 from mutualcredit.trades.models import TradeStatus
 from mutualcredit.trades.repository import LedgerResult
-from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost
+from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost, TradeReverse
 
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"
 
@@ -58,6 +61,7 @@ def _refusal(result: LedgerResult, *, commit: bool) -> ProblemError:
         "trade_expired": "The hold expired at {expires_at}",
         "amount_exceeds_hold": "Only {held} is held; {requested} cannot be posted",
         "idempotency_conflict": "Key {key} was used before with a different request",
+        "trade_already_reversed": "Trade {trade_id} has been reversed already",
     }
     template = messages.get(result.problem_code)
     try:
@@ -146,6 +150,59 @@ async def create_trade(
         return Created(Trade.model_validate(_as_created(result.trade)), replayed=True)
     # A refusal is recorded under the key (commit it); a conflict changed nothing.
     raise _refusal(result, commit=result.outcome == "rejected")
+
+
+async def reverse_trade(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    trade_id: uuid.UUID,
+    data: TradeReverse,
+) -> Created:
+    """Books the mirror of a posted trade, linked to it: history is corrected, never edited.
+
+    Keyed by the trade it reverses, so a retry is always safe and a trade is reversed at most
+    once (also a unique index). A refusal is not remembered: an operator who was refused for a
+    limit may try again with an explicit, recorded override.
+    """
+    require_operator(principal)
+    await _trade_for(session, principal, network_id, trade_id)
+    original = await repository.get_details(session, trade_id)
+    assert original is not None
+    if original["kind"] == "reversal":
+        raise TradeNotReversible(trade_id=str(trade_id))
+    if original["status"] != "posted":
+        raise TradeNotPosted(
+            f"The trade is {original['status']}: only a posted trade is reversed",
+            trade_id=str(trade_id),
+            trade_status=original["status"],
+        )
+    result = await repository.create_trade(
+        session,
+        network_id=network_id,
+        key=f"reversal:{trade_id}",
+        request_hash=request_hash("reversal", data.model_dump(mode="json")),
+        payer=original["payee"],
+        payee=original["payer"],
+        amount=original["posted_amount"],
+        pending=False,
+        expires_at=None,
+        description=f"Reversal of trade {trade_id}",
+        external_ref=original["external_ref"],
+        metadata={},
+        actor=principal.actor,
+        kind="reversal",
+        reverses_trade_id=trade_id,
+        reason=data.reason,
+        override=data.override_limits,
+        remember_refusal=False,
+    )
+    if result.outcome in ("created", "replayed"):
+        assert result.trade is not None
+        return Created(Trade.model_validate(result.trade), replayed=result.outcome == "replayed")
+    if result.outcome == "conflict":
+        raise TradeAlreadyReversed(trade_id=str(trade_id), reversed_by=original["reversed_by"])
+    raise _refusal(result, commit=False)
 
 
 async def _trade_for(
