@@ -19,14 +19,17 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
-from mutualcredit import embedded, migrate
+from mutualcredit import embedded, jobs, migrate
 from mutualcredit.app import create_app
+from mutualcredit.audit import service as audit
 from mutualcredit.auth import service as keys
 from mutualcredit.auth.models import Role
 from mutualcredit.config import Settings
-from mutualcredit.db import create_engine
+from mutualcredit.db import create_engine, make_sessionmaker
 from mutualcredit.ledger_checks import run_checks
+from mutualcredit.networks.models import Network
 from tests.helpers import Api
 
 
@@ -71,13 +74,25 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
     url = await create_database(server_url)
     await migrate.upgrade(url)
     yield url
-    # Every test's writes are committed; the session ends with the ledger's own audit.
+    # Every test's writes are committed; the session ends with the ledger's own audit, and with
+    # every network's audit chain sealed and verified (but those a test broke on purpose).
     engine = create_engine(url, pool_size=1)
     async with engine.connect() as conn:
         report = await run_checks(conn)
+    sessionmaker = make_sessionmaker(engine)
+    await jobs.seal_audit(sessionmaker)
+    broken_chains = {}
+    async with sessionmaker() as session:
+        for net in await session.scalars(select(Network)):
+            if net.code.startswith("tampered"):
+                continue
+            verification = await audit.verify(session, net.id, net.code)
+            if not verification.ok:
+                broken_chains[net.code] = verification.first_broken
     await engine.dispose()
     await drop_database(server_url, url)
     assert report.ok, f"ledger audit failed after the test session: {report.failures}"
+    assert not broken_chains, f"audit chains broken after the test session: {broken_chains}"
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from mutualcredit import __version__, jobs
 from mutualcredit.accounts.router import router as accounts_router
+from mutualcredit.audit.router import router as audit_router
 from mutualcredit.auth.router import router as keys_router
 from mutualcredit.config import Settings
 from mutualcredit.db import create_engine, make_sessionmaker
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         accounts_router,
         limits_router,
         trades_router,
+        audit_router,
     ):
         app.include_router(router)
     return app

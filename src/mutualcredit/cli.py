@@ -229,6 +229,51 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_audit(url))
 
 
+async def _audit_verify(url: str, network: str | None, seal: bool) -> int:
+    from sqlalchemy import select
+
+    from mutualcredit import jobs
+    from mutualcredit.audit import service as audit
+    from mutualcredit.db import create_engine, make_sessionmaker
+    from mutualcredit.networks.models import Network
+
+    engine = create_engine(url, pool_size=1)
+    sessionmaker = make_sessionmaker(engine)
+    try:
+        if seal:
+            await jobs.seal_audit(sessionmaker)
+        broken = 0
+        async with sessionmaker() as session:
+            query = select(Network).order_by(Network.code)
+            if network is not None:
+                query = query.where(Network.code == network)
+            targets = list(await session.scalars(query))
+            if not targets:
+                raise SystemExit(f"no network {network!r}")
+            for net in targets:
+                result = await audit.verify(session, net.id, net.code)
+                if result.ok:
+                    print(
+                        f"{net.code}: ok, {result.sealed} records, head {result.head_hash}"
+                        f" ({result.unsealed} not yet sealed)"
+                    )
+                else:
+                    assert result.first_broken is not None
+                    broken += 1
+                    print(
+                        f"{net.code}: BROKEN at record {result.first_broken.seq}:"
+                        f" {result.first_broken.problem}"
+                    )
+        return 1 if broken else 0
+    finally:
+        await engine.dispose()
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    url, _ = resolve_database(settings)
+    return asyncio.run(_audit_verify(url, args.network, seal=not args.no_seal))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mutualcredit", description=__doc__)
     parser.add_argument("--database-url", help="overrides MUTUALCREDIT_DATABASE_URL")
@@ -269,8 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--output", default="-")
     api.set_defaults(func=cmd_openapi)
 
-    check = sub.add_parser("check", help="run the ledger's invariant checks (audit)")
+    check = sub.add_parser("check", help="run the ledger's invariant checks")
     check.set_defaults(func=cmd_check)
+
+    audit = sub.add_parser("audit", help="the hash-chained audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify",
+        help="seal pending records, then recompute every network's chain (exit 1 if broken)",
+    )
+    verify.add_argument("--network", help="only this network")
+    verify.add_argument("--no-seal", action="store_true", help="do not seal pending records first")
+    verify.set_defaults(func=cmd_audit)
     return parser
 
 

@@ -43,6 +43,21 @@ async def run_once(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, 
     return done
 
 
+async def seal_audit(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Seals every pending audit record now (the CLI's verify does this first)."""
+    total = 0
+    while True:
+        async with sessionmaker.begin() as session:
+            count = int(
+                (
+                    await session.execute(text(JOBS["sealed audit records"]), {"batch": BATCH})
+                ).scalar_one()
+            )
+        total += count
+        if count < BATCH:
+            return total
+
+
 async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], interval: float) -> None:
     while True:
         try:
