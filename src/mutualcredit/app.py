@@ -20,6 +20,7 @@ from mutualcredit.limits.router import router as limits_router
 from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from mutualcredit.networks.router import router as networks_router
 from mutualcredit.probes import router as probes_router
+from mutualcredit.requests.router import router as requests_router
 from mutualcredit.trades.router import router as trades_router
 
 log = logging.getLogger("mutualcredit")
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.settings_pending_ttl = timedelta(seconds=settings.pending_ttl_seconds)
+    app.state.request_ttl = timedelta(seconds=settings.request_ttl_seconds)
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
@@ -73,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
         accounts_router,
         limits_router,
         trades_router,
+        requests_router,
         audit_router,
     ):
         app.include_router(router)

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     pending_ttl_seconds: int = Field(
         default=86_400, ge=1, description="Expiry of a pending trade created without expires_at."
     )
+    request_ttl_seconds: int = Field(
+        default=7 * 86_400, ge=1, description="Expiry of a payment request created without one."
+    )
     sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often each worker expires overdue holds."
     )
