@@ -16,6 +16,8 @@ from mutualcredit.auth.router import router as keys_router
 from mutualcredit.config import Settings
 from mutualcredit.db import create_engine, make_sessionmaker
 from mutualcredit.errors import install_handlers
+from mutualcredit.exports.router import router as exports_router
+from mutualcredit.health.router import router as health_router
 from mutualcredit.limits.router import router as limits_router
 from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from mutualcredit.networks.router import router as networks_router
@@ -77,6 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
         trades_router,
         requests_router,
         audit_router,
+        health_router,
+        exports_router,
     ):
         app.include_router(router)
     return app

@@ -1,0 +1,79 @@
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+from starlette.responses import Response
+
+from mutualcredit.accounts import service as accounts
+from mutualcredit.auth.dependencies import CurrentPrincipal
+from mutualcredit.auth.permissions import require_reader
+from mutualcredit.db import Session
+from mutualcredit.errors import ValidationProblem
+from mutualcredit.exports import service
+from mutualcredit.networks import service as networks
+from mutualcredit.schemas import PROBLEM_RESPONSES
+
+router = APIRouter(prefix="/v1/networks/{network}", tags=["exports"], responses=PROBLEM_RESPONSES)
+
+Since = Annotated[AwareDatetime | None, Query(alias="from", description="Inclusive.")]
+Until = Annotated[AwareDatetime | None, Query(alias="to", description="Exclusive.")]
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "CSV with a header row"}
+}
+
+
+def _csv(body: str, filename: str) -> Response:
+    return Response(
+        content=body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _period(since: datetime | None, until: datetime | None) -> str:
+    if since is not None and until is not None and since > until:
+        raise ValidationProblem("from: must not be after 'to'")
+    return "-".join(d.date().isoformat() for d in (since, until) if d is not None) or "all"
+
+
+@router.get(
+    "/accounts/{account}/statement.csv",
+    response_class=Response,
+    responses=CSV,
+    summary="An account's statement for a period, as CSV",
+)
+async def statement_csv(
+    network: str,
+    account: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    since: Since = None,
+    until: Until = None,
+) -> Response:
+    period = _period(since, until)
+    net = await networks.get_network(session, principal, network)
+    accounts.check_can_read(principal, account)
+    acc = await accounts.get_account(session, net.id, account)
+    body = await service.statement_csv(session, acc.id, net.scale, since, until)
+    return _csv(body, f"{network}-{account}-{period}.csv")
+
+
+@router.get(
+    "/trades.csv",
+    response_class=Response,
+    responses=CSV,
+    summary="All the network's trades for a period, as CSV (operator, auditor)",
+)
+async def trades_csv(
+    network: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    since: Since = None,
+    until: Until = None,
+) -> Response:
+    period = _period(since, until)
+    net = await networks.get_network(session, principal, network)
+    require_reader(principal)
+    body = await service.trades_csv(session, net.id, net.scale, since, until)
+    return _csv(body, f"{network}-trades-{period}.csv")

@@ -1,0 +1,74 @@
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from mutualcredit.schemas import OutputModel
+
+Ratio = str  # an exact decimal rendered from integers, never a float
+
+
+class Bucket(OutputModel):
+    start: datetime
+    trades: int
+    volume: int
+    active_accounts: int = Field(description="Accounts that paid or were paid in the bucket.")
+
+
+class Totals(OutputModel):
+    trades: int
+    volume: int
+    active_accounts: int
+
+
+class AccountCounts(OutputModel):
+    members: int = Field(description="Member accounts not closed.")
+    active: int
+    suspended: int
+
+
+class Velocity(OutputModel):
+    volume: int
+    positive_balance_total: int = Field(description="Sum of all positive member balances now.")
+    ratio: Ratio | None = Field(
+        description="volume / positive_balance_total, to 4 places; null when nothing is held."
+    )
+
+
+class LimitUse(OutputModel):
+    beyond: int = Field(description="Beyond the limit (it was lowered, or overridden).")
+    at: int = Field(description="Exactly at the limit: cannot go further.")
+    near: int = Field(description="Using at least near_percent of the limit.")
+    share_at_or_beyond: Ratio
+    share_near: Ratio
+
+
+class Band(OutputModel):
+    low: int | None = Field(description="Lower bound (exclusive above zero); null: unbounded.")
+    high: int | None = Field(description="Upper bound (exclusive below zero); null: unbounded.")
+    accounts: int
+
+
+class Dormant(OutputModel):
+    days: int
+    accounts: int = Field(description="Members holding a non-zero balance with no trade since.")
+    balance_abs_total: int
+
+
+class Health(OutputModel):
+    network: str
+    as_of: datetime
+    period: Literal["day", "week", "month"]
+    since: datetime
+    until: datetime
+    series: list[Bucket]
+    totals: Totals
+    accounts: AccountCounts
+    velocity: Velocity
+    near_percent: int
+    credit_limit: LimitUse
+    balance_max: LimitUse
+    balance_bands: list[Band] = Field(
+        description="Member balances in bands of the network's default credit limit."
+    )
+    dormant: Dormant
