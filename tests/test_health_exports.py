@@ -73,8 +73,11 @@ async def test_statement_csv_has_exact_decimals(api: Api) -> None:
     assert r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert [(x["counterparty"], x["amount"], x["amount_decimal"], x["balance_after_decimal"])
-            for x in rows] == [("a", "100", "1.00", "1.00"), ("c", "95", "0.95", "1.95")]  # fmt: skip
+    seen = [
+        (x["counterparty"], x["amount"], x["amount_decimal"], x["balance_after_decimal"])
+        for x in rows
+    ]
+    assert seen == [("a", "100", "1.00", "1.00"), ("c", "95", "0.95", "1.95")]
 
 
 async def test_trades_csv_lists_every_trade_of_the_period(api: Api) -> None:
