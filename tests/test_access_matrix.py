@@ -78,7 +78,7 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
         "/v1/networks",
         {"code": "@new", "name": "n", "unit_name": "u", "unit_symbol": "u", "scale": 0},
         {PLATFORM},
-    ),  # fmt: skip
+    ),
     ("GET", "/v1/networks", None, {PLATFORM}),
     ("GET", "{n}", None, {MEMBER, PAYEE, OTHER_MEMBER} | READERS),
     ("PATCH", "{n}", {"name": "renamed"}, RUNNERS),
