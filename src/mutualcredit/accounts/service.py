@@ -33,7 +33,7 @@ from mutualcredit.auth.service import Principal
 from mutualcredit.errors import Forbidden, ValidationProblem
 from mutualcredit.hashing import request_hash
 from mutualcredit.networks.models import Network
-from mutualcredit.pagination import decode_cursor, encode_cursor
+from mutualcredit.pagination import after_time_and_id, decode_cursor, page
 from mutualcredit.trades import repository as trades
 from mutualcredit.trades.models import Entry, Trade
 
@@ -95,9 +95,7 @@ async def list_accounts(
         (after,) = decode_cursor(cursor, 1)
         query = query.where(Account.code > str(after))
     rows = list(await session.scalars(query.order_by(Account.code).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].code) if more else None
+    return page(rows, limit, lambda a: (a.code,))
 
 
 _TRANSITIONS: dict[StatusAction, tuple[set[AccountStatus], AccountStatus]] = {
@@ -246,20 +244,13 @@ async def list_entries(
 ) -> tuple[list[Any], str | None]:
     """An account's entries in booking order, a page at a time (keyset on booked_at, id)."""
     query = _entries_query(account_id).where(*_period(since, until))
-    if cursor is not None:
-        at, entry_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(str(at)), int(str(entry_id)))
-        except ValueError:
-            raise ValidationProblem("cursor: not a cursor this service issued") from None
+    after = after_time_and_id(cursor, int)
+    if after is not None:
         query = query.where(tuple_(Entry.booked_at, Entry.id) > after)
     rows = list(
         (await session.execute(query.order_by(Entry.booked_at, Entry.id).limit(limit + 1))).all()
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].booked_at.isoformat(), rows[-1].id) if more else None
-    return rows, next_cursor
+    return page(rows, limit, lambda r: (r.booked_at.isoformat(), r.id))
 
 
 async def _balance_before(

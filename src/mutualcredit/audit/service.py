@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.audit.models import AuditHead, AuditRecord
 from mutualcredit.audit.schemas import AuditEntry, BrokenLink, Verification
-from mutualcredit.errors import ValidationProblem
-from mutualcredit.pagination import decode_cursor, encode_cursor
+from mutualcredit.pagination import after_int, page
 
 PAGE = 2000
 
@@ -96,16 +95,12 @@ async def list_records(
         query = query.where(AuditRecord.action == action)
     if subject_id is not None:
         query = query.where(AuditRecord.subject_id == subject_id)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, 1)
-        if not isinstance(after, int):
-            raise ValidationProblem("cursor: not a cursor this service issued")
+    after = after_int(cursor)
+    if after is not None:
         query = query.where(AuditRecord.id > after)
     rows = list(await session.scalars(query.order_by(AuditRecord.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    entries = [_entry(r) for r in rows]
-    return entries, encode_cursor(rows[-1].id) if more else None
+    records, next_cursor = page(rows, limit, lambda r: (r.id,))
+    return [_entry(r) for r in records], next_cursor
 
 
 def _entry(record: AuditRecord) -> AuditEntry:

@@ -22,7 +22,7 @@ from mutualcredit.limits.errors import NoLimitsThen
 from mutualcredit.limits.models import LimitChange
 from mutualcredit.limits.schemas import DefaultsApply, LimitsUpdate, PlannedChange
 from mutualcredit.networks.models import Network
-from mutualcredit.pagination import decode_cursor, encode_cursor
+from mutualcredit.pagination import after_int, page
 
 
 def beyond_limits(account: Account) -> list[str]:
@@ -66,15 +66,11 @@ async def history(
     session: AsyncSession, account_id: uuid.UUID, *, cursor: str | None, limit: int
 ) -> tuple[list[LimitChange], str | None]:
     query = select(LimitChange).where(LimitChange.account_id == account_id)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, 1)
-        if not isinstance(after, int):
-            raise ValidationProblem("cursor: not a cursor this service issued")
+    after = after_int(cursor)
+    if after is not None:
         query = query.where(LimitChange.id > after)
     rows = list(await session.scalars(query.order_by(LimitChange.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].id) if more else None
+    return page(rows, limit, lambda c: (c.id,))
 
 
 async def default_history(session: AsyncSession, network_id: uuid.UUID) -> list[LimitChange]:

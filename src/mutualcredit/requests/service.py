@@ -13,7 +13,7 @@ Lock order: the request row, then the accounts (inside mc_create_trade).
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.accounts import service as accounts
@@ -24,7 +24,7 @@ from mutualcredit.auth.permissions import require_writer
 from mutualcredit.auth.service import Principal
 from mutualcredit.errors import Forbidden, ValidationProblem
 from mutualcredit.hashing import request_hash
-from mutualcredit.pagination import decode_cursor, encode_cursor
+from mutualcredit.pagination import after_time_and_id, page
 from mutualcredit.requests.errors import RequestExpired, RequestNotFound, RequestNotOpen
 from mutualcredit.requests.models import PayeeApproval
 from mutualcredit.requests.models import PaymentRequest as Request
@@ -233,21 +233,14 @@ async def list_requests(
         query = query.where((Request.payer_id == own) | (Request.payee_id == own))
     if status is not None:
         query = query.where(Request.status == status)
-    if cursor is not None:
-        at, last = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(str(at)), uuid.UUID(str(last)))
-        except ValueError:
-            raise ValidationProblem("cursor: not a cursor this service issued") from None
-        query = query.where((Request.created_at, Request.id) > after)  # type: ignore[operator]
+    after = after_time_and_id(cursor, uuid.UUID)
+    if after is not None:
+        query = query.where(tuple_(Request.created_at, Request.id) > after)
     rows = list(
         await session.scalars(query.order_by(Request.created_at, Request.id).limit(limit + 1))
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    views = [await _view(session, r) for r in rows]
-    next_cursor = encode_cursor(rows[-1].created_at.isoformat(), str(rows[-1].id)) if more else None
-    return views, next_cursor
+    requests, next_cursor = page(rows, limit, lambda r: (r.created_at.isoformat(), str(r.id)))
+    return [await _view(session, r) for r in requests], next_cursor
 
 
 def _check_payer(principal: Principal, payer: str) -> None:

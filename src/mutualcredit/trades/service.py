@@ -23,7 +23,7 @@ from mutualcredit.auth.permissions import require_operator, require_writer
 from mutualcredit.auth.service import Principal
 from mutualcredit.errors import Forbidden, ProblemError, ValidationProblem
 from mutualcredit.hashing import request_hash
-from mutualcredit.pagination import decode_cursor, encode_cursor
+from mutualcredit.pagination import after_time_and_id, page
 from mutualcredit.trades import repository
 from mutualcredit.trades.errors import (
     REFUSALS,
@@ -269,13 +269,7 @@ async def list_trades(
     account_id = None
     if account is not None:
         account_id = (await accounts.get_account(session, network_id, account)).id
-    after = None
-    if cursor is not None:
-        at, last_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(str(at)), uuid.UUID(str(last_id)))
-        except ValueError:
-            raise ValidationProblem("cursor: not a cursor this service issued") from None
+    after = after_time_and_id(cursor, uuid.UUID)
     rows = await repository.list_trades(
         session,
         network_id,
@@ -286,14 +280,9 @@ async def list_trades(
         after=after,
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page(rows, limit, lambda t: (t["created_at"].isoformat(), str(t["id"])))
     now = datetime.now(UTC)
-    trades = [effective(row, now) for row in rows]
-    next_cursor = (
-        encode_cursor(rows[-1]["created_at"].isoformat(), str(rows[-1]["id"])) if more else None
-    )
-    return trades, next_cursor
+    return [effective(row, now) for row in rows], next_cursor
 
 
 async def expire_overdue(session: AsyncSession, limit: int = 100) -> int:
