@@ -21,7 +21,13 @@ from mutualcredit.health.router import router as health_router
 from mutualcredit.limits.router import router as limits_router
 from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from mutualcredit.networks.router import router as networks_router
+from mutualcredit.observability import (
+    ObservabilityMiddleware,
+    configure_logging,
+    metrics_response,
+)
 from mutualcredit.probes import router as probes_router
+from mutualcredit.ratelimit import RateLimiter
 from mutualcredit.requests.router import router as requests_router
 from mutualcredit.trades.router import router as trades_router
 
@@ -65,11 +71,15 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.settings_pending_ttl = timedelta(seconds=settings.pending_ttl_seconds)
     app.state.request_ttl = timedelta(seconds=settings.request_ttl_seconds)
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware)
+    # Outermost: the request id is known to everything inside, the access log included.
     app.add_middleware(RequestIdMiddleware)
+    app.add_route("/metrics", metrics_response, include_in_schema=False)
     for router in (
         probes_router,
         keys_router,
@@ -88,4 +98,6 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """The factory uvicorn workers call (`--factory`): settings come from the environment."""
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.config import Settings
 from mutualcredit.errors import ProblemError
+from mutualcredit.observability import configure_logging
 
 log = logging.getLogger("mutualcredit")
 
@@ -106,6 +108,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # kills the process before atexit runs, leaving the embedded PostgreSQL behind; exiting
     # normally instead lets pgserver stop it.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker keeps its own counters; /metrics adds up the files in this directory.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mutualcredit-metrics-")
     uvicorn.run(
         "mutualcredit.app:app_from_env",
         factory=True,
@@ -115,6 +120,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level,
         proxy_headers=True,
         timeout_graceful_shutdown=30,
+        # Our own JSON access log (observability.py) replaces uvicorn's.
+        access_log=False,
+        log_config=None,
     )
     return 0
 
@@ -341,12 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None:
             overrides[name] = value
     settings = Settings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    # Commands other than serve print for a person; serve logs JSON for machines.
+    configure_logging(
+        settings.log_level, settings.log_format if args.command == "serve" else "text"
     )
-    # Their INFO lines (initdb output, plugin set-up) drown the service's own.
-    for noisy in ("pgserver", "alembic.runtime.plugins"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         code: int = args.func(args, settings)
     except (ProblemError, ValidationError) as exc:

@@ -41,4 +41,9 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often each worker expires overdue holds."
     )
+    rate_limit_per_second: float = Field(
+        default=500, ge=0, description="Requests per second per API key, per worker (0: off)."
+    )
+    rate_limit_burst: int = Field(default=1000, ge=1)
     log_level: str = "info"
+    log_format: str = Field(default="json", pattern="^(json|text)$")

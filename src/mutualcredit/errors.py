@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
@@ -132,6 +133,33 @@ class ServiceUnavailable(ProblemError):
     retryable = True
 
 
+class DatabaseUnavailable(ProblemError):
+    """The database could not be reached or dropped the connection. Retry with the same
+    Idempotency-Key: the write either committed (the retry replays it) or did not."""
+
+    status = 503
+    code = "database_unavailable"
+    title = "The database is unavailable"
+    retryable = True
+
+    def __init__(self, detail: str | None = None, **fields: Any) -> None:
+        super().__init__(detail, **fields)
+        self.headers["Retry-After"] = "1"
+
+
+class RateLimited(ProblemError):
+    """Too many requests with this key; `Retry-After` says when to try again."""
+
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+    retryable = True
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Slow down: retry in {retry_after} s", retry_after=retry_after)
+        self.headers["Retry-After"] = str(retry_after)
+
+
 class InternalError(ProblemError):
     status = 500
     code = "internal_error"
@@ -158,6 +186,34 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return str(value)
+
+
+# SQLSTATE classes that mean "the connection or the server went away": 08 connection
+# exceptions, 57 operator intervention (admin shutdown, crash shutdown, cannot connect now).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """True when an exception (or one it was raised from) says the database is out of reach,
+    as opposed to a query the database refused."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES):
+            return True
+        name = type(current).__name__
+        if (
+            isinstance(current, ConnectionError | TimeoutError)
+            or name == "ConnectionDoesNotExistError"
+            or (name == "InterfaceError" and "closed" in str(current))
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -201,6 +257,16 @@ def install_handlers(app: FastAPI) -> None:
             problem.status = exc.status_code  # type: ignore[misc]
         return problem_response(problem, request)
 
+    async def on_infrastructure(request: Request, exc: Exception) -> Response:
+        # Registered for DBAPIError and OSError: specific classes are answered here, while a
+        # handler for plain Exception runs in Starlette's outermost layer, which re-raises.
+        if database_unreachable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                        type(exc).__name__)  # fmt: skip
+            return problem_response(DatabaseUnavailable(), request)
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(InternalError(), request)
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         if isinstance(exc, ClientDisconnect):
             # The client went away (or the body cap answered 413 already): nobody to answer.
@@ -213,4 +279,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DBAPIError, on_infrastructure)
+    app.add_exception_handler(OSError, on_infrastructure)
     app.add_exception_handler(Exception, on_unexpected)

@@ -14,9 +14,16 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mutualcredit.observability import JOB_ITEMS, PENDING, UNSEALED
+
 log = logging.getLogger("mutualcredit.jobs")
 
 BATCH = 500
+
+_GAUGES = """
+    SELECT (SELECT count(*) FROM trades WHERE status = 'pending'),
+           (SELECT count(*) FROM audit_log WHERE hash IS NULL)
+"""
 
 JOBS: dict[str, str] = {
     "expired holds": "SELECT mc_expire_overdue(:batch)",
@@ -39,7 +46,12 @@ async def run_once(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, 
                 break
         if total:
             log.info("%s: %d", name, total)
+            JOB_ITEMS.labels(name).inc(total)
         done[name] = total
+    async with sessionmaker() as session:
+        pending, unsealed = (await session.execute(text(_GAUGES))).one()
+    PENDING.set(pending)
+    UNSEALED.set(unsealed)
     return done
 
 

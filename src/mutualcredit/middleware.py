@@ -6,6 +6,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mutualcredit.errors import PayloadTooLarge, ValidationProblem
+from mutualcredit.observability import request_id as current_request_id
 
 
 class BodyLimitMiddleware:
@@ -98,7 +99,9 @@ class RequestIdMiddleware:
                 request_id = value
         if request_id is None:
             request_id = uuid.uuid4().hex.encode()
-        scope.setdefault("state", {})["request_id"] = request_id.decode("ascii", "replace")
+        text = request_id.decode("ascii", "replace")
+        scope.setdefault("state", {})["request_id"] = text
+        token = current_request_id.set(text)
 
         async def with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -106,4 +109,7 @@ class RequestIdMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id)]
             await send(message)
 
-        await self.app(scope, receive, with_id)
+        try:
+            await self.app(scope, receive, with_id)
+        finally:
+            current_request_id.reset(token)

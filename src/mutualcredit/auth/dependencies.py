@@ -19,6 +19,7 @@ async def current_principal(request: Request, session: Session) -> Principal:
     principal = await authenticate(session, token.strip())
     # Logged and traced by key id only; the secret never leaves this function.
     request.state.key_id = principal.key_id
+    request.app.state.rate_limiter.check(principal.key_id)
     return principal
 
 

@@ -7,7 +7,7 @@ class RequestNotFound(NotFound):
 
 
 class RequestNotOpen(ProblemError):
-    """The request was accepted, rejected, cancelled or expired already (`request_status`)."""
+    """The request was accepted, rejected or cancelled already (`request_status`)."""
 
     status = 409
     code = "request_not_open"

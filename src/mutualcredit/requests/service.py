@@ -104,29 +104,32 @@ async def _locked(
         .with_for_update()
     )
     if request is None:
-        raise RequestNotFound(request_id=str(request_id))
+        raise RequestNotFound(payment_request_id=str(request_id))
     payer = await session.get(Account, request.payer_id)
     payee = await session.get(Account, request.payee_id)
     assert payer is not None
     assert payee is not None
     if principal.role is Role.member and principal.account_code not in (payer.code, payee.code):
-        raise RequestNotFound(request_id=str(request_id))
+        raise RequestNotFound(payment_request_id=str(request_id))
     return request, payer, payee
 
 
 async def _open(session: AsyncSession, request: Request) -> None:
-    """Refuses unless open. An overdue request is expired now (committed) and refused."""
+    """Refuses unless open. An overdue request is expired now (committed) and refused; it
+    answers the same whether this call or the background job expired it."""
+    if request.status == "expired":
+        raise RequestExpired(payment_request_id=str(request.id))
     if request.status != "open":
         raise RequestNotOpen(
             f"The request is {request.status}",
-            request_id=str(request.id),
+            payment_request_id=str(request.id),
             request_status=request.status,
         )
     if request.expires_at <= datetime.now(UTC):
         request.status = "expired"
         request.resolved_at = datetime.now(UTC)
         await session.flush()
-        raise RequestExpired(request_id=str(request.id), commit=True)
+        raise RequestExpired(payment_request_id=str(request.id), commit=True)
 
 
 async def _pay(
@@ -210,10 +213,10 @@ async def get_request(
         select(Request).where(Request.network_id == network_id, Request.id == request_id)
     )
     if request is None:
-        raise RequestNotFound(request_id=str(request_id))
+        raise RequestNotFound(payment_request_id=str(request_id))
     view = await _view(session, request)
     if principal.role is Role.member and principal.account_code not in (view.payer, view.payee):
-        raise RequestNotFound(request_id=str(request_id))
+        raise RequestNotFound(payment_request_id=str(request_id))
     return view
 
 

@@ -23,6 +23,7 @@ from mutualcredit.auth.permissions import require_operator, require_writer
 from mutualcredit.auth.service import Principal
 from mutualcredit.errors import Forbidden, ProblemError, ValidationProblem
 from mutualcredit.hashing import request_hash
+from mutualcredit.observability import TRADES
 from mutualcredit.pagination import after_time_and_id, page
 from mutualcredit.trades import repository
 from mutualcredit.trades.errors import (
@@ -142,6 +143,7 @@ async def create_trade(
             raise AmountOutOfRange() from exc
         raise
 
+    TRADES.labels(result.outcome, result.problem_code or "").inc()
     if result.outcome == "created":
         assert result.trade is not None
         return Created(Trade.model_validate(result.trade), replayed=False)

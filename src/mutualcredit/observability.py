@@ -1,0 +1,164 @@
+"""Logs and metrics.
+
+Logs: one JSON object per line, each with the request id of the request it belongs to (a
+context variable set by RequestIdMiddleware). Nothing secret is ever logged: keys appear by
+their public key id only, and bodies are never logged.
+
+Metrics: Prometheus, at /metrics. With several uvicorn workers, `serve` points
+PROMETHEUS_MULTIPROC_DIR at a fresh directory before they start, and /metrics aggregates all of
+them. Labels carry route templates, never raw paths or tenant names, so cardinality stays small.
+"""
+
+import contextvars
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+REQUESTS = Counter(
+    "mutualcredit_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "mutualcredit_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TRADES = Counter(
+    "mutualcredit_trades_total",
+    "Trade requests by outcome (created, replayed, rejected, conflict) and problem code",
+    ["outcome", "code"],
+)
+PENDING = Gauge(
+    "mutualcredit_pending_trades",
+    "Holds not yet posted, voided or expired",
+    multiprocess_mode="max",
+)
+UNSEALED = Gauge(
+    "mutualcredit_audit_unsealed_records",
+    "Audit records not yet chained",
+    multiprocess_mode="max",
+)
+POOL = Gauge(
+    "mutualcredit_db_pool_checked_out",
+    "Database connections in use",
+    multiprocess_mode="livesum",
+)
+JOB_ITEMS = Counter(
+    "mutualcredit_background_items_total", "Items handled by the background jobs", ["job"]
+)
+
+
+def metrics_response(_: Request) -> Response:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class JsonFormatter(logging.Formatter):
+    _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = request_id.get()
+        if rid:
+            line["request_id"] = rid
+        for key, value in record.__dict__.items():
+            if key not in self._STANDARD and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        formatter: logging.Formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Their INFO lines (initdb output, plugin set-up, uvicorn's own access log) are noise here:
+    # the access log below has what they would say, in the same format as everything else.
+    for noisy in ("pgserver", "alembic.runtime.plugins", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+access_log = logging.getLogger("mutualcredit.access")
+
+
+class ObservabilityMiddleware:
+    """Times every request, counts it by route template, and writes one access-log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            REQUESTS.labels(method, template, str(status)).inc()
+            LATENCY.labels(method, template).observe(elapsed)
+            app = scope.get("app")
+            engine = getattr(getattr(app, "state", None), "engine", None)
+            if engine is not None:
+                POOL.set(engine.pool.checkedout())
+            access_log.info(
+                "%s %s %s",
+                method,
+                scope["path"],
+                status,
+                extra={
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "key_id": scope.get("state", {}).get("key_id"),
+                },
+            )
