@@ -59,3 +59,28 @@ async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) ->
     r = await client.get("/healthz", headers={"X-Request-Id": "trace-123"})
     assert r.headers["x-request-id"] == "trace-123"
     assert len((await client.get("/healthz")).headers["x-request-id"]) == 32
+
+
+async def test_text_the_database_cannot_store_is_a_422_never_a_500(api: Api) -> None:
+    """Found by the fuzzer: NUL characters and lone surrogates, in values and in keys."""
+    net = await api.network()
+    await api.account(net, "a")
+    await api.account(net, "b")
+    headers = {**auth(net.operator), "content-type": "application/json"}
+    bodies = [
+        '{"payer": "a", "payee": "b", "amount": 1, "description": "nul \\u0000 here"}',
+        '{"payer": "a", "payee": "b", "amount": 1, "external_ref": "\\ud800"}',
+        '{"payer": "a", "payee": "b", "amount": 1, "metadata": {"k": ["\\u0000"]}}',
+        '{"payer": "a", "payee": "b", "amount": 1, "metadata": {"\\udc00": 1}}',
+        '{"payer": "a", "payee": "b", "amount": 1, "\\udc00": 1}',
+        '{"payer": "a", "payee": "b", "amount": 1, "metadata": {"n": 52034931785387303609030}}',
+    ]
+    for n, body in enumerate(bodies):
+        r = await api.client.post(
+            f"{net.base}/trades", content=body, headers={**headers, "Idempotency-Key": f"k{n}"}
+        )
+        assert_problem(r, 422, "validation_error")
+    # In the path, where no schema can look: the database's refusal becomes a 422 too.
+    r = await api.client.get(f"{net.base}/accounts/a%00b", headers=auth(net.operator))
+    assert_problem(r, 422, "validation_error")
+    assert await api.balances(net) == {"a": 0, "b": 0}

@@ -178,14 +178,27 @@ def problem_response(exc: ProblemError, request: Request | None = None) -> Respo
 
 
 def _jsonable(value: Any) -> Any:
-    """Pydantic error contexts may hold exceptions or bytes; keep only what JSON can carry."""
-    if isinstance(value, str | int | float | bool) or value is None:
+    """Error details echo parts of the request, which may hold anything: keep only what JSON
+    can carry, and make every string valid UTF-8 (a lone surrogate would fail the encoder)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, int | float | bool) or value is None:
         return value
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return str(value)
+
+
+# SQLSTATE class 22, "data exception": the database refused a value itself.
+DATA_EXCEPTION = "22"
+
+
+def _sqlstate(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", exc)
+    value = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return value if isinstance(value, str) else ""
 
 
 # SQLSTATE classes that mean "the connection or the server went away": 08 connection
@@ -225,7 +238,7 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         errors = [
             {
-                "location": [str(part) for part in err.get("loc", ())],
+                "location": [_jsonable(str(part)) for part in err.get("loc", ())],
                 "message": err.get("msg", ""),
                 "type": err.get("type", ""),
             }
@@ -235,7 +248,7 @@ def install_handlers(app: FastAPI) -> None:
         if errors:
             where = ".".join(str(part) for part in errors[0]["location"])
             message = str(errors[0]["message"])
-        problem = ValidationProblem(f"{where}: {message}" if where else message)
+        problem = ValidationProblem(_jsonable(f"{where}: {message}" if where else message))
         problem.fields["errors"] = _jsonable(errors)
         return problem_response(problem, request)
 
@@ -258,8 +271,15 @@ def install_handlers(app: FastAPI) -> None:
         return problem_response(problem, request)
 
     async def on_infrastructure(request: Request, exc: Exception) -> Response:
-        # Registered for DBAPIError and OSError: specific classes are answered here, while a
-        # handler for plain Exception runs in Starlette's outermost layer, which re-raises.
+        # Registered for DBAPIError, OSError and UnicodeError: specific classes are answered
+        # here, while a handler for plain Exception runs in Starlette's outermost layer, which
+        # re-raises.
+        if isinstance(exc, UnicodeError) or _sqlstate(exc).startswith(DATA_EXCEPTION):
+            # A value from the path or query that the database cannot hold or read (a NUL, an
+            # unencodable character, a number out of range): the client's input is malformed.
+            return problem_response(
+                ValidationProblem("A value in the request cannot be stored or compared"), request
+            )
         if database_unreachable(exc):
             log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
                         type(exc).__name__)  # fmt: skip
@@ -281,4 +301,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_infrastructure)
     app.add_exception_handler(OSError, on_infrastructure)
+    app.add_exception_handler(UnicodeError, on_infrastructure)
     app.add_exception_handler(Exception, on_unexpected)

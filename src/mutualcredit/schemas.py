@@ -1,16 +1,42 @@
 """Base classes and field types shared by every domain's schemas."""
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from mutualcredit.amounts import MAX_AMOUNT
 
 
+def storable(value: Any) -> None:
+    """Refuses what PostgreSQL cannot store in text or jsonb: NUL characters and lone
+    surrogates (which JSON can spell as \\u0000 and \\ud800), at any depth."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text may not contain NUL (\\u0000) characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable(key)
+            storable(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            storable(item)
+
+
 class InputModel(BaseModel):
-    """A request body: unknown fields are an error, never silently dropped."""
+    """A request body: unknown fields are an error, never silently dropped; text the database
+    cannot store is refused here, with the field it was found in."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        storable(value)
+        return value
 
 
 class OutputModel(BaseModel):

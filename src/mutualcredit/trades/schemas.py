@@ -2,6 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AwareDatetime, Field, field_validator
 
 from mutualcredit.accounts.schemas import AccountCode
@@ -39,9 +40,15 @@ class TradeCreate(InputModel):
     @field_validator("metadata")
     @classmethod
     def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
-        import orjson
-
-        if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        try:
+            encoded = orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            # Integers beyond 64 bits, or nesting deeper than the encoder goes (found by the
+            # fuzzer): a ValueError makes it a validation error instead of a crash.
+            raise ValueError(
+                "metadata must be plain JSON: integers within 64 bits, nesting under 250 levels"
+            ) from None
+        if len(encoded) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata must encode to at most {MAX_METADATA_BYTES} bytes")
         return value
 
