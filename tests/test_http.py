@@ -84,3 +84,29 @@ async def test_text_the_database_cannot_store_is_a_422_never_a_500(api: Api) -> 
     r = await api.client.get(f"{net.base}/accounts/a%00b", headers=auth(net.operator))
     assert_problem(r, 422, "validation_error")
     assert await api.balances(net) == {"a": 0, "b": 0}
+
+
+async def test_abusive_headers_get_a_clear_4xx_and_write_nothing(api: Api) -> None:
+    net = await api.network()
+    await api.account(net, "a")
+    await api.account(net, "b")
+    body = {"payer": "a", "payee": "b", "amount": 1}
+    url = f"{net.base}/trades"
+    for key in ("k" * 201, "tab\there", "new\u00e9".encode("latin-1"), " "):
+        headers: dict[str, str | bytes] = {**auth(net.operator), "Idempotency-Key": key}
+        r = await api.client.post(url, json=body, headers=headers)
+        assert_problem(r, 422, "validation_error")
+    r = await api.client.post(
+        url, json=body, headers={"Authorization": "Bearer " + "x" * 20_000, "Idempotency-Key": "k"}
+    )
+    assert_problem(r, 401, "unauthorized")
+    r = await api.client.post(
+        url,
+        content=b"{}",
+        headers={**auth(net.operator), "Content-Length": "abc", "Idempotency-Key": "k"},
+    )
+    assert_problem(r, 422, "validation_error")
+    # A request id that is too long or not ASCII is replaced, never echoed.
+    r = await api.client.get("/healthz", headers={"X-Request-Id": "x" * 500})
+    assert len(r.headers["x-request-id"]) == 32
+    assert await api.balances(net) == {"a": 0, "b": 0}
