@@ -29,6 +29,7 @@ from mutualcredit.observability import (
 from mutualcredit.probes import router as probes_router
 from mutualcredit.ratelimit import RateLimiter
 from mutualcredit.requests.router import router as requests_router
+from mutualcredit.trades.booker import Booker
 from mutualcredit.trades.router import router as trades_router
 
 log = logging.getLogger("mutualcredit")
@@ -53,6 +54,16 @@ def create_app(settings: Settings) -> FastAPI:
         engine = create_engine(database_url, pool_size=settings.pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # Authentication and bookings of trades: single statements, their own transactions.
+        app.state.fast_engine = create_engine(
+            database_url, pool_size=settings.pool_size, autocommit=True
+        )
+        app.state.booker = Booker(
+            app.state.fast_engine,
+            flushers=settings.trade_batch_flushers,
+            batch_size=settings.trade_batch_size,
+        )
+        app.state.booker.start()
         sweeper = asyncio.create_task(
             jobs.run_forever(app.state.sessionmaker, settings.sweep_interval_seconds)
         )
@@ -62,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await app.state.booker.stop()
             await engine.dispose()
 
     app = FastAPI(

@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often each worker expires overdue holds."
     )
+    trade_batch_size: int = Field(
+        default=200,
+        ge=1,
+        le=1000,
+        description="Most trades booked in one statement (1: no batching). Batches form only "
+        "from trades that arrive while earlier ones are being booked: no timer, no added wait.",
+    )
+    trade_batch_flushers: int = Field(
+        default=4, ge=1, le=64, description="Batches in flight at once, per worker."
+    )
     rate_limit_per_second: float = Field(
         default=500, ge=0, description="Requests per second per API key, per worker (0: off)."
     )

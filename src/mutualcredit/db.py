@@ -41,14 +41,16 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, autocommit: bool = False) -> AsyncEngine:
+    """The request engine (READ COMMITTED: the lock protocol assumes it), or, with
+    `autocommit`, the engine of single statements that are their own transaction: the trade
+    write path and its authentication, one round trip each."""
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
-        # Ledger code locks rows explicitly; READ COMMITTED is what the lock protocol assumes.
-        isolation_level="READ COMMITTED",
+        isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
     )
 
 

@@ -60,6 +60,11 @@ POOL = Gauge(
     "Database connections in use",
     multiprocess_mode="livesum",
 )
+BATCH_SIZE = Histogram(
+    "mutualcredit_trade_batch_size",
+    "Trades booked per statement by the batched write path",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 JOB_ITEMS = Counter(
     "mutualcredit_background_items_total", "Items handled by the background jobs", ["job"]
 )

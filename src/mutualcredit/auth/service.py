@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mutualcredit.auth.errors import ApiKeyNotFound
 from mutualcredit.auth.models import ApiKey, Role
@@ -87,7 +87,7 @@ _AUTH_QUERY = text(
 )
 
 
-async def authenticate(session: AsyncSession, token: str) -> Principal:
+async def authenticate(session: AsyncSession | AsyncConnection, token: str) -> Principal:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         raise Unauthorized("The API key is malformed")

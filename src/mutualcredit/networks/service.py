@@ -4,7 +4,7 @@ import uuid
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mutualcredit.audit.context import explain
 from mutualcredit.auth.models import Role
@@ -39,13 +39,27 @@ async def get_network(session: AsyncSession, principal: Principal, code: str) ->
     return network
 
 
-async def network_id(session: AsyncSession, principal: Principal, code: str) -> uuid.UUID:
+def own_network_id(principal: Principal, code: str) -> uuid.UUID | None:
+    """The id of the key's own network when `code` names it; None for a platform key (it may
+    name any network: look it up); 404 for a network that is not the key's."""
+    if principal.role is Role.platform:
+        return None
+    if principal.network_code != code or principal.network_id is None:
+        raise NetworkNotFound(f"No network {code!r}")
+    return principal.network_id
+
+
+async def network_id(
+    session: AsyncSession | AsyncConnection, principal: Principal, code: str
+) -> uuid.UUID:
     """Like get_network, without a query when the key belongs to the network (the hot path)."""
-    if principal.role is not Role.platform:
-        if principal.network_code != code or principal.network_id is None:
-            raise NetworkNotFound(f"No network {code!r}")
-        return principal.network_id
-    return (await get_network(session, principal, code)).id
+    own = own_network_id(principal, code)
+    if own is not None:
+        return own
+    found = (await session.execute(select(Network.id).where(Network.code == code))).scalar()
+    if found is None:
+        raise NetworkNotFound(f"No network {code!r}")
+    return found
 
 
 async def list_networks(session: AsyncSession) -> list[Network]:

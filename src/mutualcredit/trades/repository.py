@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Row, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from mutualcredit.accounts.models import Account
@@ -44,7 +44,7 @@ class LedgerResult:
     trade: dict[str, Any] | None
 
 
-def _result(row: Row[Any]) -> LedgerResult:
+def result_of(row: Row[Any]) -> LedgerResult:
     return LedgerResult(
         outcome=row.outcome,
         problem_code=row.problem_code,
@@ -54,7 +54,7 @@ def _result(row: Row[Any]) -> LedgerResult:
 
 
 async def create_trade(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     network_id: uuid.UUID,
     key: str,
@@ -98,7 +98,7 @@ async def create_trade(
             },
         )
     ).one()
-    return _result(row)
+    return result_of(row)
 
 
 async def resolve_trade(
@@ -122,7 +122,7 @@ async def resolve_trade(
             },
         )
     ).one()
-    return _result(row)
+    return result_of(row)
 
 
 async def expire_overdue(session: AsyncSession, limit: int) -> int:

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 from starlette.responses import Response
 
-from mutualcredit.auth.dependencies import CurrentPrincipal
+from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
 from mutualcredit.db import Session
 from mutualcredit.errors import IdempotencyKeyRequired
 from mutualcredit.networks import service as networks
@@ -40,8 +40,7 @@ async def create_trade(
     network: str,
     body: TradeCreate,
     request: Request,
-    session: Session,
-    principal: CurrentPrincipal,
+    principal: BookingPrincipal,
     idempotency_key: TradeKey = None,
 ) -> Response:
     # Required, but declared optional so that its absence is our own clear problem, not a
@@ -50,9 +49,14 @@ async def create_trade(
         raise IdempotencyKeyRequired(
             "Send an Idempotency-Key header (a UUID) so that a retry can never pay twice"
         )
-    net_id = await networks.network_id(session, principal, network)
+    # No request transaction here: the trade is booked by one statement of its own, committed
+    # before this returns (trades/booker.py).
+    net_id = networks.own_network_id(principal, network)
+    if net_id is None:
+        async with request.app.state.fast_engine.connect() as conn:
+            net_id = await networks.network_id(conn, principal, network)
     created = await service.create_trade(
-        session,
+        request.app.state.booker,
         principal,
         net_id,
         idempotency_key,

@@ -26,6 +26,7 @@ from mutualcredit.hashing import request_hash
 from mutualcredit.observability import TRADES
 from mutualcredit.pagination import after_time_and_id, page
 from mutualcredit.trades import repository
+from mutualcredit.trades.booker import Booker, TradeRequest
 from mutualcredit.trades.errors import (
     REFUSALS,
     AmountOutOfRange,
@@ -98,7 +99,7 @@ def effective(trade: dict[str, Any], now: datetime) -> Trade:
 
 
 async def create_trade(
-    session: AsyncSession,
+    booker: Booker,
     principal: Principal,
     network_id: uuid.UUID,
     key: str,
@@ -123,20 +124,21 @@ async def create_trade(
 
     fingerprint = request_hash("trade", data.model_dump(mode="json"))
     try:
-        result = await repository.create_trade(
-            session,
-            network_id=network_id,
-            key=key,
-            request_hash=fingerprint,
-            payer=data.payer,
-            payee=data.payee,
-            amount=data.amount,
-            pending=data.pending,
-            expires_at=expires_at,
-            description=data.description,
-            external_ref=data.external_ref,
-            metadata=data.metadata,
-            actor=principal.actor,
+        result = await booker.book(
+            TradeRequest(
+                network_id=network_id,
+                key=key,
+                request_hash=fingerprint,
+                payer=data.payer,
+                payee=data.payee,
+                amount=data.amount,
+                pending=data.pending,
+                expires_at=expires_at,
+                description=data.description,
+                external_ref=data.external_ref,
+                metadata=data.metadata,
+                actor=principal.actor,
+            )
         )
     except DBAPIError as exc:
         if _sqlstate(exc) == NUMERIC_VALUE_OUT_OF_RANGE:
@@ -150,8 +152,8 @@ async def create_trade(
     if result.outcome == "replayed":
         assert result.trade is not None
         return Created(Trade.model_validate(_as_created(result.trade)), replayed=True)
-    # A refusal is recorded under the key (commit it); a conflict changed nothing.
-    raise _refusal(result, commit=result.outcome == "rejected")
+    # The booking committed already (the refusal is recorded under its key); nothing to do.
+    raise _refusal(result, commit=False)
 
 
 async def reverse_trade(

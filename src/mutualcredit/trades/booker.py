@@ -1,0 +1,161 @@
+"""Booking trades: one SQL statement per trade, or per batch of trades.
+
+Each booking is a single statement on an AUTOCOMMIT connection of the booker's own pool: the
+statement is its own transaction and has committed (durably) when the driver returns, so the
+answer to the client always follows the commit, in one round trip.
+
+With batching on, each worker gathers the trades that arrive while earlier batches are in
+flight and books them with one mc_create_trades call per network. Nothing waits on a timer:
+at low load a batch is one trade; under load, batches grow by themselves, and a busy account is
+locked once per batch instead of once per trade. Every trade keeps its own outcome and its own
+idempotency key. If a batch fails as a whole (a trade raised an error), its trades are booked
+again one by one, so that one bad trade never fails its batch-mates.
+"""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mutualcredit.errors import database_unreachable
+from mutualcredit.observability import BATCH_SIZE
+from mutualcredit.trades import repository
+from mutualcredit.trades.repository import LedgerResult
+
+log = logging.getLogger("mutualcredit.booker")
+
+_BATCH = text(
+    """
+    SELECT idx, outcome, problem_code, problem_detail::text AS problem_detail,
+           trade::text AS trade
+    FROM mc_create_trades(:network_id, CAST(:keys AS text[]), CAST(:hashes AS bytea[]),
+                          CAST(:payers AS text[]), CAST(:payees AS text[]),
+                          CAST(:amounts AS bigint[]), CAST(:pendings AS boolean[]),
+                          CAST(:expires AS timestamptz[]), CAST(:descriptions AS text[]),
+                          CAST(:refs AS text[]), CAST(:metadata AS jsonb[]),
+                          CAST(:actors AS text[]))
+    ORDER BY idx
+    """
+)
+
+
+@dataclass
+class TradeRequest:
+    network_id: uuid.UUID
+    key: str
+    request_hash: bytes
+    payer: str
+    payee: str
+    amount: int
+    pending: bool
+    expires_at: datetime | None
+    description: str
+    external_ref: str | None
+    metadata: dict[str, Any]
+    actor: str
+    future: asyncio.Future[LedgerResult] = field(default_factory=asyncio.Future)
+
+
+class Booker:
+    """Books one trade per statement (batch_size 1) or batches (batch_size > 1)."""
+
+    def __init__(self, engine: AsyncEngine, *, flushers: int, batch_size: int) -> None:
+        self.engine = engine
+        self.batch_size = batch_size
+        self.flushers = flushers
+        self._queue: asyncio.Queue[TradeRequest] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        if self.batch_size > 1:
+            self._tasks = [asyncio.create_task(self._flush_forever()) for _ in range(self.flushers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.engine.dispose()
+
+    async def book(self, request: TradeRequest) -> LedgerResult:
+        if self.batch_size <= 1:
+            return await self._one(request)
+        self._queue.put_nowait(request)
+        return await request.future
+
+    async def _one(self, r: TradeRequest) -> LedgerResult:
+        async with self.engine.connect() as conn:
+            return await repository.create_trade(
+                conn,
+                network_id=r.network_id,
+                key=r.key,
+                request_hash=r.request_hash,
+                payer=r.payer,
+                payee=r.payee,
+                amount=r.amount,
+                pending=r.pending,
+                expires_at=r.expires_at,
+                description=r.description,
+                external_ref=r.external_ref,
+                metadata=r.metadata,
+                actor=r.actor,
+            )
+
+    async def _flush_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            by_network: dict[uuid.UUID, list[TradeRequest]] = {}
+            for item in batch:
+                by_network.setdefault(item.network_id, []).append(item)
+            for group in by_network.values():
+                await self._book_group(group)
+
+    async def _book_group(self, group: list[TradeRequest]) -> None:
+        BATCH_SIZE.observe(len(group))
+        try:
+            results = await self._batch(group)
+        except Exception as exc:
+            if len(group) == 1 or database_unreachable(exc):
+                for item in group:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                return
+            log.warning("a batch of %d failed (%s); booking one by one", len(group), exc)
+            for item in group:
+                try:
+                    item.future.set_result(await self._one(item))
+                except Exception as one_exc:
+                    item.future.set_exception(one_exc)
+            return
+        for item, result in zip(group, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(result)
+
+    async def _batch(self, group: list[TradeRequest]) -> list[LedgerResult]:
+        params = {
+            "network_id": group[0].network_id,
+            "keys": [r.key for r in group],
+            "hashes": [r.request_hash for r in group],
+            "payers": [r.payer for r in group],
+            "payees": [r.payee for r in group],
+            "amounts": [r.amount for r in group],
+            "pendings": [r.pending for r in group],
+            "expires": [r.expires_at for r in group],
+            "descriptions": [r.description for r in group],
+            "refs": [r.external_ref for r in group],
+            "metadata": [orjson.dumps(r.metadata).decode() for r in group],
+            "actors": [r.actor for r in group],
+        }
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_BATCH, params)).all()
+        return [repository.result_of(row) for row in rows]
