@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from mutualcredit.db import create_engine
+from mutualcredit.db import plain_url
 from mutualcredit.observability import BATCH_SIZE
 from mutualcredit.trades.booker import Booker, TradeRequest
 from tests.helpers import Api, network_sums
@@ -18,11 +18,12 @@ from tests.helpers import Api, network_sums
 
 @pytest.fixture
 async def booker(database_url: str) -> AsyncIterator[Booker]:
-    b = Booker(create_engine(database_url, pool_size=2, autocommit=True), flushers=1,
-               batch_size=50)  # fmt: skip
+    pool = await asyncpg.create_pool(plain_url(database_url), min_size=1, max_size=2)
+    b = Booker(pool, flushers=1, batch_size=50)
     b.start()
     yield b
     await b.stop()
+    await pool.close()
 
 
 def _batches() -> tuple[float, float]:

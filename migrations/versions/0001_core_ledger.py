@@ -364,16 +364,22 @@ BEGIN
     RETURN sha256(convert_to('mutualcredit audit log of network ' || p_network_id::text, 'UTF8'));
 END $$;
 
+-- Every network's chain starts with it: sealers then only take heads with SKIP LOCKED and never
+-- wait for one another (a sealer creating heads would wait on another's uncommitted insert).
+CREATE FUNCTION mc_audit_start_chain() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO audit_heads (network_id, seq, hash) VALUES (NEW.id, 0, mc_audit_genesis(NEW.id));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER networks_audit_chain AFTER INSERT ON networks
+    FOR EACH ROW EXECUTE FUNCTION mc_audit_start_chain();
+
 CREATE FUNCTION mc_audit_seal(p_limit integer) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_head audit_heads%ROWTYPE;
     v_record audit_log%ROWTYPE;
     v_count integer := 0;
 BEGIN
-    INSERT INTO audit_heads (network_id, seq, hash)
-    SELECT DISTINCT a.network_id, 0, mc_audit_genesis(a.network_id)
-    FROM audit_log a WHERE a.hash IS NULL
-    ON CONFLICT (network_id) DO NOTHING;
     -- One sealer per network at a time; others skip it rather than wait.
     FOR v_head IN
         SELECT h.* FROM audit_heads h
@@ -869,6 +875,8 @@ DROP TRIGGER payment_requests_final ON payment_requests;
 DROP FUNCTION mc_requests_guard_update();
 DROP FUNCTION mc_revert_due_limits(integer);
 DROP FUNCTION mc_audit_seal(integer);
+DROP TRIGGER networks_audit_chain ON networks;
+DROP FUNCTION mc_audit_start_chain();
 DROP FUNCTION mc_audit_genesis(uuid);
 DROP FUNCTION mc_audit_payload(uuid, bigint, timestamptz, text, text, text, text, text, jsonb, jsonb);
 DROP TRIGGER audit_log_append_only ON audit_log;

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import asyncpg
 from fastapi import FastAPI
 
 from mutualcredit import __version__, jobs
@@ -14,7 +15,7 @@ from mutualcredit.accounts.router import router as accounts_router
 from mutualcredit.audit.router import router as audit_router
 from mutualcredit.auth.router import router as keys_router
 from mutualcredit.config import Settings
-from mutualcredit.db import create_engine, make_sessionmaker
+from mutualcredit.db import create_engine, make_sessionmaker, plain_url
 from mutualcredit.errors import install_handlers
 from mutualcredit.exports.router import router as exports_router
 from mutualcredit.health.router import router as health_router
@@ -54,12 +55,17 @@ def create_app(settings: Settings) -> FastAPI:
         engine = create_engine(database_url, pool_size=settings.pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        # Authentication and bookings of trades: single statements, their own transactions.
-        app.state.fast_engine = create_engine(
-            database_url, pool_size=settings.pool_size, autocommit=True
+        # The trade write path (authentication and bookings): single statements, each its own
+        # transaction, on a plain asyncpg pool (trades/booker.py says why).
+        app.state.fast_pool = await asyncpg.create_pool(
+            # min_size=0: connect lazily, so the service starts (and /readyz answers) while the
+            # database is still down.
+            plain_url(database_url),
+            min_size=0,
+            max_size=settings.pool_size,
         )
         app.state.booker = Booker(
-            app.state.fast_engine,
+            app.state.fast_pool,
             flushers=settings.trade_batch_flushers,
             batch_size=settings.trade_batch_size,
         )
@@ -74,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await app.state.booker.stop()
+            await app.state.fast_pool.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -92,13 +99,14 @@ def create_app(settings: Settings) -> FastAPI:
     # Outermost: the request id is known to everything inside, the access log included.
     app.add_middleware(RequestIdMiddleware)
     app.add_route("/metrics", metrics_response, include_in_schema=False)
+    # The trade routes first: routes are matched in order, and they carry the load.
     for router in (
+        trades_router,
         probes_router,
         keys_router,
         networks_router,
         accounts_router,
         limits_router,
-        trades_router,
         requests_router,
         audit_router,
         health_router,

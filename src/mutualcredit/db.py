@@ -41,6 +41,11 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def plain_url(url: str) -> str:
+    """The URL for asyncpg itself (postgresql://), whatever driver the given one names."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_engine(url: str, *, pool_size: int = 10, autocommit: bool = False) -> AsyncEngine:
     """The request engine (READ COMMITTED: the lock protocol assumes it), or, with
     `autocommit`, the engine of single statements that are their own transaction: the trade

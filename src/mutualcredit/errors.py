@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -300,6 +301,9 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_infrastructure)
+    # The trade write path talks to asyncpg directly: its errors arrive unwrapped.
+    app.add_exception_handler(asyncpg.PostgresError, on_infrastructure)
+    app.add_exception_handler(asyncpg.InterfaceError, on_infrastructure)
     app.add_exception_handler(OSError, on_infrastructure)
     app.add_exception_handler(UnicodeError, on_infrastructure)
     app.add_exception_handler(Exception, on_unexpected)

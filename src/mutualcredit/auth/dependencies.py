@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mutualcredit.auth.service import Principal, authenticate
+from mutualcredit.auth.service import Principal, authenticate, authenticate_raw
 from mutualcredit.db import Session
 from mutualcredit.errors import Unauthorized
 
@@ -35,8 +35,8 @@ async def booking_principal(request: Request) -> Principal:
     """Authenticates in one autocommit round trip, for the trade write path, which books in
     statements of its own and so needs no request transaction (nor holds a connection)."""
     token = _bearer(request)
-    async with request.app.state.fast_engine.connect() as conn:
-        principal = await authenticate(conn, token)
+    async with request.app.state.fast_pool.acquire() as conn:
+        principal = await authenticate_raw(conn, token)
     return _admit(request, principal)
 
 

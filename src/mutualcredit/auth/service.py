@@ -10,11 +10,14 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import asyncpg
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.auth.errors import ApiKeyNotFound
 from mutualcredit.auth.models import ApiKey, Role
@@ -74,41 +77,55 @@ async def create_key(
 
 # Also names the actor for the rest of the request's transaction: the history and audit triggers
 # read mutualcredit.actor. If the secret turns out wrong, the transaction rolls back with it.
-_AUTH_QUERY = text(
-    """
+AUTH_SQL = """
     SELECT k.id, k.key_id, k.secret_hash, k.role, k.revoked_at,
            k.network_id, n.code AS network_code, k.account_id, a.code AS account_code,
            set_config('mutualcredit.actor', k.role || ':' || k.key_id, true) AS actor
     FROM api_keys k
     LEFT JOIN networks n ON n.id = k.network_id
     LEFT JOIN accounts a ON a.id = k.account_id
-    WHERE k.key_id = :key_id
-    """
-)
+    WHERE k.key_id = $1
+"""
+_AUTH_QUERY = text(AUTH_SQL.replace("$1", ":key_id"))
 
 
-async def authenticate(session: AsyncSession | AsyncConnection, token: str) -> Principal:
+def _split(token: str) -> tuple[str, str]:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX:
         raise Unauthorized("The API key is malformed")
-    _, key_id, secret = parts
-    row = (await session.execute(_AUTH_QUERY, {"key_id": key_id})).one_or_none()
+    return parts[1], parts[2]
+
+
+def _verify(row: Mapping[Any, Any] | None, secret: str) -> Principal:
     # Compare the hash even for an unknown key id, so timing does not tell which ids exist.
-    expected = row.secret_hash if row is not None else b"\0" * 32
+    expected = row["secret_hash"] if row is not None else b"\0" * 32
     if not hmac.compare_digest(expected, hash_secret(secret)) or row is None:
         raise Unauthorized("The API key is not valid")
-    if row.revoked_at is not None:
+    if row["revoked_at"] is not None:
         raise Unauthorized("The API key has been revoked")
     return Principal(
-        key_uuid=row.id,
-        key_id=row.key_id,
-        role=Role(row.role),
-        actor=row.actor,
-        network_id=row.network_id,
-        network_code=row.network_code,
-        account_id=row.account_id,
-        account_code=row.account_code,
+        key_uuid=row["id"],
+        key_id=row["key_id"],
+        role=Role(row["role"]),
+        actor=row["actor"],
+        network_id=row["network_id"],
+        network_code=row["network_code"],
+        account_id=row["account_id"],
+        account_code=row["account_code"],
     )
+
+
+async def authenticate(session: AsyncSession, token: str) -> Principal:
+    """Within the request's transaction (SQLAlchemy)."""
+    key_id, secret = _split(token)
+    row = (await session.execute(_AUTH_QUERY, {"key_id": key_id})).one_or_none()
+    return _verify(row._mapping if row is not None else None, secret)
+
+
+async def authenticate_raw(conn: "asyncpg.Connection", token: str) -> Principal:
+    """On the trade write path's own asyncpg connection: one round trip, no transaction."""
+    key_id, secret = _split(token)
+    return _verify(await conn.fetchrow(AUTH_SQL, key_id), secret)
 
 
 async def list_keys(session: AsyncSession, network_id: uuid.UUID) -> list[ApiKey]:

@@ -4,7 +4,7 @@ import uuid
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.audit.context import explain
 from mutualcredit.auth.models import Role
@@ -49,9 +49,7 @@ def own_network_id(principal: Principal, code: str) -> uuid.UUID | None:
     return principal.network_id
 
 
-async def network_id(
-    session: AsyncSession | AsyncConnection, principal: Principal, code: str
-) -> uuid.UUID:
+async def network_id(session: AsyncSession, principal: Principal, code: str) -> uuid.UUID:
     """Like get_network, without a query when the key belongs to the network (the hot path)."""
     own = own_network_id(principal, code)
     if own is not None:

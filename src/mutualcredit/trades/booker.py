@@ -1,8 +1,10 @@
 """Booking trades: one SQL statement per trade, or per batch of trades.
 
-Each booking is a single statement on an AUTOCOMMIT connection of the booker's own pool: the
-statement is its own transaction and has committed (durably) when the driver returns, so the
-answer to the client always follows the commit, in one round trip.
+Each booking is a single statement on a connection of the write path's own asyncpg pool, outside
+any explicit transaction: the statement is its own transaction and has committed (durably) when
+the driver returns, so the answer to the client always follows the commit, in one round trip.
+asyncpg directly (prepared statements cached per connection, no ORM, no pool pre-ping) because
+on this path the client library's own CPU is the ceiling (bench/README.md has the profile).
 
 With batching on, each worker gathers the trades that arrive while earlier batches are in
 flight and books them with one mc_create_trades call per network. Nothing waits on a timer:
@@ -20,30 +22,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mutualcredit.errors import database_unreachable
 from mutualcredit.observability import BATCH_SIZE
-from mutualcredit.trades import repository
-from mutualcredit.trades.repository import LedgerResult
+from mutualcredit.trades.repository import LedgerResult, result_of
 
 log = logging.getLogger("mutualcredit.booker")
 
-_BATCH = text(
-    """
+_ONE = """
+    SELECT outcome, problem_code, problem_detail::text AS problem_detail, trade::text AS trade
+    FROM mc_create_trade($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)
+"""
+_BATCH = """
     SELECT idx, outcome, problem_code, problem_detail::text AS problem_detail,
            trade::text AS trade
-    FROM mc_create_trades(:network_id, CAST(:keys AS text[]), CAST(:hashes AS bytea[]),
-                          CAST(:payers AS text[]), CAST(:payees AS text[]),
-                          CAST(:amounts AS bigint[]), CAST(:pendings AS boolean[]),
-                          CAST(:expires AS timestamptz[]), CAST(:descriptions AS text[]),
-                          CAST(:refs AS text[]), CAST(:metadata AS jsonb[]),
-                          CAST(:actors AS text[]))
+    FROM mc_create_trades($1, $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bigint[],
+                          $7::boolean[], $8::timestamptz[], $9::text[], $10::text[],
+                          $11::jsonb[], $12::text[])
     ORDER BY idx
-    """
-)
+"""
 
 
 @dataclass
@@ -66,8 +65,8 @@ class TradeRequest:
 class Booker:
     """Books one trade per statement (batch_size 1) or batches (batch_size > 1)."""
 
-    def __init__(self, engine: AsyncEngine, *, flushers: int, batch_size: int) -> None:
-        self.engine = engine
+    def __init__(self, pool: asyncpg.Pool, *, flushers: int, batch_size: int) -> None:
+        self.pool = pool
         self.batch_size = batch_size
         self.flushers = flushers
         self._queue: asyncio.Queue[TradeRequest] = asyncio.Queue()
@@ -83,7 +82,6 @@ class Booker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.engine.dispose()
 
     async def book(self, request: TradeRequest) -> LedgerResult:
         if self.batch_size <= 1:
@@ -92,22 +90,23 @@ class Booker:
         return await request.future
 
     async def _one(self, r: TradeRequest) -> LedgerResult:
-        async with self.engine.connect() as conn:
-            return await repository.create_trade(
-                conn,
-                network_id=r.network_id,
-                key=r.key,
-                request_hash=r.request_hash,
-                payer=r.payer,
-                payee=r.payee,
-                amount=r.amount,
-                pending=r.pending,
-                expires_at=r.expires_at,
-                description=r.description,
-                external_ref=r.external_ref,
-                metadata=r.metadata,
-                actor=r.actor,
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                _ONE,
+                r.network_id,
+                r.key,
+                r.request_hash,
+                r.payer,
+                r.payee,
+                r.amount,
+                r.pending,
+                r.expires_at,
+                r.description,
+                r.external_ref,
+                orjson.dumps(r.metadata).decode(),
+                r.actor,
             )
+        return result_of(row)
 
     async def _flush_forever(self) -> None:
         while True:
@@ -142,20 +141,20 @@ class Booker:
                 item.future.set_result(result)
 
     async def _batch(self, group: list[TradeRequest]) -> list[LedgerResult]:
-        params = {
-            "network_id": group[0].network_id,
-            "keys": [r.key for r in group],
-            "hashes": [r.request_hash for r in group],
-            "payers": [r.payer for r in group],
-            "payees": [r.payee for r in group],
-            "amounts": [r.amount for r in group],
-            "pendings": [r.pending for r in group],
-            "expires": [r.expires_at for r in group],
-            "descriptions": [r.description for r in group],
-            "refs": [r.external_ref for r in group],
-            "metadata": [orjson.dumps(r.metadata).decode() for r in group],
-            "actors": [r.actor for r in group],
-        }
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(_BATCH, params)).all()
-        return [repository.result_of(row) for row in rows]
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                _BATCH,
+                group[0].network_id,
+                [r.key for r in group],
+                [r.request_hash for r in group],
+                [r.payer for r in group],
+                [r.payee for r in group],
+                [r.amount for r in group],
+                [r.pending for r in group],
+                [r.expires_at for r in group],
+                [r.description for r in group],
+                [r.external_ref for r in group],
+                [orjson.dumps(r.metadata).decode() for r in group],
+                [r.actor for r in group],
+            )
+        return [result_of(row) for row in rows]

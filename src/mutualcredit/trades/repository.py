@@ -5,13 +5,14 @@ Python runs while an account row is locked.
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Row, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from mutualcredit.accounts.models import Account
@@ -44,17 +45,19 @@ class LedgerResult:
     trade: dict[str, Any] | None
 
 
-def result_of(row: Row[Any]) -> LedgerResult:
+def result_of(row: Row[Any] | Mapping[Any, Any]) -> LedgerResult:
+    """From a SQLAlchemy row or an asyncpg record of a ledger function's result."""
+    m: Mapping[Any, Any] = row._mapping if isinstance(row, Row) else row
     return LedgerResult(
-        outcome=row.outcome,
-        problem_code=row.problem_code,
-        problem_detail=orjson.loads(row.problem_detail) if row.problem_detail else {},
-        trade=orjson.loads(row.trade) if row.trade else None,
+        outcome=m["outcome"],
+        problem_code=m["problem_code"],
+        problem_detail=orjson.loads(m["problem_detail"]) if m["problem_detail"] else {},
+        trade=orjson.loads(m["trade"]) if m["trade"] else None,
     )
 
 
 async def create_trade(
-    session: AsyncSession | AsyncConnection,
+    session: AsyncSession,
     *,
     network_id: uuid.UUID,
     key: str,

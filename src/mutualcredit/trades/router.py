@@ -9,6 +9,7 @@ from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
 from mutualcredit.db import Session
 from mutualcredit.errors import IdempotencyKeyRequired
 from mutualcredit.networks import service as networks
+from mutualcredit.networks.errors import NetworkNotFound
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotency_header, idempotent, json_response
 from mutualcredit.schemas import PROBLEM_RESPONSES, Page
@@ -52,9 +53,11 @@ async def create_trade(
     # No request transaction here: the trade is booked by one statement of its own, committed
     # before this returns (trades/booker.py).
     net_id = networks.own_network_id(principal, network)
-    if net_id is None:
-        async with request.app.state.fast_engine.connect() as conn:
-            net_id = await networks.network_id(conn, principal, network)
+    if net_id is None:  # a platform key names any network: look it up
+        async with request.app.state.fast_pool.acquire() as conn:
+            net_id = await conn.fetchval("SELECT id FROM networks WHERE code = $1", network)
+        if net_id is None:
+            raise NetworkNotFound(f"No network {network!r}")
     created = await service.create_trade(
         request.app.state.booker,
         principal,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,8 +74,9 @@ def _refusal(result: LedgerResult, *, commit: bool) -> ProblemError:
     return cls(message, commit=commit, **detail)
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+def _sqlstate(exc: Exception) -> str | None:
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
 
 
 def _as_created(trade: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +142,7 @@ async def create_trade(
                 actor=principal.actor,
             )
         )
-    except DBAPIError as exc:
+    except (DBAPIError, asyncpg.PostgresError) as exc:
         if _sqlstate(exc) == NUMERIC_VALUE_OUT_OF_RANGE:
             raise AmountOutOfRange() from exc
         raise
