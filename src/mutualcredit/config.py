@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         default=7 * 86_400, ge=1, description="Expiry of a payment request created without one."
     )
     sweep_interval_seconds: float = Field(
-        default=5.0, gt=0, description="How often each worker expires overdue holds."
+        default=1.0, gt=0, description="How often each worker runs the background jobs."
     )
     trade_batch_size: int = Field(
         default=200,

@@ -113,11 +113,19 @@ class Booker:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            by_network: dict[uuid.UUID, list[TradeRequest]] = {}
-            for item in batch:
-                by_network.setdefault(item.network_id, []).append(item)
-            for group in by_network.values():
-                await self._book_group(group)
+            try:
+                by_network: dict[uuid.UUID, list[TradeRequest]] = {}
+                for item in batch:
+                    by_network.setdefault(item.network_id, []).append(item)
+                for group in by_network.values():
+                    await self._book_group(group)
+            except Exception as exc:
+                # A flusher must outlive any failure: were it to die, every later trade would
+                # wait for ever. Fail this batch's requests (clients retry) and go on.
+                log.exception("booking a batch failed")
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
 
     async def _book_group(self, group: list[TradeRequest]) -> None:
         BATCH_SIZE.observe(len(group))

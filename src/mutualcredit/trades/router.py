@@ -64,7 +64,7 @@ async def create_trade(
         net_id,
         idempotency_key,
         body,
-        default_ttl=request.app.state.settings_pending_ttl,
+        default_ttl=request.app.state.pending_ttl,
     )
     return json_response(created.trade.model_dump(mode="json"), 201, replayed=created.replayed)
 
