@@ -110,6 +110,32 @@ async def accept_request(
     )
 
 
+async def _close(
+    network: str,
+    request_id: uuid.UUID,
+    outcome: Literal["rejected", "cancelled"],
+    body: RequestReject | RequestCancel,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: str | None,
+) -> Response:
+    net_id = await networks.network_id(session, principal, network)
+
+    async def write() -> PaymentRequest:
+        return await service.close_request(
+            session, principal, net_id, request_id, outcome, body.reason
+        )
+
+    return await idempotent(
+        session,
+        principal,
+        idempotency_key,
+        scope=f"{outcome}_request:{network}:{request_id}",
+        payload=body.model_dump(mode="json"),
+        write=write,
+    )
+
+
 @router.post(
     "/requests/{request_id}/reject",
     response_model=PaymentRequest,
@@ -123,21 +149,7 @@ async def reject_request(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-
-    async def write() -> PaymentRequest:
-        return await service.close_request(
-            session, principal, net_id, request_id, "rejected", body.reason
-        )
-
-    return await idempotent(
-        session,
-        principal,
-        idempotency_key,
-        scope=f"reject_request:{network}:{request_id}",
-        payload=body.model_dump(mode="json"),
-        write=write,
-    )
+    return await _close(network, request_id, "rejected", body, session, principal, idempotency_key)
 
 
 @router.post(
@@ -153,22 +165,10 @@ async def cancel_request(
     body: RequestCancel | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-    data = body or RequestCancel()
-
-    async def write() -> PaymentRequest:
-        return await service.close_request(
-            session, principal, net_id, request_id, "cancelled", data.reason
-        )
-
-    return await idempotent(
-        session,
-        principal,
+    return await _close(
+        network, request_id, "cancelled", body or RequestCancel(), session, principal,
         idempotency_key,
-        scope=f"cancel_request:{network}:{request_id}",
-        payload=data.model_dump(mode="json"),
-        write=write,
-    )
+    )  # fmt: skip
 
 
 @router.get(
