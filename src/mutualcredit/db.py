@@ -46,16 +46,15 @@ def plain_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10, autocommit: bool = False) -> AsyncEngine:
-    """The request engine (READ COMMITTED: the lock protocol assumes it), or, with
-    `autocommit`, the engine of single statements that are their own transaction: the trade
-    write path and its authentication, one round trip each."""
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """The request engine. READ COMMITTED: the lock protocol assumes it. (The trade write
+    path has its own asyncpg pool: trades/booker.py.)"""
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
-        isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
+        isolation_level="READ COMMITTED",
     )
 
 
