@@ -4,6 +4,15 @@ from mutualcredit.accounts.models import Account
 from mutualcredit.audit.models import AuditHead, AuditRecord
 from mutualcredit.auth.models import ApiKey
 from mutualcredit.db import Base
+from mutualcredit.federation.models import (
+    Checkpoint,
+    Link,
+    NodeKey,
+    PeerKey,
+    SeenNonce,
+    Settlement,
+    Transfer,
+)
 from mutualcredit.idempotency.models import IdempotencyRecord
 from mutualcredit.limits.models import LimitChange
 from mutualcredit.networks.models import Network
@@ -17,13 +26,20 @@ __all__ = [
     "ApiKey",
     "AuditHead",
     "AuditRecord",
+    "Checkpoint",
     "Entry",
     "IdempotencyRecord",
     "LimitChange",
+    "Link",
     "Network",
+    "NodeKey",
     "PayeeApproval",
     "PaymentRequest",
+    "PeerKey",
+    "SeenNonce",
+    "Settlement",
     "Trade",
     "TradeRejection",
+    "Transfer",
     "metadata",
 ]

@@ -36,6 +36,7 @@ from mutualcredit.db import Base
 class AccountKind(StrEnum):
     member = "member"
     system = "system"
+    link = "link"
 
 
 class AccountStatus(StrEnum):
@@ -53,7 +54,7 @@ class Account(Base):
         # Target of the composite foreign keys that keep trades and entries inside one network.
         UniqueConstraint("network_id", "id"),
         CheckConstraint("code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'", name="code_format"),
-        CheckConstraint("kind IN ('member', 'system')", name="kind_valid"),
+        CheckConstraint("kind IN ('member', 'system', 'link')", name="kind_valid"),
         CheckConstraint("status IN ('active', 'suspended', 'closed')", name="status_valid"),
         CheckConstraint(f"credit_limit BETWEEN 0 AND {MAX_AMOUNT}", name="credit_limit_range"),
         CheckConstraint(

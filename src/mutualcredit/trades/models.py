@@ -42,6 +42,8 @@ class TradeKind(StrEnum):
     reversal = "reversal"
     write_off = "write_off"
     request = "request"
+    federation = "federation"
+    settlement = "settlement"
 
 
 class TradeStatus(StrEnum):
@@ -69,7 +71,8 @@ class Trade(Base):
         ),
         CheckConstraint("(status = 'pending') = (resolved_at IS NULL)", name="resolved_at_valid"),
         CheckConstraint(
-            "kind IN ('transfer', 'reversal', 'write_off', 'request')", name="kind_valid"
+            "kind IN ('transfer', 'reversal', 'write_off', 'request', 'federation', 'settlement')",
+            name="kind_valid",
         ),
         CheckConstraint(
             "(kind = 'reversal') = (reverses_trade_id IS NOT NULL)", name="reversal_linked"

@@ -1,0 +1,261 @@
+"""Federation: node keys, links to other networks, transfers across them, and their records.
+
+A link between networks A and B is booked in each ledger as an account of kind `link`
+(`link.<peer>`) whose limits are the trust caps: its credit limit is how much the peer may owe
+this network, its balance_max how much this network lets itself owe the peer. A transfer is one
+hop of a cross-network trade: `direction` 'out' at the sender, 'in' at the receiver, with the
+same `transfer_id` on both sides (and both rows at a hub, which receives and sends it on).
+
+Invariants kept by PostgreSQL (migration 0002):
+- a transfer row changes only while it is in flight, and once final (accepted or refused) it
+  never changes again; no transfer, checkpoint or settlement is ever deleted (triggers);
+- a transfer id is unique per network and direction (unique index), so a duplicate delivery can
+  never book twice; an accepted transfer's place in its link's chain (seq) is unique;
+- one active signing key per network (partial unique index); exchange rates are exact positive
+  integer fractions (CHECK), never floats.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import conv
+
+from mutualcredit.amounts import MAX_AMOUNT
+from mutualcredit.db import Base
+
+
+class NodeKey(Base):
+    """A network's Ed25519 signing key. The private half is sealed (AES-256-GCM under the
+    deployment's secret key) and never leaves the service; retired keys stay published so
+    that peers can still check what they signed."""
+
+    __tablename__ = "node_keys"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'retired')", name="status_valid"),
+        CheckConstraint("length(public_key) = 32", name="public_key_length"),
+        UniqueConstraint("key_id"),
+        Index(
+            conv("node_keys_one_active_per_network_idx"),
+            "network_id",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    network_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("networks.id"))
+    key_id: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(Text, server_default="active")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Link(Base):
+    """This network's side of a link to a peer network.
+
+    `rate_num / rate_den`: one minor unit here is worth rate_num/rate_den minor units of the
+    peer (the peer's link holds the inverse). `rate_version` counts agreed rates; a transfer
+    names the version it used, and the receiver refuses another. `agreed_at` is set when both
+    sides have confirmed the same rate to each other (signed): no value crosses before."""
+
+    __tablename__ = "links"
+    __table_args__ = (
+        CheckConstraint("status IN ('proposed', 'active', 'suspended')", name="status_valid"),
+        CheckConstraint(
+            f"rate_num BETWEEN 1 AND {MAX_AMOUNT} AND rate_den BETWEEN 1 AND {MAX_AMOUNT}",
+            name="rate_positive",
+        ),
+        CheckConstraint("rate_version >= 1", name="rate_version_positive"),
+        CheckConstraint(
+            "peer_code ~ '^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$'", name="peer_code_format"
+        ),
+        CheckConstraint("status = 'proposed' OR agreed_at IS NOT NULL", name="agreed_to_run"),
+        UniqueConstraint("network_id", "peer_code"),
+        UniqueConstraint("account_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    network_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("networks.id"))
+    peer_code: Mapped[str] = mapped_column(Text)
+    peer_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="proposed")
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"))
+    settlement_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"))
+    rate_num: Mapped[int] = mapped_column(BigInteger)
+    rate_den: Mapped[int] = mapped_column(BigInteger)
+    rate_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    default_route: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The receiving side's chain of accepted inbound transfers: last seq and running hash.
+    in_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    in_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    agreed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class PeerKey(Base):
+    """A public key the operator registered for the peer of a link (several during rotation)."""
+
+    __tablename__ = "link_peer_keys"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'revoked')", name="status_valid"),
+        CheckConstraint("length(public_key) = 32", name="public_key_length"),
+    )
+
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("links.id"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(Text, server_default="active")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class Transfer(Base):
+    """One hop of a cross-network trade, as this network sees it.
+
+    'out' rows are the outbox: `next_attempt_at` drives delivery (and status queries) until the
+    peer's signed receipt is final. 'in' rows record the decision this network made (or, at a
+    hub, that it is waiting for the next hop: status 'forwarded')."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction_valid"),
+        CheckConstraint("kind IN ('federation', 'settlement')", name="kind_valid"),
+        CheckConstraint(
+            "status IN ('prepared', 'forwarded', 'accepted', 'refused')", name="status_valid"
+        ),
+        CheckConstraint(
+            f"amount_sent BETWEEN 1 AND {MAX_AMOUNT}"
+            f" AND amount_received BETWEEN 0 AND {MAX_AMOUNT}",
+            name="amounts_range",
+        ),
+        CheckConstraint("rate_num >= 1 AND rate_den >= 1", name="rate_positive"),
+        CheckConstraint(
+            "(status = 'accepted') = (seq IS NOT NULL AND chain_hash IS NOT NULL)",
+            name="accepted_in_chain",
+        ),
+        CheckConstraint(
+            "(status IN ('accepted', 'refused')) = (resolved_at IS NOT NULL)", name="resolved"
+        ),
+        UniqueConstraint("network_id", "transfer_id", "direction"),
+        UniqueConstraint("link_id", "direction", "seq"),
+        Index(
+            conv("transfers_outbox_idx"),
+            "next_attempt_at",
+            postgresql_where=text("direction = 'out' AND status = 'prepared'"),
+        ),
+        Index(conv("transfers_trade_id_idx"), "trade_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    network_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("networks.id"))
+    transfer_id: Mapped[uuid.UUID] = mapped_column()
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("links.id"))
+    direction: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    trade_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("trades.id"))
+    payer_address: Mapped[str] = mapped_column(Text)
+    payee_address: Mapped[str] = mapped_column(Text)
+    amount_sent: Mapped[int] = mapped_column(BigInteger)
+    amount_received: Mapped[int] = mapped_column(BigInteger)
+    rate_num: Mapped[int] = mapped_column(BigInteger)
+    rate_den: Mapped[int] = mapped_column(BigInteger)
+    rate_version: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    refusal_code: Mapped[str | None] = mapped_column(Text)
+    refusal_detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    chain_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    receipt_signature: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SeenNonce(Base):
+    """Nonces of signed requests within the freshness window: a replay is refused."""
+
+    __tablename__ = "federation_nonces"
+
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("links.id"), primary_key=True)
+    nonce: Mapped[str] = mapped_column(Text, primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+
+
+class Checkpoint(Base):
+    """A point both sides of a link agreed on and signed: chain positions, hashes, balances."""
+
+    __tablename__ = "link_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("links.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    signatures: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class Settlement(Base):
+    """An operator's record of a settlement agreed with the peer (paid outside the ledger).
+
+    The side that is owed executes it as a transfer of kind 'settlement' once it records it;
+    the other side accepts that transfer only if it recorded the same reference and amount."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (
+        CheckConstraint(f"amount BETWEEN 1 AND {MAX_AMOUNT}", name="amount_range"),
+        CheckConstraint("status IN ('agreed', 'sent', 'executed', 'refused')", name="status_valid"),
+        UniqueConstraint("link_id", "reference"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("links.id"))
+    reference: Mapped[str] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text)
+    transfer_id: Mapped[uuid.UUID | None] = mapped_column()
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
