@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
+import httpx
 from fastapi import FastAPI
 
 from mutualcredit import __version__, jobs
@@ -19,6 +20,11 @@ from mutualcredit.config import Settings
 from mutualcredit.db import create_engine, make_sessionmaker, plain_url
 from mutualcredit.errors import install_handlers
 from mutualcredit.exports.router import router as exports_router
+from mutualcredit.federation import protocol as federation_protocol
+from mutualcredit.federation.crypto import load_secret_key
+from mutualcredit.federation.peer_router import router as federation_peer_router
+from mutualcredit.federation.protocol import Federation
+from mutualcredit.federation.router import router as federation_router
 from mutualcredit.health.router import router as health_router
 from mutualcredit.limits.router import router as limits_router
 from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -77,12 +83,23 @@ def create_app(settings: Settings) -> FastAPI:
         sweeper = asyncio.create_task(
             jobs.run_forever(app.state.sessionmaker, settings.sweep_interval_seconds)
         )
+        http = httpx.AsyncClient(timeout=settings.federation_timeout_seconds)
+        app.state.federation = Federation(
+            sessionmaker=app.state.sessionmaker,
+            settings=settings,
+            secret_key=load_secret_key(settings.secret_key, settings.data_dir),
+            http=http,
+        )
+        # The outbox: every worker delivers due transfers (claimed with SKIP LOCKED).
+        outbox = asyncio.create_task(federation_protocol.run_forever(app.state.federation))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (outbox, sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await http.aclose()
             await app.state.booker.stop()
             await app.state.fast_pool.close()
             await engine.dispose()
@@ -115,6 +132,8 @@ def create_app(settings: Settings) -> FastAPI:
         audit_router,
         health_router,
         exports_router,
+        federation_router,
+        federation_peer_router,
     ):
         app.include_router(router)
     return app

@@ -55,5 +55,33 @@ class Settings(BaseSettings):
         default=500, ge=0, description="Requests per second per API key, per worker (0: off)."
     )
     rate_limit_burst: int = Field(default=1000, ge=1)
+    public_url: str | None = Field(
+        default=None,
+        description="The base URL peers reach this deployment at (its federation descriptor "
+        "names it). Default: http://<host>:<port>.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="32 bytes, base64url: seals the networks' private signing keys. Unset: "
+        "kept in <data_dir>/secret.key, created on first use (mode 0600).",
+    )
+    federation_ttl_seconds: int = Field(
+        default=60, ge=2, description="Expiry of a cross-network trade at its origin."
+    )
+    federation_hop_margin_seconds: float = Field(
+        default=5.0, gt=0, description="How much shorter each hop's expiry is than the last."
+    )
+    federation_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long one call to a peer may take."
+    )
+    federation_retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait between two deliveries of a transfer."
+    )
+    federation_clock_skew_seconds: int = Field(
+        default=300, ge=1, description="Signed requests older (or newer) than this are refused."
+    )
+    federation_interval_seconds: float = Field(
+        default=0.5, gt=0, description="How often each worker delivers due transfers."
+    )
     log_level: str = "info"
     log_format: str = Field(default="json", pattern="^(json|text)$")

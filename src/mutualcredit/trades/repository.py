@@ -219,3 +219,7 @@ async def list_trades(
         }
         for t, payer_code, payee_code, reversed_by in rows
     ]
+
+
+async def get_kind(session: AsyncSession, trade_id: uuid.UUID) -> str | None:
+    return await session.scalar(select(Trade.kind).where(Trade.id == trade_id))

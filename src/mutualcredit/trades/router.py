@@ -8,6 +8,8 @@ from starlette.responses import Response
 from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
 from mutualcredit.db import Session
 from mutualcredit.errors import IdempotencyKeyRequired
+from mutualcredit.federation import service as federation_service
+from mutualcredit.federation import trades as federation_trades
 from mutualcredit.networks import service as networks
 from mutualcredit.networks.errors import NetworkNotFound
 from mutualcredit.pagination import Cursor, PageSize
@@ -53,6 +55,10 @@ async def create_trade(
     # No request transaction here: the trade is booked by one statement of its own, committed
     # before this returns (trades/booker.py).
     net_id = networks.own_network_id(principal, network)
+    if federation_service.is_remote(body.payee):
+        return await federation_trades.send(
+            request, principal, network, net_id, idempotency_key, body
+        )
     if net_id is None:  # a platform key names any network: look it up
         async with request.app.state.fast_pool.acquire() as conn:
             net_id = await conn.fetchval("SELECT id FROM networks WHERE code = $1", network)

@@ -6,6 +6,7 @@ import orjson
 from pydantic import AwareDatetime, Field, field_validator
 
 from mutualcredit.accounts.schemas import AccountCode
+from mutualcredit.federation.schemas import TransferView
 from mutualcredit.schemas import Amount, InputModel, OutputModel
 from mutualcredit.trades.models import TradeKind, TradeStatus
 
@@ -14,10 +15,19 @@ ExternalRef = Annotated[str, Field(min_length=1, max_length=200)]
 
 MAX_METADATA_BYTES = 4096
 
+Payee = Annotated[
+    str,
+    Field(
+        pattern=r"^(?:[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?/)?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Code of the receiving account; in another network, its address "
+        "`network/account` (a cross-network trade, see Federation).",
+    ),
+]
+
 
 class TradeCreate(InputModel):
     payer: AccountCode = Field(description="Code of the paying account (a member's own).")
-    payee: AccountCode = Field(description="Code of the receiving account.")
+    payee: Payee
     amount: Amount
     description: Description = ""
     external_ref: ExternalRef | None = Field(
@@ -93,3 +103,6 @@ class Trade(OutputModel):
     expires_at: datetime | None
     created_at: datetime
     resolved_at: datetime | None
+    transfer: TransferView | None = Field(
+        default=None, description="For a cross-network trade: where it stands with the peer."
+    )

@@ -23,6 +23,8 @@ from mutualcredit.auth.models import Role
 from mutualcredit.auth.permissions import require_operator, require_writer
 from mutualcredit.auth.service import Principal
 from mutualcredit.errors import Forbidden, ProblemError, ValidationProblem
+from mutualcredit.federation import service as federation
+from mutualcredit.federation.errors import TradeFederated
 from mutualcredit.hashing import request_hash
 from mutualcredit.observability import TRADES
 from mutualcredit.pagination import after_time_and_id, page
@@ -37,11 +39,13 @@ from mutualcredit.trades.errors import (
     TradeNotPosted,
     TradeNotReversible,
 )
-from mutualcredit.trades.models import TradeStatus
+from mutualcredit.trades.models import TradeKind, TradeStatus
 from mutualcredit.trades.repository import LedgerResult
 from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost, TradeReverse
 
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+# Cross-network holds end as their destination decides, never by expiry or by hand.
+FEDERATED = (TradeKind.federation, TradeKind.settlement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,8 @@ def effective(trade: dict[str, Any], now: datetime) -> Trade:
     post can succeed any more, and the next write on it records the expiry."""
     model = Trade.model_validate(trade)
     if (
-        model.status is TradeStatus.pending
+        model.kind not in FEDERATED
+        and model.status is TradeStatus.pending
         and model.expires_at is not None
         and model.expires_at <= now
     ):
@@ -230,6 +235,8 @@ async def resolve_trade(
 ) -> Trade:
     require_writer(principal)
     _, payee = await _trade_for(session, principal, network_id, trade_id)
+    if await repository.get_kind(session, trade_id) in FEDERATED:
+        raise TradeFederated(trade_id=str(trade_id))
     if principal.role is Role.member and action == "void" and principal.account_code != payee:
         raise Forbidden("Only the payee or an operator may void a hold")
     result = await repository.resolve_trade(
@@ -253,7 +260,10 @@ async def get_trade(
     await _trade_for(session, principal, network_id, trade_id)
     details = await repository.get_details(session, trade_id)
     assert details is not None
-    return effective(details, datetime.now(UTC))
+    trade = effective(details, datetime.now(UTC))
+    if trade.kind in FEDERATED:
+        trade.transfer = await federation.transfer_of_trade(session, trade_id)
+    return trade
 
 
 async def list_trades(

@@ -1,0 +1,140 @@
+"""Problems of federation. Each has a stable code, listed in the README."""
+
+from mutualcredit.errors import Forbidden, NotFound, ProblemError, Unauthorized, ValidationProblem
+
+
+class PeerUnauthorized(Unauthorized):
+    """A node-to-node request that cannot be trusted. Subclasses say why."""
+
+    code = "peer_unauthorized"
+    title = "The request is not signed by a registered peer"
+
+
+class PeerSignatureMissing(PeerUnauthorized):
+    code = "peer_signature_missing"
+    title = "The request carries no federation signature"
+
+
+class PeerUnknown(PeerUnauthorized):
+    """No link from this network to the sender, or the key id is not registered for it."""
+
+    code = "peer_unknown"
+    title = "Unknown peer or peer key"
+
+
+class PeerSignatureInvalid(PeerUnauthorized):
+    code = "peer_signature_invalid"
+    title = "The signature does not verify with the peer's registered key"
+
+
+class PeerSignatureStale(PeerUnauthorized):
+    """MC-Created is further from now than the allowed clock skew."""
+
+    code = "peer_signature_stale"
+    title = "The signed request is too old, or from the future"
+
+
+class PeerReplay(PeerUnauthorized):
+    code = "peer_request_replayed"
+    title = "This signed request was received before"
+
+
+class PeerForbidden(Forbidden):
+    """A peer acting outside its own link."""
+
+    code = "peer_forbidden"
+    title = "A peer may only act on its own link"
+
+
+class LinkNotFound(NotFound):
+    code = "link_not_found"
+    title = "No such link"
+
+
+class LinkExists(ProblemError):
+    status = 409
+    code = "link_exists"
+    title = "A link to this network exists, or its account codes are taken"
+
+
+class LinkNotActive(ProblemError):
+    """The link is proposed (not agreed by both sides yet) or suspended."""
+
+    status = 409
+    code = "link_not_active"
+    title = "The link is not active"
+
+
+class LinkRateMismatch(ProblemError):
+    status = 409
+    code = "link_rate_mismatch"
+    title = "The two sides of the link do not hold the same exchange rate"
+
+
+class PeerUnreachable(ProblemError):
+    """The peer did not answer, or answered with an error. Safe to retry."""
+
+    status = 502
+    code = "peer_unreachable"
+    title = "The peer network could not be reached, or refused"
+    retryable = True
+
+
+class InvalidAddress(ValidationProblem):
+    code = "invalid_address"
+    title = "Not an address of the form network/account"
+
+
+class NoRoute(ProblemError):
+    status = 409
+    code = "no_route"
+    title = "No link leads to that network"
+
+
+class AmountTooSmall(ProblemError):
+    """At the link's rate, the amount is worth less than one minor unit on the other side."""
+
+    status = 422
+    code = "amount_too_small"
+    title = "The amount converts to nothing on the other side"
+
+
+class TransferRefused(ProblemError):
+    """The destination (or a network on the route) refused the trade; the hold is voided.
+    Members: `refused_by`, `remote_code` (the refusal's own code), `trade_id`."""
+
+    status = 409
+    code = "transfer_refused"
+    title = "The other network refused the trade"
+
+
+class TransferConflict(ProblemError):
+    status = 409
+    code = "transfer_conflict"
+    title = "This transfer id was used before with different content"
+
+
+class TradeFederated(ProblemError):
+    """A cross-network hold is posted or voided by the protocol, as the destination decides."""
+
+    status = 409
+    code = "trade_federated"
+    title = "A cross-network trade is finished by the federation protocol"
+
+
+class CheckpointMismatch(ProblemError):
+    status = 409
+    code = "checkpoint_mismatch"
+    title = "The two sides' records differ at this point"
+
+
+class SettlementInvalid(ProblemError):
+    status = 409
+    code = "settlement_invalid"
+    title = "This settlement does not move the link balance toward zero"
+
+
+class SettlementExists(ProblemError):
+    status = 409
+    code = "settlement_exists"
+    title = "A settlement with this reference was recorded already"

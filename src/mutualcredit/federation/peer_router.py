@@ -1,0 +1,190 @@
+"""Node-to-node endpoints: /federation/v1/networks/{network}/...
+
+Every call but the descriptor is signed by the calling network (protocol.authenticate_peer) and
+every successful answer is signed by this one, so a sender keeps a receipt it can prove."""
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from mutualcredit.errors import ProblemError, ValidationProblem
+from mutualcredit.federation import crypto, protocol, service
+from mutualcredit.federation.protocol import Federation, PeerContext
+from mutualcredit.federation.schemas import PeerKeyCreate, TransferMessage
+from mutualcredit.schemas import PROBLEM_RESPONSES
+
+log = logging.getLogger("mutualcredit.federation")
+
+router = APIRouter(
+    prefix="/federation/v1/networks/{network}",
+    tags=["federation (node to node)"],
+    responses=PROBLEM_RESPONSES,
+)
+
+SIGNED = "Signed by the calling network (MC-* headers); the answer is signed by this one."
+
+
+def _fed(request: Request) -> Federation:
+    fed: Federation = request.app.state.federation
+    return fed
+
+
+async def _signed(
+    fed: Federation, network_id: uuid.UUID, nonce: str, status: int, body: dict[str, Any]
+) -> Response:
+    content = orjson.dumps(body)
+    async with fed.sessionmaker.begin() as session:
+        sign = await protocol.signer(fed, session, network_id)
+    return Response(
+        content=content,
+        status_code=status,
+        media_type="application/json",
+        headers={
+            "MC-Key-Id": sign.key_id,
+            "MC-Signature": sign.sign(crypto.response_base(nonce, status, content)),
+        },
+    )
+
+
+Handler = Callable[[AsyncSession, PeerContext, bytes], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+async def _serve(request: Request, network: str, handle: Handler) -> Response:
+    """Authenticates, runs the handler in one transaction (committed before answering), and
+    signs the answer."""
+    fed = _fed(request)
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    async with fed.sessionmaker() as session:
+        try:
+            ctx = await protocol.authenticate_peer(
+                fed, session, network, request.method, path, request.headers, body
+            )
+            status, answer = await handle(session, ctx, body)
+        except ProblemError as exc:
+            if exc.commit:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+    return await _signed(fed, ctx.network_id, ctx.nonce, status, answer)
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValidationProblem("The body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise ValidationProblem("The body must be a JSON object")
+    return value
+
+
+@router.get("/descriptor", summary="The network's public federation descriptor (no signature)")
+async def descriptor(network: str, request: Request) -> dict[str, Any]:
+    fed = _fed(request)
+    async with fed.sessionmaker.begin() as session:
+        return await service.descriptor(fed, session, network)
+
+
+@router.post("/link", summary="Confirm a link and its rate", description=SIGNED)
+async def confirm_link(network: str, request: Request) -> Response:
+    async def handle(
+        session: AsyncSession, ctx: PeerContext, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        return 200, await service.confirm_link(session, ctx, _json(body))
+
+    return await _serve(request, network, handle)
+
+
+@router.post(
+    "/transfers",
+    summary="Deliver a transfer, or ask again for its outcome (idempotent by transfer id)",
+    description=SIGNED + " 200 with a final receipt (accepted or refused), 202 while the next "
+    "network on the route has not decided.",
+)
+async def transfers(network: str, request: Request) -> Response:
+    fed = _fed(request)
+    forward: list[int] = []
+
+    async def handle(
+        session: AsyncSession, ctx: PeerContext, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        try:
+            msg = TransferMessage.model_validate_json(body)
+        except ValidationError as exc:
+            raise ValidationProblem(f"Not a transfer: {exc.errors()[0]['msg']}") from None
+        receipt, out_row = await protocol.receive(fed, session, ctx, msg.as_message())
+        if out_row is not None:
+            forward.append(out_row)
+        return (202 if receipt["status"] == "pending" else 200), receipt
+
+    response = await _serve(request, network, handle)
+    if not forward:
+        return response
+    # A hub: try the next hop now, within this call, so the sender usually learns the outcome
+    # in one round trip; if it cannot, the outbox keeps trying and the sender asks again.
+    status = await protocol.deliver(
+        fed, forward[0], seconds=fed.settings.federation_timeout_seconds / 2
+    )
+    if status == "prepared":
+        return response
+    async with fed.sessionmaker.begin() as session:
+        ctx_row = await protocol.hub_receipt(session, network, forward[0])
+    if ctx_row is None:
+        return response
+    network_id, receipt = ctx_row
+    nonce = request.headers.get("mc-nonce", "")
+    return await _signed(fed, network_id, nonce, 200, receipt)
+
+
+@router.get("/statement", summary="This side's statement of the caller's link", description=SIGNED)
+async def peer_statement(network: str, request: Request) -> Response:
+    async def handle(
+        session: AsyncSession, ctx: PeerContext, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        link = await service.link_row(session, ctx.network_id, ctx.link["peer_code"])
+        return 200, await service.statement(session, link)
+
+    return await _serve(request, network, handle)
+
+
+@router.post("/checkpoints", summary="Countersign a checkpoint", description=SIGNED)
+async def checkpoints(network: str, request: Request) -> Response:
+    fed = _fed(request)
+
+    async def handle(
+        session: AsyncSession, ctx: PeerContext, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        return await service.countersign_checkpoint(fed, session, ctx, _json(body))
+
+    return await _serve(request, network, handle)
+
+
+@router.post(
+    "/keys",
+    summary="Register the caller's new key (a rotation), signed with its current key",
+    description=SIGNED,
+)
+async def keys(network: str, request: Request) -> Response:
+    async def handle(
+        session: AsyncSession, ctx: PeerContext, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        try:
+            PeerKeyCreate.model_validate_json(body)
+        except ValidationError as exc:
+            raise ValidationProblem(f"Not a key: {exc.errors()[0]['msg']}") from None
+        return 200, await service.receive_key(session, ctx, _json(body))
+
+    return await _serve(request, network, handle)

@@ -1,0 +1,165 @@
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AnyHttpUrl, Field
+
+from mutualcredit.schemas import Amount, InputModel, OutputModel
+
+PeerCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$", description="The peer's network code."
+    ),
+]
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class Rate(InputModel):
+    """One minor unit of this network is worth num/den minor units of the peer's."""
+
+    num: Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
+    den: Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
+
+
+class RateView(OutputModel):
+    num: int
+    den: int
+    version: int
+
+
+class PeerKeyCreate(InputModel):
+    key_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
+    public_key: Annotated[
+        str,
+        Field(pattern=r"^[A-Za-z0-9_-]{43}$", description="Raw Ed25519 public key, base64url."),
+    ]
+
+
+class LinkCreate(InputModel):
+    peer: PeerCode
+    peer_url: AnyHttpUrl = Field(description="Base URL of the peer's deployment.")
+    peer_key: PeerKeyCreate = Field(description="The peer's key, from its descriptor.")
+    rate: Rate
+    credit_limit: Amount = Field(description="Trust cap: how much the peer may owe this network.")
+    balance_max: Amount | None = Field(
+        description="Trust cap: how much this network may owe the peer (null: no cap)."
+    )
+    default_route: bool = Field(
+        default=False,
+        description="Send trades for networks without a direct link through this peer (a hub).",
+    )
+    reason: Reason | None = None
+
+
+class LinkStatusChange(InputModel):
+    reason: Reason
+
+
+class LinkView(OutputModel):
+    peer: str
+    peer_url: str
+    status: str = Field(description="proposed (not yet agreed by both), active, or suspended.")
+    status_reason: str | None
+    account: str = Field(description="The link account: the peer network in this ledger.")
+    settlement_account: str
+    rate: RateView
+    credit_limit: int
+    balance_max: int | None
+    balance: int = Field(description="Negative: the peer owes this network. Positive: the reverse.")
+    pending_debits: int
+    pending_credits: int
+    default_route: bool
+    peer_keys: list[dict[str, Any]]
+    agreed_at: datetime | None
+    created_at: datetime
+
+
+class TransferView(OutputModel):
+    transfer_id: uuid.UUID
+    direction: str
+    peer: str
+    kind: str
+    status: str = Field(description="in_flight, accepted or refused.")
+    payer: str
+    payee: str
+    amount_sent: int
+    amount_received: int
+    rate: RateView
+    expires_at: datetime
+    refusal_code: str | None
+    refusal_detail: dict[str, Any] | None
+    seq: int | None
+    attempts: int
+    last_error: str | None
+    reference: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class CheckpointView(OutputModel):
+    id: int
+    payload: dict[str, Any]
+    signatures: dict[str, Any]
+    created_at: datetime
+
+
+class SettlementCreate(InputModel):
+    reference: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="The same reference on both sides (a bank transfer id, an invoice)."
+    )
+    amount: Amount = Field(description="In this network's minor units.")
+
+
+class SettlementView(OutputModel):
+    id: uuid.UUID
+    peer: str
+    reference: str
+    amount: int
+    status: str = Field(
+        description="agreed (recorded here), sent (executing), executed, or refused."
+    )
+    transfer_id: uuid.UUID | None
+    created_by: str
+    created_at: datetime
+
+
+class TransferRate(InputModel):
+    num: Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
+    den: Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
+    version: Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
+
+
+class TransferMessage(InputModel):
+    """One hop of a cross-network trade, as the sending network states it."""
+
+    model_config = InputModel.model_config | {"str_strip_whitespace": False}
+
+    transfer_id: uuid.UUID
+    kind: Annotated[str, Field(pattern="^(federation|settlement)$")]
+    payer: Annotated[str, Field(min_length=3, max_length=100)]
+    payee: Annotated[
+        str,
+        Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
+    ]
+    amount_sent: Amount
+    amount_received: Annotated[int, Field(ge=0, le=2**53 - 1, strict=True)]
+    rate: TransferRate
+    expires_at: datetime
+    description: Annotated[str, Field(max_length=500)] = ""
+    reference: Annotated[str, Field(max_length=200)] | None = None
+
+    def as_message(self) -> dict[str, Any]:
+        """Back to the exact dict the sender hashed (protocol.message)."""
+        return {
+            "transfer_id": str(self.transfer_id),
+            "kind": self.kind,
+            "payer": self.payer,
+            "payee": self.payee,
+            "amount_sent": self.amount_sent,
+            "amount_received": self.amount_received,
+            "rate": self.rate.model_dump(),
+            "expires_at": self.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "description": self.description,
+            "reference": self.reference,
+        }
