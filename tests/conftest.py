@@ -9,6 +9,7 @@ boundary, so tests never see each other's data. Writes are really committed, as 
 commit-time failures and concurrency behave as they do for clients.
 """
 
+import base64
 import os
 import tempfile
 import uuid
@@ -97,7 +98,12 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    settings = Settings(database_url=database_url, pool_size=20, sweep_interval_seconds=0.2)
+    settings = Settings(
+        database_url=database_url,
+        pool_size=20,
+        sweep_interval_seconds=0.2,
+        secret_key=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+    )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application

@@ -262,7 +262,7 @@ def upgrade() -> None:
             name=op.f("links_peer_code_format_check"),
         ),
         sa.CheckConstraint(
-            "status = 'proposed' OR agreed_at IS NOT NULL", name=op.f("links_agreed_to_run_check")
+            "status <> 'active' OR agreed_at IS NOT NULL", name=op.f("links_agreed_to_run_check")
         ),
         sa.CheckConstraint(
             "status IN ('proposed', 'active', 'suspended')", name=op.f("links_status_valid_check")

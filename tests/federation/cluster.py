@@ -20,9 +20,9 @@ from typing import Any
 import asyncpg
 import httpx
 
+from mutualcredit import models  # noqa: F401 - every table, for the ORM
 from mutualcredit.auth import service as keys
 from mutualcredit.auth.models import Role
-from mutualcredit import models  # noqa: F401 - every table, for the ORM
 from mutualcredit.db import create_engine, make_sessionmaker
 
 

@@ -93,7 +93,7 @@ class Link(Base):
         CheckConstraint(
             "peer_code ~ '^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$'", name="peer_code_format"
         ),
-        CheckConstraint("status = 'proposed' OR agreed_at IS NOT NULL", name="agreed_to_run"),
+        CheckConstraint("status <> 'active' OR agreed_at IS NOT NULL", name="agreed_to_run"),
         UniqueConstraint("network_id", "peer_code"),
         UniqueConstraint("account_id"),
     )

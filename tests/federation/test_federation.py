@@ -1,0 +1,320 @@
+"""Federation across separate service processes, each with its own database.
+
+Two linked networks (alpha, bravo) and a hub route (alpha -> hub -> charlie). After every
+scenario, `settled` checks what the issue asks: every network's balances sum to zero, the link
+accounts mirror each other (exactly, or by the tracked remainder), every trade acknowledged to a
+client is booked exactly once on both sides, and no hold outlives its expiry."""
+
+import asyncio
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.federation.cluster import Cluster, Node
+
+
+@pytest.fixture(scope="module")
+def cluster(server_url: str) -> Iterator[Cluster]:
+    c = Cluster(
+        server_url,
+        Path(tempfile.mkdtemp(prefix="mc-fed-")),
+        MUTUALCREDIT_FEDERATION_TTL_SECONDS="8",
+        MUTUALCREDIT_FEDERATION_HOP_MARGIN_SECONDS="2",
+    )
+    try:
+        alpha, bravo = c.add("alpha"), c.add("bravo")
+        hub, charlie = c.add("hub", scale=0), c.add("charlie")
+        c.connect(alpha, bravo, num=3, den=2, caps=5_000)
+        c.connect(alpha, hub, num=1, den=10, caps=100_000, a_default_route=True)
+        c.connect(charlie, hub, num=1, den=10, caps=100_000)
+        for node, members in ((alpha, "ann amy"), (bravo, "bob"), (charlie, "carl"), (hub, "hal")):
+            for code in members.split():
+                node.member(code)
+        yield c
+    finally:
+        c.close()
+
+
+def _wait(predicate: Any, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def settled(*nodes: Node) -> None:
+    """Waits until nothing is in flight, then checks every invariant across the nodes."""
+
+    def idle() -> bool:
+        return all(
+            asyncio.run(
+                n.fetch("SELECT 1 FROM transfers WHERE status IN ('prepared', 'forwarded')")
+            )
+            == []
+            for n in nodes
+        )
+
+    _wait(idle, 60)
+    accepted: dict[str, dict[uuid.UUID, list[tuple[str, int]]]] = {}
+    for node in nodes:
+        sums = asyncio.run(
+            node.fetch(
+                "SELECT network_id, sum(balance) AS b, sum(pending_debits - pending_credits) AS p"
+                " FROM accounts GROUP BY network_id"
+            )
+        )
+        assert all(r["b"] == 0 and r["p"] == 0 for r in sums), (node.name, sums)
+        overdue = asyncio.run(
+            node.fetch("SELECT id FROM trades WHERE status = 'pending' AND expires_at < now()")
+        )
+        assert overdue == [], (node.name, "a hold outlived its expiry")
+        rows = asyncio.run(
+            node.fetch(
+                "SELECT t.transfer_id, t.direction, l.peer_code, t.amount_sent,"
+                " t.amount_received, tr.status AS trade_status, tr.amount"
+                " FROM transfers t JOIN links l ON l.id = t.link_id"
+                " LEFT JOIN trades tr ON tr.id = t.trade_id WHERE t.status = 'accepted'"
+            )
+        )
+        for r in rows:
+            assert r["trade_status"] == "posted", (node.name, dict(r))
+            accepted.setdefault(node.name, {}).setdefault(r["transfer_id"], []).append(
+                (f"{r['direction']}:{r['peer_code']}", r["amount_sent"])
+            )
+        # A transfer id is accepted at most once per direction at each network.
+        assert all(len(v) == len({d for d, _ in v}) for v in accepted.get(node.name, {}).values())
+    # Each hop accepted on one side is accepted on the other, with the same amounts.
+    by_name = {n.name: n for n in nodes}
+    for node in nodes:
+        for transfer_id, hops in accepted.get(node.name, {}).items():
+            for hop, amount in hops:
+                direction, peer = hop.split(":")
+                if peer not in by_name:
+                    continue
+                mirror = "in" if direction == "out" else "out"
+                assert (f"{mirror}:{node.name}", amount) in accepted.get(peer, {}).get(
+                    transfer_id, []
+                ), (node.name, hop, transfer_id)
+    for node in nodes:
+        for peer in nodes:
+            links = asyncio.run(node.fetch("SELECT 1 FROM links WHERE peer_code = $1", peer.name))
+            if links:
+                report = node.reconcile(peer)
+                assert report["agreed"], report
+                assert report["mirror"]["holds"], report
+
+
+def test_trades_cross_both_ways_at_an_exact_rate_and_reconcile(cluster: Cluster) -> None:
+    alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    before = (alpha.balance("ann"), bravo.balance("bob"))
+    key = str(uuid.uuid4())
+    r = alpha.pay("ann", "bravo/bob", 101, key=key, description="apples")
+    assert r.status_code == 201, r.text
+    trade = r.json()
+    assert trade["status"] == "posted"
+    assert trade["transfer"]["status"] == "accepted"
+    # 101 at 3/2 is 151.5: 151 arrive, the half stays with alpha (rounded down, documented).
+    assert trade["transfer"]["amount_received"] == 151
+    assert (alpha.balance("ann"), bravo.balance("bob")) == (before[0] - 101, before[1] + 151)
+    # A retry with the same key answers with the same trade, booked once.
+    again = alpha.pay("ann", "bravo/bob", 101, key=key, description="apples")
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == trade["id"]
+    assert bravo.balance("bob") == before[1] + 151
+    # Same key, different trade: refused, nothing booked.
+    conflict = alpha.pay("ann", "bravo/bob", 102, key=key)
+    assert (conflict.status_code, conflict.json()["code"]) == (409, "idempotency_conflict")
+
+    r = bravo.pay("bob", "alpha/amy", 50)
+    assert r.status_code == 201, r.text
+    assert r.json()["transfer"]["amount_received"] == 33  # 50 * 2/3 = 33.33...
+    settled(alpha, bravo)
+    report = alpha.reconcile(bravo)
+    assert report["differences"] == []
+    # alpha's link: +101 out, -33 in = 68; bravo's: +50 - 151 = -101. In bravo's units alpha's
+    # side is worth 151.5 - 49.5 = 102; the difference to 101 is the two remainders, 1/2 each.
+    assert report["balances"]["alpha"]["ledger"] >= 68
+    assert report["mirror"]["holds"]
+
+    r = alpha.request("POST", "/federation/links/bravo/checkpoints", alpha.operator)
+    assert r.status_code == 201, r.text
+    checkpoint = r.json()
+    assert set(checkpoint["signatures"]) == {"alpha", "bravo"}
+    theirs = bravo.request("GET", "/federation/links/alpha/checkpoints", bravo.operator).json()
+    assert theirs[0]["payload"] == checkpoint["payload"]
+
+
+def test_a_refusal_by_the_destination_voids_the_hold(cluster: Cluster) -> None:
+    alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    # bravo lets alpha owe it at most 5,000; alpha's member may pay 9,000 by its own limits,
+    # and alpha lifts its own cap on what it owes bravo: so bravo is the one to refuse.
+    for account in ("ann", "link.bravo"):
+        r = alpha.request(
+            "PUT",
+            f"/accounts/{account}/limits",
+            alpha.operator,
+            json={"credit_limit": 1_000_000, "balance_max": None, "reason": "test"},
+        )
+        assert r.status_code == 200, r.text
+    before = alpha.balance("ann")
+    key = str(uuid.uuid4())
+    r = alpha.pay("ann", "bravo/bob", 9_000, key=key)
+    assert r.status_code == 409, r.text
+    problem = r.json()
+    assert (problem["code"], problem["remote_code"], problem["refused_by"]) == (
+        "transfer_refused",
+        "credit_limit_exceeded",
+        "bravo",
+    )
+    trade = alpha.trade(problem["trade_id"])
+    assert trade["status"] == "voided"
+    assert alpha.balance("ann") == before
+    # The retry learns the same refusal.
+    again = alpha.pay("ann", "bravo/bob", 9_000, key=key)
+    assert (again.status_code, again.json()["remote_code"]) == (409, "credit_limit_exceeded")
+    settled(alpha, bravo)
+
+
+def test_a_member_cannot_touch_a_cross_network_hold(cluster: Cluster) -> None:
+    alpha = cluster.nodes["alpha"]
+    r = alpha.pay("ann", "bravo/bob", 7)
+    assert r.status_code == 201
+    trade_id = r.json()["id"]
+    for action in ("post", "void"):
+        r = alpha.request("POST", f"/trades/{trade_id}/{action}", alpha.operator)
+        assert r.status_code == 409
+        assert r.json()["code"] in ("trade_federated", "trade_not_pending")
+    r = alpha.pay("ann", "nowhere-x/bob", 70)
+    # alpha routes unknown networks to its hub, which has no route: refused there.
+    assert (r.status_code, r.json()["remote_code"]) == (409, "no_route")
+
+
+def test_a_trade_routes_through_a_hub_with_shortening_expiries(cluster: Cluster) -> None:
+    alpha, hub, charlie = (cluster.nodes[n] for n in ("alpha", "hub", "charlie"))
+    before = (alpha.balance("ann"), charlie.balance("carl"), hub.balance("link.alpha"))
+    r = alpha.pay("ann", "charlie/carl", 250)
+    assert r.status_code == 201, r.text
+    transfer_id = r.json()["transfer"]["transfer_id"]
+    # 250 of alpha (scale 2) -> 25 of hub (scale 0, rate 1/10) -> 250 of charlie (rate 10/1).
+    assert alpha.balance("ann") == before[0] - 250
+    assert charlie.balance("carl") == before[1] + 250
+    assert hub.balance("link.alpha") == before[2] - 25
+    hops = asyncio.run(
+        hub.fetch(
+            "SELECT direction, expires_at FROM transfers WHERE transfer_id = $1",
+            uuid.UUID(transfer_id),
+        )
+    )
+    expiry = {h["direction"]: h["expires_at"] for h in hops}
+    assert expiry["out"] < expiry["in"]
+    settled(alpha, hub, charlie)
+
+
+def test_settlement_moves_both_link_balances_toward_zero(cluster: Cluster) -> None:
+    alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    alpha.pay("ann", "bravo/bob", 200)
+    settled(alpha, bravo)
+    owed = alpha.balance("link.bravo")  # positive: alpha owes bravo
+    assert owed > 0
+    ref = f"bank-{uuid.uuid4().hex[:6]}"
+    # The side that owes records first; the side that is owed executes. 100 of alpha = 150 of
+    # bravo at the link's rate.
+    r = alpha.request(
+        "POST",
+        "/federation/links/bravo/settlements",
+        alpha.operator,
+        json={"reference": ref, "amount": 100},
+    )
+    assert (r.status_code, r.json()["status"]) == (201, "agreed"), r.text
+    bravo_before = bravo.balance("link.alpha")
+    r = bravo.request(
+        "POST",
+        "/federation/links/alpha/settlements",
+        bravo.operator,
+        json={"reference": ref, "amount": 150},
+    )
+    assert r.status_code == 201, r.text
+    _wait(
+        lambda: (
+            bravo.request("GET", "/federation/links/alpha/settlements", bravo.operator).json()[0][
+                "status"
+            ]
+            in ("executed", "refused")
+        )
+    )
+    assert (
+        bravo.request("GET", "/federation/links/alpha/settlements", bravo.operator).json()[0][
+            "status"
+        ]
+        == "executed"
+    )
+    assert alpha.balance("link.bravo") == owed - 100
+    assert bravo.balance("link.alpha") == bravo_before + 150
+    settled(alpha, bravo)
+    # A settlement the other side did not record is refused, and nothing moves.
+    r = bravo.request(
+        "POST",
+        "/federation/links/alpha/settlements",
+        bravo.operator,
+        json={"reference": ref + "-x", "amount": 3},
+    )
+    assert r.status_code == 201
+    _wait(
+        lambda: (
+            bravo.request("GET", "/federation/links/alpha/settlements", bravo.operator).json()[0][
+                "status"
+            ]
+            == "refused"
+        )
+    )
+    settled(alpha, bravo)
+
+
+def test_a_suspended_link_refuses_new_trades(cluster: Cluster) -> None:
+    alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    r = bravo.request(
+        "POST", "/federation/links/alpha/suspend", bravo.operator, json={"reason": "review"}
+    )
+    assert r.status_code == 200, r.text
+    try:
+        r = alpha.pay("ann", "bravo/bob", 5)
+        assert (r.status_code, r.json()["remote_code"]) == (409, "link_not_active")
+        r = bravo.pay("bob", "alpha/ann", 5)
+        assert (r.status_code, r.json()["code"]) == (409, "link_not_active")
+    finally:
+        bravo.request(
+            "POST", "/federation/links/alpha/resume", bravo.operator, json={"reason": "done"}
+        )
+    assert alpha.pay("ann", "bravo/bob", 5).status_code == 201
+    settled(alpha, bravo)
+
+
+def test_key_rotation_is_announced_and_trades_continue(cluster: Cluster) -> None:
+    alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    r = alpha.request("POST", "/federation/keys/rotate", alpha.operator)
+    assert r.status_code == 200, r.text
+    assert r.json()["peers"]["bravo"] == "registered"
+    assert alpha.pay("ann", "bravo/bob", 9).status_code == 201
+    settled(alpha, bravo)
+
+
+def test_descriptor_is_public_and_has_no_secret(cluster: Cluster) -> None:
+    alpha = cluster.nodes["alpha"]
+    doc = alpha.descriptor()
+    assert doc["protocol"] == "mutualcredit-federation/1"
+    assert doc["unit"]["scale"] == 2
+    assert doc["url"] == alpha.url
+    assert {"key_id", "public_key", "status"} <= set(doc["keys"][0])
+    assert (
+        "private"
+        not in httpx.get(f"{alpha.url}/federation/v1/networks/alpha/descriptor", timeout=10).text
+    )
