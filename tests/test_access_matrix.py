@@ -84,9 +84,11 @@ async def build(api: Api, foreign: Net) -> World:
 
 
 def _public_key() -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from mutualcredit.federation import crypto
 
-    return crypto.b64e(crypto.Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+    return crypto.b64e(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
 
 
 # (method, path, body, allowed callers). Paths use {n} for the network and {trade}, {hold},

@@ -104,10 +104,10 @@ def settled(*nodes: Node) -> None:
                     transfer_id, []
                 ), (node.name, hop, transfer_id)
     for node in nodes:
-        for peer in nodes:
-            links = asyncio.run(node.fetch("SELECT 1 FROM links WHERE peer_code = $1", peer.name))
+        for other in nodes:
+            links = asyncio.run(node.fetch("SELECT 1 FROM links WHERE peer_code = $1", other.name))
             if links:
-                report = node.reconcile(peer)
+                report = node.reconcile(other)
                 assert report["agreed"], report
                 assert report["mirror"]["holds"], report
 
