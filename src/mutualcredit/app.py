@@ -21,7 +21,6 @@ from mutualcredit.db import create_engine, make_sessionmaker, plain_url
 from mutualcredit.errors import install_handlers
 from mutualcredit.exports.router import router as exports_router
 from mutualcredit.federation import protocol as federation_protocol
-from mutualcredit.federation.crypto import load_secret_key
 from mutualcredit.federation.peer_router import router as federation_peer_router
 from mutualcredit.federation.protocol import Federation
 from mutualcredit.federation.router import router as federation_router
@@ -87,7 +86,6 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.federation = Federation(
             sessionmaker=app.state.sessionmaker,
             settings=settings,
-            secret_key=load_secret_key(settings.secret_key, settings.data_dir),
             http=http,
         )
         # The outbox: every worker delivers due transfers (claimed with SKIP LOCKED).

@@ -77,10 +77,19 @@ def load_secret_key(configured: str | None, data_dir: Path) -> bytes:
         return key
     path = data_dir / "secret.key"
     if not path.exists():
+        # Written to a private temporary file, then linked into place: workers starting at
+        # once agree on one key, and none ever reads a half-written file.
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = data_dir / f".secret.key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(b64e(secrets.token_bytes(32)))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another worker won: use its key
+        finally:
+            tmp.unlink()
     key = b64d(path.read_text().strip())
     if len(key) != 32:
         raise ValueError(f"{path} must hold 32 bytes, base64url-encoded")

@@ -62,8 +62,18 @@ class Federation:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: Settings
-    secret_key: bytes
     http: httpx.AsyncClient
+    _secret_key: bytes | None = None
+
+    @property
+    def secret_key(self) -> bytes:
+        """Loaded when federation first needs it: a deployment that never federates needs
+        no secret key (nor a writable data directory)."""
+        if self._secret_key is None:
+            self._secret_key = crypto.load_secret_key(
+                self.settings.secret_key, self.settings.data_dir
+            )
+        return self._secret_key
 
     @property
     def public_url(self) -> str:

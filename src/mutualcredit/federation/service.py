@@ -17,7 +17,7 @@ from mutualcredit.audit.context import explain
 from mutualcredit.auth.models import Role
 from mutualcredit.auth.permissions import require_operator, require_reader, require_writer
 from mutualcredit.auth.service import Principal
-from mutualcredit.errors import Forbidden, ProblemError
+from mutualcredit.errors import Forbidden, ProblemError, ValidationProblem
 from mutualcredit.federation import crypto, protocol
 from mutualcredit.federation.errors import (
     AmountTooSmall,
@@ -190,7 +190,7 @@ async def create_link(
     require_operator(principal)
     code = await session.scalar(text("SELECT code FROM networks WHERE id = :n"), {"n": network_id})
     if data.peer == code:
-        raise ProblemError("A network cannot link to itself")
+        raise ValidationProblem("peer: a network cannot link to itself")
     await protocol.ensure_key(fed, session, network_id)
     await explain(session, data.reason or f"link to {data.peer}")
     try:
