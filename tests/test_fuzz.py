@@ -160,9 +160,12 @@ def test_fuzzing_finds_no_server_error_and_only_problems(
     def check(case: schemathesis.Case) -> None:
         headers = {"Authorization": f"Bearer {target.token}"}
         response = case.call(base_url=target.base, headers=headers, timeout=10)
-        case.validate_response(
-            response, checks=[not_a_server_error, response_schema_conformance], headers=headers
-        )
+        checks = [response_schema_conformance]
+        # The world's federation link points at a peer that is not running: a 502
+        # peer_unreachable is the documented answer there, not a server error.
+        if not (response.status_code == 502 and b"peer_unreachable" in response.content):
+            checks.insert(0, not_a_server_error)
+        case.validate_response(response, checks=checks, headers=headers)
         _problem_check(response)
 
     try:
