@@ -9,7 +9,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = (await client.get("/readyz")).json()
     assert ready["status"] == "ready"
-    assert ready["schema_revision"] == "0001"
+    assert ready["schema_revision"] == "0002"
 
 
 async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
