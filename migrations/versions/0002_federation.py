@@ -18,6 +18,7 @@ import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
@@ -146,7 +147,9 @@ DROP FUNCTION mc_trades_guard_federated();
 _EXPIRING = ("mc_expire_holds_of", "mc_expire_overdue")
 
 
-def _baseline() -> str:
+def _baseline() -> ModuleType:
+    """Migration 0001 itself: its function texts (restored by the downgrade) and its script
+    runner (asyncpg prepares one command at a time, so scripts are split first)."""
     spec = importlib.util.spec_from_file_location(
         "mc_migration_0001", Path(__file__).with_name("0001_core_ledger.py")
     )
@@ -154,11 +157,13 @@ def _baseline() -> str:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return str(module.TRIGGERS_AND_FUNCTIONS)
+    return module
 
 
 def _function(name: str) -> str:
-    match = re.search(rf"CREATE FUNCTION {name}\(.*?\nEND \$\$;", _baseline(), re.S)
+    match = re.search(
+        rf"CREATE FUNCTION {name}\(.*?\nEND \$\$;", _baseline().TRIGGERS_AND_FUNCTIONS, re.S
+    )
     assert match is not None, name
     return match.group(0).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
@@ -172,26 +177,8 @@ def _passing_federated_holds(sql: str) -> str:
     return changed
 
 
-def _statements(script: str) -> list[str]:
-    """Splits at top-level semicolons (asyncpg prepares one command at a time)."""
-    statements, current, in_body = [], [], False
-    for line in script.splitlines():
-        if not in_body and line.lstrip().startswith("--"):
-            continue
-        if line.count("$$") % 2 == 1:
-            in_body = not in_body
-        current.append(line)
-        if not in_body and line.rstrip().endswith(";"):
-            statements.append("\n".join(current).strip())
-            current = []
-    if "\n".join(current).strip():
-        statements.append("\n".join(current).strip())
-    return statements
-
-
 def _execute_script(script: str) -> None:
-    for statement in _statements(script):
-        op.execute(statement)
+    _baseline()._execute_script(script)
 
 
 def _replace_check(table: str, name: str, condition: str) -> None:

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from mutualcredit.federation import crypto, protocol
+from tests.federation.checks import settled, signed_post, wait
 from tests.federation.cluster import Cluster, Node
-from tests.federation.test_federation import _wait, settled
 
 TTL = 6
 
@@ -79,15 +79,16 @@ def _pay_in_background(node: Node, key: str, amount: int) -> dict[str, Any]:
     return result
 
 
-def _status(node: Node, key: str) -> str:
+def _transfer_id(node: Node, key: str) -> uuid.UUID | None:
+    """The transfer of the trade with this Idempotency-Key at the origin, once it exists."""
     rows = asyncio.run(
         node.fetch(
-            "SELECT t.status FROM transfers t JOIN trades tr ON tr.id = t.trade_id"
+            "SELECT t.transfer_id FROM transfers t JOIN trades tr ON tr.id = t.trade_id"
             " WHERE tr.key = $1",
             key,
         )
     )
-    return str(rows[0]["status"]) if rows else "none"
+    return rows[0]["transfer_id"] if rows else None
 
 
 def test_destination_down_past_the_expiry_refuses_and_the_origin_voids(
@@ -104,7 +105,7 @@ def test_destination_down_past_the_expiry_refuses_and_the_origin_voids(
         time.sleep(TTL + 1)
     finally:
         b.start()
-    _wait(lambda: a.trade(r.json()["id"])["status"] == "voided")
+    wait(lambda: a.trade(r.json()["id"])["status"] == "voided")
     refused = asyncio.run(
         b.fetch(
             "SELECT refusal_code FROM transfers WHERE transfer_id = $1",
@@ -124,16 +125,15 @@ def test_destination_killed_after_deciding_before_answering(pair: tuple[Node, No
     # decided and not answered. Then it dies.
     lock = Held(b, "LOCK TABLE node_keys IN ACCESS EXCLUSIVE MODE")
     call = _pay_in_background(a, key, 30)
-    _wait(
-        lambda: (
-            _status(b, key) != "none"
-            or bool(
-                asyncio.run(
-                    b.fetch(
-                        "SELECT 1 FROM transfers WHERE status = 'accepted'"
-                        " AND payer_address = 'origin/ann'"
-                        " AND created_at > now() - interval '5 seconds'"
-                    )
+    wait(lambda: _transfer_id(a, key) is not None, 15)
+    transfer_id = _transfer_id(a, key)
+    # The destination has decided (committed) this very transfer; its answer is blocked.
+    wait(
+        lambda: bool(
+            asyncio.run(
+                b.fetch(
+                    "SELECT 1 FROM transfers WHERE transfer_id = $1 AND status = 'accepted'",
+                    transfer_id,
                 )
             )
         ),
@@ -144,7 +144,7 @@ def test_destination_killed_after_deciding_before_answering(pair: tuple[Node, No
     call["thread"].join(30)
     assert call["response"].status_code == 202  # the origin does not know yet
     b.start()
-    _wait(lambda: a.trade(call["response"].json()["id"])["status"] == "posted")
+    wait(lambda: a.trade(call["response"].json()["id"])["status"] == "posted")
     assert (a.balance("ann"), b.balance("bob")) == (before[0] - 30, before[1] + 30)
     again = a.pay("ann", "dest/bob", 30, key=key)
     assert again.status_code == 201  # the client's retry learns the outcome
@@ -166,7 +166,7 @@ def test_origin_killed_after_sending(pair: tuple[Node, Node]) -> None:
     a.start()
     r = a.pay("ann", "dest/bob", 25, key=key)  # the client retries with its key
     assert r.status_code in (201, 202)
-    _wait(lambda: a.trade(r.json()["id"])["status"] == "posted")
+    wait(lambda: a.trade(r.json()["id"])["status"] == "posted")
     assert (a.balance("ann"), b.balance("bob")) == (before[0] - 25, before[1] + 25)
     settled(a, b)
 
@@ -194,7 +194,7 @@ def test_destination_database_down_then_back(pair: tuple[Node, Node]) -> None:
         assert r.status_code == 202, r.text
     finally:
         asyncio.run(switch(True))
-    _wait(lambda: a.trade(r.json()["id"])["status"] == "posted")
+    wait(lambda: a.trade(r.json()["id"])["status"] == "posted")
     assert b.balance("bob") == before + 15
     settled(a, b)
 
@@ -225,34 +225,3 @@ def test_a_duplicate_delivery_books_once(pair: tuple[Node, Node]) -> None:
     assert receipts[0]["status"] == "accepted"
     assert b.balance("bob") == before
     settled(a, b)
-
-
-def signed_post(
-    node: Node,
-    signer: crypto.Signer,
-    tail: str,
-    body: bytes,
-    *,
-    created: int | None = None,
-    nonce: str | None = None,
-    to: str | None = None,
-) -> httpx.Response:
-    path = f"/federation/v1/networks/{node.name}{tail}"
-    created_s = str(created if created is not None else int(time.time()))
-    nonce = nonce or uuid.uuid4().hex
-    receiver = to or node.name
-    base = crypto.request_base("POST", path, signer.network_code, receiver, created_s, nonce, body)
-    return httpx.post(
-        node.url + path,
-        content=body,
-        headers={
-            "MC-From": signer.network_code,
-            "MC-To": receiver,
-            "MC-Key-Id": signer.key_id,
-            "MC-Created": created_s,
-            "MC-Nonce": nonce,
-            "MC-Signature": signer.sign(base),
-            "Content-Type": "application/json",
-        },
-        timeout=30,
-    )

@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mutualcredit.federation import crypto
+from tests.federation.checks import signed_post
 from tests.federation.cluster import Cluster, Node
-from tests.federation.test_faults import signed_post
 
 
 @dataclass

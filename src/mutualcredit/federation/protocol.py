@@ -49,7 +49,7 @@ from mutualcredit.federation.errors import (
     PeerUnreachable,
     TransferConflict,
 )
-from mutualcredit.trades.repository import result_of
+from mutualcredit.trades import repository
 
 log = logging.getLogger("mutualcredit.federation")
 
@@ -242,14 +242,9 @@ async def authenticate_peer(
     path: str,
     headers: Any,
     body: bytes,
-    *,
-    announcement: bool = False,
 ) -> PeerContext:
     """Checks a node-to-node request: signed, fresh, not replayed, by a key registered for the
-    sending network on this network's link to it. Raises the matching problem otherwise.
-
-    `announcement`: a key rotation is announced with the retiring key, so retired keys of the
-    peer... are not a thing here: the peer signs with its old key, which we still hold active."""
+    sending network on this network's link to it. Raises the matching problem otherwise."""
     values = {h: headers.get(h) for h in crypto.SIGNED_HEADERS}
     if any(not v for v in values.values()):
         raise PeerSignatureMissing("Sign node-to-node requests (MC-* headers)")
@@ -522,7 +517,9 @@ async def receive(
     seq: int | None = None
     chain_hash: bytes | None = None
     if status == "accepted":
-        seq, chain_hash = await _append_to_chain(session, ctx, row_values)
+        seq, chain_hash = await _append_to_chain(
+            session, row_values, ctx.link["peer_code"], ctx.network_code
+        )
     code, detail = refusal if refusal is not None else (None, None)
     await session.execute(
         text(
@@ -559,7 +556,6 @@ async def _book_here(
     link_code = await session.scalar(
         text("SELECT code FROM accounts WHERE id = :a"), {"a": link["account_id"]}
     )
-    payee = account
     if msg["kind"] == "settlement":
         agreed = await session.scalar(
             text(
@@ -579,31 +575,21 @@ async def _book_here(
         )
         if balance is None or balance < msg["amount_received"]:
             return None, ("settlement_invalid", {"link_balance": balance})
-    result = result_of(
-        (
-            await session.execute(
-                text(
-                    "SELECT outcome, problem_code, problem_detail::text AS problem_detail,"
-                    " trade::text AS trade FROM mc_create_trade(:n, :key, :hash, :payer, :payee,"
-                    " :amount, false, NULL, :description, NULL, CAST(:metadata AS jsonb),"
-                    " :actor, :kind)"
-                ),
-                {
-                    "n": ctx.network_id,
-                    "key": f"federation:{msg['transfer_id']}",
-                    "hash": message_hash(msg),
-                    "payer": link_code,
-                    "payee": payee,
-                    "amount": msg["amount_received"],
-                    "description": msg.get("description") or "",
-                    "metadata": orjson.dumps(
-                        {"transfer_id": msg["transfer_id"], "from": msg["payer"]}
-                    ).decode(),
-                    "actor": f"peer:{link['peer_code']}",
-                    "kind": msg["kind"],
-                },
-            )
-        ).one()
+    result = await repository.create_trade(
+        session,
+        network_id=ctx.network_id,
+        key=f"federation:{msg['transfer_id']}",
+        request_hash=message_hash(msg),
+        payer=link_code,
+        payee=account,
+        amount=msg["amount_received"],
+        pending=False,
+        expires_at=None,
+        description=msg.get("description") or "",
+        external_ref=None,
+        metadata={"transfer_id": msg["transfer_id"], "from": msg["payer"]},
+        actor=f"peer:{link['peer_code']}",
+        kind=msg["kind"],
     )
     if result.outcome in ("created", "replayed"):
         assert result.trade is not None
@@ -620,8 +606,10 @@ async def _book_here(
 
 
 async def _append_to_chain(
-    session: AsyncSession, ctx: PeerContext, row: dict[str, Any]
+    session: AsyncSession, row: RowMapping | dict[str, Any], sender: str, receiver: str
 ) -> tuple[int, bytes]:
+    """Gives an accepted inbound transfer the next place in its link's chain (the link row is
+    locked: one append at a time per link)."""
     head = (
         await session.execute(
             text("SELECT in_seq, in_hash FROM links WHERE id = :l FOR UPDATE"),
@@ -629,7 +617,7 @@ async def _append_to_chain(
         )
     ).one()
     seq = head.in_seq + 1
-    prev = bytes(head.in_hash) if head.in_hash else genesis(ctx.link["peer_code"], ctx.network_code)
+    prev = bytes(head.in_hash) if head.in_hash else genesis(sender, receiver)
     chain_hash = chain_next(prev, row, seq)
     await session.execute(
         text("UPDATE links SET in_seq = :s, in_hash = :h WHERE id = :l"),
@@ -668,31 +656,21 @@ async def _forward(
             )
         ).all()
     )
-    result = result_of(
-        (
-            await session.execute(
-                text(
-                    "SELECT outcome, problem_code, problem_detail::text AS problem_detail,"
-                    " trade::text AS trade FROM mc_create_trade(:n, :key, :hash, :payer, :payee,"
-                    " :amount, true, :expires_at, :description, NULL, CAST(:metadata AS jsonb),"
-                    " :actor, 'federation')"
-                ),
-                {
-                    "n": ctx.network_id,
-                    "key": f"federation:{msg['transfer_id']}",
-                    "hash": message_hash(msg),
-                    "payer": codes[ctx.link["account_id"]],
-                    "payee": codes[nxt["account_id"]],
-                    "amount": msg["amount_received"],
-                    "expires_at": expires_at,
-                    "description": msg.get("description") or "",
-                    "metadata": orjson.dumps(
-                        {"transfer_id": msg["transfer_id"], "to": msg["payee"]}
-                    ).decode(),
-                    "actor": f"peer:{ctx.link['peer_code']}",
-                },
-            )
-        ).one()
+    result = await repository.create_trade(
+        session,
+        network_id=ctx.network_id,
+        key=f"federation:{msg['transfer_id']}",
+        request_hash=message_hash(msg),
+        payer=codes[ctx.link["account_id"]],
+        payee=codes[nxt["account_id"]],
+        amount=msg["amount_received"],
+        pending=True,
+        expires_at=expires_at,
+        description=msg.get("description") or "",
+        external_ref=None,
+        metadata={"transfer_id": msg["transfer_id"], "to": msg["payee"]},
+        actor=f"peer:{ctx.link['peer_code']}",
+        kind="federation",
     )
     if result.outcome != "created" or result.trade is None:
         return None, (result.problem_code or "refused", result.problem_detail)
@@ -881,27 +859,7 @@ async def apply_receipt(
             text("SELECT mc_finish_hold(:t, :post, :actor)"),
             {"t": row["trade_id"], "post": accepted, "actor": actor},
         )
-        await session.execute(
-            text(
-                "UPDATE transfers SET status = :s, seq = :seq, chain_hash = :h,"
-                " refusal_code = :code, refusal_detail = CAST(:detail AS jsonb),"
-                " receipt = CAST(:receipt AS jsonb), resolved_at = clock_timestamp()"
-                " WHERE id = :i"
-            ),
-            {
-                "s": "accepted" if accepted else "refused",
-                "seq": seq,
-                "h": chain_hash,
-                "code": None if accepted else receipt.get("code") or "refused",
-                "detail": None
-                if accepted
-                else orjson.dumps(
-                    {**(receipt.get("detail") or {}), "refused_by": receipt.get("network")}
-                ).decode(),
-                "receipt": orjson.dumps(receipt).decode(),
-                "i": row_id,
-            },
-        )
+        await _record_outcome(session, row_id, receipt, seq, chain_hash, keep_receipt=True)
         if row["kind"] == "settlement":
             await session.execute(
                 text("UPDATE settlements SET status = :s WHERE transfer_id = :t"),
@@ -934,27 +892,30 @@ async def _finish_forwarded(
         return
     seq = chain_hash = None
     if accepted:
-        head = (
-            await session.execute(
-                text("SELECT in_seq, in_hash FROM links WHERE id = :l FOR UPDATE"),
-                {"l": in_row["link_id"]},
-            )
-        ).one()
-        seq = head.in_seq + 1
-        prev = (
-            bytes(head.in_hash)
-            if head.in_hash
-            else genesis(in_row["peer_code"], in_row["network_code"])
+        seq, chain_hash = await _append_to_chain(
+            session, in_row, in_row["peer_code"], in_row["network_code"]
         )
-        chain_hash = chain_next(prev, in_row, seq)
-        await session.execute(
-            text("UPDATE links SET in_seq = :s, in_hash = :h WHERE id = :l"),
-            {"s": seq, "h": chain_hash, "l": in_row["link_id"]},
-        )
+    await _record_outcome(session, in_row["id"], receipt, seq, chain_hash, keep_receipt=False)
+
+
+async def _record_outcome(
+    session: AsyncSession,
+    row_id: int,
+    receipt: dict[str, Any],
+    seq: int | None,
+    chain_hash: bytes | None,
+    *,
+    keep_receipt: bool,
+) -> None:
+    """Makes a transfer final as the receipt says: accepted in the chain at seq, or refused
+    with the refusing network's code (named in the detail as refused_by)."""
+    accepted = receipt["status"] == "accepted"
+    detail = {**(receipt.get("detail") or {}), "refused_by": receipt.get("network")}
     await session.execute(
         text(
-            "UPDATE transfers SET status = :s, seq = :seq, chain_hash = :h, refusal_code = :code,"
-            " refusal_detail = CAST(:detail AS jsonb), resolved_at = clock_timestamp()"
+            "UPDATE transfers SET status = :s, seq = :seq, chain_hash = :h,"
+            " refusal_code = :code, refusal_detail = CAST(:detail AS jsonb),"
+            " receipt = CAST(:receipt AS jsonb), resolved_at = clock_timestamp()"
             " WHERE id = :i"
         ),
         {
@@ -962,12 +923,9 @@ async def _finish_forwarded(
             "seq": seq,
             "h": chain_hash,
             "code": None if accepted else receipt.get("code") or "refused",
-            "detail": None
-            if accepted
-            else orjson.dumps(
-                {**(receipt.get("detail") or {}), "refused_by": receipt.get("network")}
-            ).decode(),
-            "i": in_row["id"],
+            "detail": None if accepted else orjson.dumps(detail).decode(),
+            "receipt": orjson.dumps(receipt).decode() if keep_receipt else None,
+            "i": row_id,
         },
     )
 

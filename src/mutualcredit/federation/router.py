@@ -1,14 +1,15 @@
 """Operators' federation endpoints: identity, links, statements, reconciliation, checkpoints,
 settlements. Under the network: /v1/networks/{network}/federation/..."""
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_reader
+from mutualcredit.auth.service import Principal
 from mutualcredit.db import Session
 from mutualcredit.federation import protocol, service
 from mutualcredit.federation.protocol import Federation
@@ -118,8 +119,8 @@ async def _status(
     network: str,
     peer: str,
     body: LinkStatusChange,
-    session: Any,
-    principal: Any,
+    session: AsyncSession,
+    principal: Principal,
     key: str | None,
     status: str,
 ) -> Response:
@@ -277,7 +278,7 @@ async def record_settlement(
         view, row_id = await service.record_settlement(fed, session, principal, net_id, peer, body)
         if row_id is not None:
             # After the response, so after the commit: the outbox row exists by then.
-            background.add_task(_deliver_soon, fed, row_id)
+            background.add_task(protocol.deliver, fed, row_id)
         return view
 
     return await idempotent(
@@ -289,10 +290,6 @@ async def record_settlement(
         status_code=201,
         write=write,
     )
-
-
-async def _deliver_soon(fed: Federation, row_id: int) -> None:
-    await asyncio.shield(protocol.deliver(fed, row_id))
 
 
 @router.get(

@@ -44,7 +44,8 @@ from mutualcredit.federation.schemas import (
     TransferView,
 )
 from mutualcredit.hashing import request_hash
-from mutualcredit.trades.repository import result_of
+from mutualcredit.networks.errors import NetworkNotFound
+from mutualcredit.trades import repository
 from mutualcredit.trades.schemas import TradeCreate
 
 LINK_PREFIX = "link."
@@ -64,8 +65,6 @@ async def descriptor(fed: Federation, session: AsyncSession, code: str) -> dict[
         .one_or_none()
     )
     if network is None:
-        from mutualcredit.networks.errors import NetworkNotFound
-
         raise NetworkNotFound(f"No network {code!r}")
     await protocol.ensure_key(fed, session, network["id"])
     keys = await session.execute(
@@ -478,38 +477,30 @@ async def send_trade(
     link_code = await session.scalar(
         text("SELECT code FROM accounts WHERE id = :a"), {"a": link["account_id"]}
     )
-    result = result_of(
-        (
-            await session.execute(
-                text(
-                    "SELECT outcome, problem_code, problem_detail::text AS problem_detail,"
-                    " trade::text AS trade FROM mc_create_trade(:n, :key, :hash, :payer, :payee,"
-                    " :amount, true, :expires_at, :description, :external_ref,"
-                    " CAST(:metadata AS jsonb), :actor, 'federation')"
-                ),
-                {
-                    "n": network_id,
-                    "key": key,
-                    "hash": fingerprint,
-                    "payer": data.payer,
-                    "payee": link_code,
-                    "amount": data.amount,
-                    "expires_at": expires_at,
-                    "description": data.description,
-                    "external_ref": data.external_ref,
-                    "metadata": orjson.dumps({**data.metadata, "to": data.payee}).decode(),
-                    "actor": principal.actor,
-                },
-            )
-        ).one()
+    result = await repository.create_trade(
+        session,
+        network_id=network_id,
+        key=key,
+        request_hash=fingerprint,
+        payer=data.payer,
+        payee=link_code,
+        amount=data.amount,
+        pending=True,
+        expires_at=expires_at,
+        description=data.description,
+        external_ref=data.external_ref,
+        metadata={**data.metadata, "to": data.payee},
+        actor=principal.actor,
+        kind="federation",
     )
     if result.outcome == "replayed":
         assert result.trade is not None
         return None, uuid.UUID(result.trade["id"])
     if result.outcome != "created":
-        from mutualcredit.trades.service import _refusal
+        # Imported here: trades.service imports this module (to show a trade's transfer).
+        from mutualcredit.trades.service import ledger_refusal
 
-        raise _refusal(result, commit=True)
+        raise ledger_refusal(result, commit=True)
     assert result.trade is not None
     trade_id = uuid.UUID(result.trade["id"])
     row_id = await protocol.insert_outbound(
@@ -972,34 +963,26 @@ async def record_settlement(
             ).all()
         )
         expires_at = datetime.now(UTC) + timedelta(seconds=fed.settings.federation_ttl_seconds)
-        result = result_of(
-            (
-                await session.execute(
-                    text(
-                        "SELECT outcome, problem_code, problem_detail::text AS problem_detail,"
-                        " trade::text AS trade FROM mc_create_trade(:n, :key, :hash, :payer,"
-                        " :payee, :amount, true, :expires_at, :description, :ref,"
-                        " '{}'::jsonb, :actor, 'settlement')"
-                    ),
-                    {
-                        "n": network_id,
-                        "key": f"settlement:{settlement_id}",
-                        "hash": request_hash("settlement", data.model_dump(mode="json")),
-                        "payer": codes[link["settlement_account_id"]],
-                        "payee": codes[link["account_id"]],
-                        "amount": data.amount,
-                        "expires_at": expires_at,
-                        "description": f"Settlement {data.reference} with {peer}",
-                        "ref": data.reference,
-                        "actor": principal.actor,
-                    },
-                )
-            ).one()
+        result = await repository.create_trade(
+            session,
+            network_id=network_id,
+            key=f"settlement:{settlement_id}",
+            request_hash=request_hash("settlement", data.model_dump(mode="json")),
+            payer=codes[link["settlement_account_id"]],
+            payee=codes[link["account_id"]],
+            amount=data.amount,
+            pending=True,
+            expires_at=expires_at,
+            description=f"Settlement {data.reference} with {peer}",
+            external_ref=data.reference,
+            metadata={},
+            actor=principal.actor,
+            kind="settlement",
         )
         if result.outcome != "created" or result.trade is None:
-            from mutualcredit.trades.service import _refusal
+            from mutualcredit.trades.service import ledger_refusal
 
-            raise _refusal(result, commit=False)
+            raise ledger_refusal(result, commit=False)
         transfer_id = uuid.uuid4()
         row_id = await protocol.insert_outbound(
             session,

@@ -54,7 +54,7 @@ class Created:
     replayed: bool
 
 
-def _refusal(result: LedgerResult, *, commit: bool) -> ProblemError:
+def ledger_refusal(result: LedgerResult, *, commit: bool) -> ProblemError:
     assert result.problem_code is not None
     cls = REFUSALS[result.problem_code]
     detail = result.problem_detail
@@ -160,7 +160,7 @@ async def create_trade(
         assert result.trade is not None
         return Created(Trade.model_validate(_as_created(result.trade)), replayed=True)
     # The booking committed already (the refusal is recorded under its key); nothing to do.
-    raise _refusal(result, commit=False)
+    raise ledger_refusal(result, commit=False)
 
 
 async def reverse_trade(
@@ -213,7 +213,7 @@ async def reverse_trade(
         return Created(Trade.model_validate(result.trade), replayed=result.outcome == "replayed")
     if result.outcome == "conflict":
         raise TradeAlreadyReversed(trade_id=str(trade_id), reversed_by=original["reversed_by"])
-    raise _refusal(result, commit=False)
+    raise ledger_refusal(result, commit=False)
 
 
 async def _trade_for(
@@ -251,7 +251,7 @@ async def resolve_trade(
         assert result.trade is not None
         return Trade.model_validate(result.trade)
     # 'expired' changed the ledger (the hold is released): commit that, then refuse.
-    raise _refusal(result, commit=result.outcome == "expired")
+    raise ledger_refusal(result, commit=result.outcome == "expired")
 
 
 async def get_trade(
