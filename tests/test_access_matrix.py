@@ -153,6 +153,7 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "{n}/federation/links", None, READERS),
     ("POST", "{n}/federation/links", {**LINK, "peer": "py"}, RUNNERS),
     ("GET", "{n}/federation/links/px", None, READERS),
+    ("PATCH", "{n}/federation/links/px", {"default_route": False, "reason": "audit"}, RUNNERS),
     ("POST", "{n}/federation/links/px/agree", None, RUNNERS),
     ("POST", "{n}/federation/links/px/suspend", {"reason": "audit"}, RUNNERS),
     ("POST", "{n}/federation/links/px/resume", {"reason": "audit"}, RUNNERS),

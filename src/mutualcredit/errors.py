@@ -223,6 +223,9 @@ def database_unreachable(exc: BaseException) -> bool:
         if (
             isinstance(current, ConnectionError | TimeoutError)
             or name == "ConnectionDoesNotExistError"
+            # asyncpg's own state for a connection the server dropped mid-operation (seen when
+            # a pool resets it after pg_terminate_backend): that connection is gone.
+            or name == "InternalClientError"
             or (name == "InterfaceError" and "closed" in str(current))
         ):
             return True
@@ -304,6 +307,7 @@ def install_handlers(app: FastAPI) -> None:
     # The trade write path talks to asyncpg directly: its errors arrive unwrapped.
     app.add_exception_handler(asyncpg.PostgresError, on_infrastructure)
     app.add_exception_handler(asyncpg.InterfaceError, on_infrastructure)
+    app.add_exception_handler(asyncpg.InternalClientError, on_infrastructure)
     app.add_exception_handler(OSError, on_infrastructure)
     app.add_exception_handler(UnicodeError, on_infrastructure)
     app.add_exception_handler(Exception, on_unexpected)

@@ -50,6 +50,7 @@ async def _platform_key(url: str) -> str:
 @dataclass
 class Node:
     name: str
+    server_url: str
     database_url: str
     port: int
     settings: dict[str, str]
@@ -225,21 +226,32 @@ class Cluster:
         }
         self.nodes: dict[str, Node] = {}
 
-    async def _create_database(self, name: str) -> str:
+    async def _create_database(self, server_url: str, name: str) -> str:
         from mutualcredit import embedded
 
         db = f"mc_fed_{name}_{uuid.uuid4().hex[:8]}"
-        conn = await asyncpg.connect(self.server_url)
+        conn = await asyncpg.connect(server_url)
         try:
             await conn.execute(f'CREATE DATABASE "{db}"')
         finally:
             await conn.close()
-        return embedded.database_url(self.server_url, db)
+        return embedded.database_url(server_url, db)
 
-    def add(self, name: str, *, scale: int = 2, default_credit_limit: int = 10_000) -> Node:
-        url = asyncio.run(self._create_database(name))
+    def add(
+        self,
+        name: str,
+        *,
+        scale: int = 2,
+        default_credit_limit: int = 10_000,
+        server_url: str | None = None,
+    ) -> Node:
+        """A node with its own database, on the cluster's server or on `server_url` (a server
+        of its own, which a fault run may restart)."""
+        server_url = server_url or self.server_url
+        url = asyncio.run(self._create_database(server_url, name))
         node = Node(
             name=name,
+            server_url=server_url,
             database_url=url,
             port=free_port(),
             settings={**self.settings, "MUTUALCREDIT_SECRET_KEY": _secret()},
@@ -294,13 +306,13 @@ class Cluster:
             node.stop()
 
         async def drop() -> None:
-            conn = await asyncpg.connect(self.server_url)
-            try:
-                for node in self.nodes.values():
+            for node in self.nodes.values():
+                conn = await asyncpg.connect(node.server_url)
+                try:
                     name = node.database_url.split("?")[0].rsplit("/", 1)[1]
                     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
+                finally:
+                    await conn.close()
 
         asyncio.run(drop())
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.federation.checks import settled, wait
-from tests.federation.cluster import Cluster
+from tests.federation.cluster import Cluster, Node
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +212,50 @@ def test_settlement_moves_both_link_balances_toward_zero(cluster: Cluster) -> No
         )
     )
     settled(alpha, bravo)
+    # Once alpha records it (3 of bravo arrive as 2 of alpha), bravo sends it again under the
+    # same reference; another amount under that reference is refused.
+    r = alpha.request(
+        "POST",
+        "/federation/links/bravo/settlements",
+        alpha.operator,
+        json={"reference": ref + "-x", "amount": 2},
+    )
+    assert (r.status_code, r.json()["status"]) == (201, "agreed"), r.text
+    r = bravo.request(
+        "POST",
+        "/federation/links/alpha/settlements",
+        bravo.operator,
+        json={"reference": ref + "-x", "amount": 4},
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "settlement_exists"), r.text
+    before = (alpha.balance("link.bravo"), bravo.balance("link.alpha"))
+    r = bravo.request(
+        "POST",
+        "/federation/links/alpha/settlements",
+        bravo.operator,
+        json={"reference": ref + "-x", "amount": 3},
+    )
+    assert (r.status_code, r.json()["status"]) == (201, "sent"), r.text
+    wait(
+        lambda: (
+            bravo.request("GET", "/federation/links/alpha/settlements", bravo.operator).json()[0][
+                "status"
+            ]
+            == "executed"
+        )
+    )
+    assert (alpha.balance("link.bravo"), bravo.balance("link.alpha")) == (
+        before[0] - 2,
+        before[1] + 3,
+    )
+    r = bravo.request(
+        "POST",
+        "/federation/links/alpha/settlements",
+        bravo.operator,
+        json={"reference": ref + "-x", "amount": 3},
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "settlement_exists"), r.text
+    settled(alpha, bravo)
 
 
 def test_a_suspended_link_refuses_new_trades(cluster: Cluster) -> None:
@@ -253,3 +297,60 @@ def test_descriptor_is_public_and_has_no_secret(cluster: Cluster) -> None:
         "private"
         not in httpx.get(f"{alpha.url}/federation/v1/networks/alpha/descriptor", timeout=10).text
     )
+
+
+def test_a_new_rate_is_agreed_again_before_value_crosses(cluster: Cluster) -> None:
+    alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    link = "/federation/links/bravo"
+
+    def change(node: Node, path: str, body: dict[str, object]) -> httpx.Response:
+        return node.request("PATCH", path, node.operator, json=body)
+
+    r = change(alpha, link, {"rate": {"num": 2, "den": 1}, "reason": "new agreement"})
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert (view["status"], view["rate"], view["agreed_at"]) == (
+        "proposed",
+        {"num": 2, "den": 1, "version": 2},
+        None,
+    )
+    # Until both agree, nothing crosses either way: alpha refuses to send, and refuses what
+    # bravo (still at the old rate) sends; bravo's hold is voided.
+    r = alpha.pay("ann", "bravo/bob", 10)
+    assert (r.status_code, r.json()["code"]) == (409, "link_not_active"), r.text
+    r = bravo.pay("bob", "alpha/ann", 10)
+    assert (r.status_code, r.json()["remote_code"]) == (409, "link_not_active"), r.text
+    # bravo still holds 2/3, not the inverse of 2/1.
+    r = alpha.request("POST", f"{link}/agree", alpha.operator)
+    assert (r.status_code, r.json()["code"]) == (409, "link_rate_mismatch"), r.text
+    r = change(bravo, "/federation/links/alpha", {"rate": {"num": 1, "den": 2}, "reason": "ok"})
+    assert (r.status_code, r.json()["rate"]["version"]) == (200, 2), r.text
+    r = alpha.request("POST", f"{link}/agree", alpha.operator)
+    assert r.status_code == 200, r.text
+    for node, peer in ((alpha, "bravo"), (bravo, "alpha")):
+        view = node.request("GET", f"/federation/links/{peer}", node.operator).json()
+        assert (view["status"], view["rate"]["version"]) == ("active", 2), view
+    r = alpha.pay("ann", "bravo/bob", 10)
+    assert (r.status_code, r.json()["transfer"]["amount_received"]) == (201, 20), r.text
+    assert r.json()["transfer"]["rate"] == {"num": 2, "den": 1, "version": 2}
+    # Transfers at both rates reconcile: each is valued at the rate it crossed at.
+    settled(alpha, bravo)
+    report = alpha.reconcile(bravo)
+    assert report["mirror"]["holds"], report
+    assert report["agreed"], report
+    # A wrong URL fails closed (the peer cannot be reached), and the right one works again.
+    good = bravo.url
+    r = change(alpha, link, {"peer_url": "http://127.0.0.1:9", "reason": "moved"})
+    assert (r.status_code, r.json()["peer_url"]) == (200, "http://127.0.0.1:9"), r.text
+    r = alpha.request("POST", f"{link}/agree", alpha.operator)
+    assert (r.status_code, r.json()["code"]) == (502, "peer_unreachable"), r.text
+    r = change(alpha, link, {"peer_url": good, "reason": "back"})
+    assert r.status_code == 200, r.text
+    assert alpha.request("POST", f"{link}/agree", alpha.operator).status_code == 200
+    # Nothing to change, or a member asking, is refused.
+    r = change(alpha, link, {"reason": "nothing"})
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+    r = alpha.request(
+        "PATCH", link, alpha.members["ann"], json={"rate": {"num": 1, "den": 1}, "reason": "x"}
+    )
+    assert r.status_code == 403, r.text

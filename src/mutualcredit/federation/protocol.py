@@ -609,10 +609,14 @@ async def _append_to_chain(
     session: AsyncSession, row: RowMapping | dict[str, Any], sender: str, receiver: str
 ) -> tuple[int, bytes]:
     """Gives an accepted inbound transfer the next place in its link's chain (the link row is
-    locked: one append at a time per link)."""
+    locked: one append at a time per link).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: every signed request already holds a KEY SHARE lock on
+    this row (its nonce row references the link), and FOR UPDATE would wait for all of them
+    while they wait for the accounts this transaction holds: a deadlock under load."""
     head = (
         await session.execute(
-            text("SELECT in_seq, in_hash FROM links WHERE id = :l FOR UPDATE"),
+            text("SELECT in_seq, in_hash FROM links WHERE id = :l FOR NO KEY UPDATE"),
             {"l": row["link_id"]},
         )
     ).one()

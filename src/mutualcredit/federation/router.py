@@ -17,6 +17,7 @@ from mutualcredit.federation.schemas import (
     CheckpointView,
     LinkCreate,
     LinkStatusChange,
+    LinkUpdate,
     LinkView,
     PeerKeyCreate,
     SettlementCreate,
@@ -101,6 +102,34 @@ async def get_link(
     net_id = await networks.network_id(session, principal, network)
     require_reader(principal)
     return await service.get_link(session, net_id, peer)
+
+
+@router.patch(
+    "/links/{peer}",
+    response_model=LinkView,
+    summary="Change a link's peer URL, routing or rate; a new rate must be agreed again (operator)",
+)
+async def update_link(
+    network: str,
+    peer: str,
+    body: LinkUpdate,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    net_id = await networks.network_id(session, principal, network)
+
+    async def write() -> LinkView:
+        return await service.update_link(session, principal, net_id, peer, body)
+
+    return await idempotent(
+        session,
+        principal,
+        idempotency_key,
+        scope=f"link-update:{network}:{peer}",
+        payload=body.model_dump(mode="json"),
+        write=write,
+    )
 
 
 @router.post(

@@ -56,6 +56,18 @@ class LinkStatusChange(InputModel):
     reason: Reason
 
 
+class LinkUpdate(InputModel):
+    """A change to a link. A new rate is a proposal: the link stops carrying value (status
+    proposed, or suspended if it was) until it is agreed again with the peer, which must hold
+    the inverse. The peer URL and routing change at once (the peer's key still authenticates
+    every answer, so a wrong URL fails closed)."""
+
+    peer_url: AnyHttpUrl | None = Field(default=None, description="New base URL of the peer.")
+    rate: Rate | None = Field(default=None, description="A new exchange rate to agree.")
+    default_route: bool | None = None
+    reason: Reason
+
+
 class LinkView(OutputModel):
     peer: str
     peer_url: str

@@ -37,6 +37,7 @@ from mutualcredit.federation.protocol import FED, Federation, PeerContext
 from mutualcredit.federation.schemas import (
     CheckpointView,
     LinkCreate,
+    LinkUpdate,
     LinkView,
     PeerKeyCreate,
     SettlementCreate,
@@ -312,15 +313,24 @@ async def agree_link(
         raise PeerUnreachable(
             f"{peer} refused: {answer.body.get('detail')}", peer_code=answer.body.get("code")
         )
+    agreed = (answer.body.get("rate") or {}).get("version")
+    if not isinstance(agreed, int) or agreed < link["rate_version"]:
+        raise PeerUnreachable(f"{peer} answered without the agreed rate version")
+    await _mark_agreed(session, link["id"], agreed)
+    return await get_link(session, network_id, peer)
+
+
+async def _mark_agreed(session: AsyncSession, link_id: uuid.UUID, version: int) -> None:
+    """Both sides end an agreement at the same rate version: the larger of the two proposals'
+    (each side counts its own proposals), so a version never goes back on either side."""
     await session.execute(
         text(
-            "UPDATE links SET agreed_at = coalesce(agreed_at, now()),"
+            "UPDATE links SET agreed_at = coalesce(agreed_at, now()), rate_version = :v,"
             " status = CASE WHEN status = 'proposed' THEN 'active' ELSE status END"
             " WHERE id = :l"
         ),
-        {"l": link["id"]},
+        {"l": link_id, "v": version},
     )
-    return await get_link(session, network_id, peer)
 
 
 async def confirm_link(
@@ -334,24 +344,63 @@ async def confirm_link(
         version = int(rate["version"])
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         raise LinkRateMismatch("rate: num, den and version are required") from None
-    if theirs != Fraction(link["rate_den"], link["rate_num"]) or version != link["rate_version"]:
+    if theirs != Fraction(link["rate_den"], link["rate_num"]):
         raise LinkRateMismatch(
             f"{ctx.network_code} holds {link['rate_num']}/{link['rate_den']} (version "
             f"{link['rate_version']}); the inverse of it is expected"
         )
-    await session.execute(
-        text(
-            "UPDATE links SET agreed_at = coalesce(agreed_at, now()),"
-            " status = CASE WHEN status = 'proposed' THEN 'active' ELSE status END"
-            " WHERE id = :l"
-        ),
-        {"l": link["id"]},
-    )
+    agreed = max(version, link["rate_version"])
+    await _mark_agreed(session, link["id"], agreed)
     return {
         "status": "agreed",
         "network": ctx.network_code,
-        "rate": {"num": link["rate_num"], "den": link["rate_den"], "version": link["rate_version"]},
+        "rate": {"num": link["rate_num"], "den": link["rate_den"], "version": agreed},
     }
+
+
+async def update_link(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    peer: str,
+    data: LinkUpdate,
+) -> LinkView:
+    """Changes a link's URL, routing or rate. A new rate takes the link out of use until both
+    sides agree it again (transfers in flight keep the rate they were sent at; one that
+    arrives after the change is refused with rate_mismatch or link_not_active, and its hold
+    is voided)."""
+    require_operator(principal)
+    if data.peer_url is None and data.rate is None and data.default_route is None:
+        raise ValidationProblem("Nothing to change: give peer_url, rate or default_route")
+    link = await link_row(session, network_id, peer)
+    await session.execute(
+        text("SELECT 1 FROM links WHERE id = :l FOR NO KEY UPDATE"), {"l": link["id"]}
+    )
+    await explain(session, data.reason)
+    new_rate = data.rate is not None and Fraction(data.rate.num, data.rate.den) != Fraction(
+        link["rate_num"], link["rate_den"]
+    )
+    await session.execute(
+        text(
+            "UPDATE links SET peer_url = coalesce(:u, peer_url),"
+            " default_route = coalesce(:dr, default_route),"
+            " rate_num = CASE WHEN :new THEN :num ELSE rate_num END,"
+            " rate_den = CASE WHEN :new THEN :den ELSE rate_den END,"
+            " rate_version = CASE WHEN :new THEN rate_version + 1 ELSE rate_version END,"
+            " agreed_at = CASE WHEN :new THEN NULL ELSE agreed_at END,"
+            " status = CASE WHEN :new AND status = 'active' THEN 'proposed' ELSE status END"
+            " WHERE id = :l"
+        ),
+        {
+            "l": link["id"],
+            "u": str(data.peer_url).rstrip("/") if data.peer_url is not None else None,
+            "dr": data.default_route,
+            "new": new_rate,
+            "num": data.rate.num if data.rate is not None else None,
+            "den": data.rate.den if data.rate is not None else None,
+        },
+    )
+    return await get_link(session, network_id, peer)
 
 
 async def set_link_status(
@@ -920,12 +969,33 @@ async def record_settlement(
     records it, and accepts the transfer when it comes. Returns the outbox row to deliver."""
     require_operator(principal)
     link = await link_row(session, network_id, peer)
-    balance = int(
-        await session.scalar(
-            text("SELECT balance FROM accounts WHERE id = :a FOR UPDATE"),
-            {"a": link["account_id"]},
+    # The settlement's row first, then its accounts: the order the peer's settlement transfer
+    # takes them in when it arrives (protocol._book_here).
+    earlier = (
+        (
+            await session.execute(
+                text(
+                    "SELECT id, amount, status FROM settlements"
+                    " WHERE link_id = :l AND reference = :r FOR UPDATE"
+                ),
+                {"l": link["id"], "r": data.reference},
+            )
         )
+        .mappings()
+        .one_or_none()
     )
+    # Both accounts the settlement books, locked in id order as every writer does.
+    locked: dict[uuid.UUID, int] = dict(
+        (
+            await session.execute(
+                text(
+                    "SELECT id, balance FROM accounts WHERE id IN (:a, :s) ORDER BY id FOR UPDATE"
+                ),
+                {"a": link["account_id"], "s": link["settlement_account_id"]},
+            )
+        ).all()
+    )
+    balance = int(locked[link["account_id"]])
     if (balance > 0 and data.amount > balance) or balance == 0:
         raise SettlementInvalid(
             f"The link balance is {balance}: a settlement of {data.amount} would not move it "
@@ -941,17 +1011,28 @@ async def record_settlement(
     if executes and link["status"] != "active":
         raise LinkNotActive(f"The link to {peer} is {link['status']}", peer=peer)
     network_code = link["network_code"]
-    try:
-        async with session.begin_nested():
-            settlement_id = await session.scalar(
-                text(
-                    "INSERT INTO settlements (link_id, reference, amount, status, created_by)"
-                    " VALUES (:l, :r, :a, 'agreed', :by) RETURNING id"
-                ),
-                {"l": link["id"], "r": data.reference, "a": data.amount, "by": principal.actor},
-            )
-    except IntegrityError as exc:
-        raise SettlementExists(reference=data.reference) from exc
+    if earlier is not None:
+        # A settlement the peer refused (say, because its operator had not recorded it yet)
+        # may be sent again under the same reference, for the same amount: its refused
+        # transfer stays in the link's history, and a new transfer carries it.
+        if not (executes and earlier["status"] == "refused" and earlier["amount"] == data.amount):
+            raise SettlementExists(reference=data.reference)
+        settlement_id = earlier["id"]
+        await session.execute(
+            text("UPDATE settlements SET status = 'agreed' WHERE id = :i"), {"i": settlement_id}
+        )
+    else:
+        try:
+            async with session.begin_nested():
+                settlement_id = await session.scalar(
+                    text(
+                        "INSERT INTO settlements (link_id, reference, amount, status, created_by)"
+                        " VALUES (:l, :r, :a, 'agreed', :by) RETURNING id"
+                    ),
+                    {"l": link["id"], "r": data.reference, "a": data.amount, "by": principal.actor},
+                )
+        except IntegrityError as exc:  # recorded concurrently under the same reference
+            raise SettlementExists(reference=data.reference) from exc
     row_id = None
     if executes:
         codes: dict[uuid.UUID, str] = dict(
@@ -962,11 +1043,12 @@ async def record_settlement(
                 )
             ).all()
         )
+        transfer_id = uuid.uuid4()
         expires_at = datetime.now(UTC) + timedelta(seconds=fed.settings.federation_ttl_seconds)
         result = await repository.create_trade(
             session,
             network_id=network_id,
-            key=f"settlement:{settlement_id}",
+            key=f"settlement:{transfer_id}",
             request_hash=request_hash("settlement", data.model_dump(mode="json")),
             payer=codes[link["settlement_account_id"]],
             payee=codes[link["account_id"]],
@@ -983,7 +1065,6 @@ async def record_settlement(
             from mutualcredit.trades.service import ledger_refusal
 
             raise ledger_refusal(result, commit=False)
-        transfer_id = uuid.uuid4()
         row_id = await protocol.insert_outbound(
             session,
             network_id=network_id,

@@ -1,0 +1,409 @@
+"""The federation fault run: many trades across three networks while processes and databases fail.
+
+Three deployments, each a `mutualcredit serve` process with a PostgreSQL server of its own (so a
+fault can restart one database and not the others):
+
+    alpha --(3/2)-- hub --(1/1)-- bravo        alpha and bravo reach each other through the hub
+
+Tills at every network post trades through the member API: local ones, to the neighbour over a
+direct link, and across the hub (two hops). Each retries with the same Idempotency-Key until it
+has a final answer (201 booked, or 409 refused), as a co-op's till would; a 202 (still in flight)
+is not final. Meanwhile, faults at random:
+
+    kill           kill -9 of one node's service, restarted at once
+    kill_long      kill -9 of one node, kept down past the transfer expiry, then restarted
+    pause          SIGSTOP of one node for 1-3 s (its callers time out; answers are lost)
+    restart_db     one node's PostgreSQL restarted (fast or immediate shutdown)
+    terminate      pg_terminate_backend of one node's connections
+
+When the faults stop, every node is brought back, every till asks again about what it was left
+unsure of, and the outboxes drain. Then, from the databases:
+
+    lost                acknowledged (201) but not booked exactly once at origin, hub and
+                        destination                                               must be 0
+    duplicated          booked more than once anywhere (one key, or one transfer) must be 0
+    refused_but_booked  told "refused", yet booked somewhere                      must be 0
+    half_booked         booked at one end and not at the other (value created or lost) must be 0
+    unanswered          no final answer after the faults stopped                   must be 0
+
+and `settled()` checks every network's zero sum, the link mirrors, reconcile on every link and
+that no hold outlived its expiry. Short in CI (test_chaos.py), long on demand:
+
+    python -m tests.federation.chaos --seconds 300 --fault-every 5 --report fed-chaos.json
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from mutualcredit import embedded
+from tests.federation.checks import settled
+from tests.federation.cluster import Cluster, Node
+
+TTL_SECONDS = 10
+MEMBERS = {"alpha": 6, "hub": 4, "bravo": 6}
+# Where a node's members pay: their own network, a neighbour, or across the hub.
+PAYEES = {"alpha": ["alpha", "hub", "bravo"], "hub": ["hub", "alpha", "bravo"],
+          "bravo": ["bravo", "hub", "alpha"]}  # fmt: skip
+FINAL_REFUSALS = {
+    "transfer_refused",
+    "credit_limit_exceeded",
+    "balance_max_exceeded",
+}
+
+
+@dataclass
+class Attempt:
+    origin: str
+    destination: str
+    key: str
+    payer: str
+    payee: str
+    amount: int
+    outcome: str = "unknown"  # acknowledged | refused | unknown
+    code: str | None = None
+    remote_code: str | None = None
+    trade_id: str | None = None
+    tries: int = 0
+    saw_in_flight: bool = False
+
+    @property
+    def remote(self) -> bool:
+        return self.origin != self.destination
+
+    @property
+    def routed(self) -> bool:
+        return {self.origin, self.destination} == {"alpha", "bravo"}
+
+
+@dataclass
+class Report:
+    seconds: float = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    attempts: list[Attempt] = field(default_factory=list)
+    unsure_at_end: int = 0
+
+
+class Federation:
+    """Three nodes, each with a dedicated embedded PostgreSQL that the run may restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.servers: dict[str, Any] = {}
+        self.cluster: Cluster | None = None
+
+    def start(self) -> Cluster:
+        urls = {}
+        for name in MEMBERS:
+            server, url = embedded.start(self.workdir / name, cleanup="delete")
+            self.servers[name] = server
+            urls[name] = url
+        cluster = Cluster(
+            urls["hub"],
+            self.workdir,
+            MUTUALCREDIT_FEDERATION_TTL_SECONDS=str(TTL_SECONDS),
+            MUTUALCREDIT_FEDERATION_HOP_MARGIN_SECONDS="3",
+            MUTUALCREDIT_FEDERATION_TIMEOUT_SECONDS="2",
+            MUTUALCREDIT_FEDERATION_RETRY_MAX_SECONDS="1",
+        )
+        self.cluster = cluster
+        for name in MEMBERS:
+            cluster.add(name, default_credit_limit=5_000, server_url=urls[name])
+        alpha, hub, bravo = (cluster.nodes[n] for n in ("alpha", "hub", "bravo"))
+        cluster.connect(alpha, hub, num=3, den=2, caps=40_000, a_default_route=True)
+        cluster.connect(bravo, hub, num=1, den=1, caps=40_000, a_default_route=True)
+        for name, count in MEMBERS.items():
+            for n in range(count):
+                cluster.nodes[name].member(f"{name[0]}{n:02d}")
+        return cluster
+
+    async def restart_database(self, name: str, mode: str) -> None:
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pgdata = self.workdir / name / "pgdata"
+        await asyncio.to_thread(
+            pg_ctl,
+            ["-w", "-m", mode, "-l", str(pgdata / "log"), "restart"],
+            pgdata=pgdata,
+            user=self.servers[name].system_user,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            for node in self.cluster.nodes.values():
+                if node.proc is not None and node.proc.poll() is None:
+                    node.proc.send_signal(signal.SIGCONT)
+                node.stop()
+        for server in self.servers.values():
+            server.cleanup()
+
+
+async def terminate_backends(node: Node) -> None:
+    conn = await asyncpg.connect(node.database_url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+
+
+async def till(
+    n: int, cluster: Cluster, origin: str, report: Report, stop: asyncio.Event, patience: float
+) -> None:
+    rng = random.Random(n)
+    node = cluster.nodes[origin]
+    mine = sorted(node.members)
+    async with httpx.AsyncClient(timeout=patience) as client:
+        while not stop.is_set():
+            destination = rng.choice(PAYEES[origin])
+            payer = rng.choice(mine)
+            if destination == origin:
+                payee = rng.choice([m for m in mine if m != payer])
+            else:
+                others = sorted(cluster.nodes[destination].members)
+                payee = f"{destination}/{rng.choice(others)}"
+            attempt = Attempt(
+                origin, destination, uuid.uuid4().hex, payer, payee, rng.randint(2, 300)
+            )
+            report.attempts.append(attempt)
+            await deliver(client, node, attempt, stop)
+
+
+async def deliver(
+    client: httpx.AsyncClient, node: Node, attempt: Attempt, stop: asyncio.Event | None
+) -> None:
+    """Posts with the same key until the answer is final; a 202 (in flight) means ask again."""
+    body = {"payer": attempt.payer, "payee": attempt.payee, "amount": attempt.amount}
+    headers = {
+        "Authorization": f"Bearer {node.members[attempt.payer]}",
+        "Idempotency-Key": attempt.key,
+    }
+    backoff = 0.1
+    deadline = time.monotonic() + 4 * TTL_SECONDS + 60
+    while stop is None or not stop.is_set():
+        attempt.tries += 1
+        try:
+            r: httpx.Response | None = await client.post(
+                f"{node.base}/trades", json=body, headers=headers
+            )
+        except httpx.HTTPError:
+            r = None
+        if r is not None and r.status_code == 201:
+            attempt.outcome, attempt.trade_id = "acknowledged", r.json()["id"]
+            return
+        if r is not None and r.status_code == 202:
+            attempt.saw_in_flight = True
+            attempt.trade_id = r.json()["id"]
+        elif r is not None and r.status_code == 409:
+            problem = r.json()
+            if problem.get("code") not in FINAL_REFUSALS:
+                raise AssertionError(f"unexpected refusal {r.text}")
+            attempt.outcome, attempt.code = "refused", problem["code"]
+            attempt.remote_code = problem.get("remote_code")
+            return
+        elif r is not None and r.status_code not in (429, 500, 502, 503):
+            raise AssertionError(f"unexpected answer {r.status_code} {r.text}")
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 1.0)
+        if stop is None and time.monotonic() > deadline:
+            return  # counted as unanswered
+
+
+async def inject(
+    fed: Federation, cluster: Cluster, report: Report, stop: asyncio.Event, every: float
+) -> None:
+    rng = random.Random(11)
+    kinds = ["kill", "kill_long", "pause", "restart_db_fast", "restart_db_immediate", "terminate"]
+    plan: list[str] = []
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+            return
+        except TimeoutError:
+            pass
+        if not plan:  # every kind once per round, in a random order
+            plan = rng.sample(kinds, len(kinds))
+        kind = plan.pop()
+        name = rng.choice(sorted(cluster.nodes))
+        node = cluster.nodes[name]
+        if kind in ("kill", "kill_long"):
+            node.kill()
+            if kind == "kill_long":
+                await asyncio.sleep(TTL_SECONDS + 2)
+            await asyncio.to_thread(node.start)
+        elif kind == "pause":
+            assert node.proc is not None
+            node.proc.send_signal(signal.SIGSTOP)
+            try:
+                await asyncio.sleep(rng.uniform(1.0, 3.0))
+            finally:
+                node.proc.send_signal(signal.SIGCONT)
+        elif kind.startswith("restart_db"):
+            await fed.restart_database(name, kind.rsplit("_", 1)[1])
+        else:
+            await terminate_backends(node)
+        report.faults[f"{kind}:{name}"] += 1
+
+
+async def _bookings(node: Node) -> tuple[dict[str, list[str]], dict[str, int], dict[str, str]]:
+    """One node's database: posted trades by key, bookings per transfer id (the trades a
+    transfer posted there) and the outbound transfer id of each origin trade."""
+    conn = await asyncpg.connect(node.database_url)
+    try:
+        trades = await conn.fetch("SELECT key, status FROM trades WHERE kind <> 'settlement'")
+        booked = await conn.fetch(
+            "SELECT tr.transfer_id::text AS t, count(*) AS n FROM transfers tr"
+            " JOIN trades t ON t.id = tr.trade_id"
+            " WHERE tr.direction = 'in' AND t.status = 'posted' GROUP BY 1"
+        )
+        outbound = await conn.fetch(
+            "SELECT t.key, tr.transfer_id::text AS transfer_id FROM transfers tr"
+            " JOIN trades t ON t.id = tr.trade_id WHERE tr.direction = 'out'"
+            " AND t.key NOT LIKE 'federation:%'"
+        )
+    finally:
+        await conn.close()
+    by_key: dict[str, list[str]] = {}
+    for row in trades:
+        by_key.setdefault(row["key"], []).append(row["status"])
+    return (
+        by_key,
+        {r["t"]: int(r["n"]) for r in booked},
+        {r["key"]: r["transfer_id"] for r in outbound},
+    )
+
+
+async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
+    books = {name: await _bookings(node) for name, node in cluster.nodes.items()}
+    attempts = report.attempts
+    lost = duplicated = refused_but_booked = half_booked = 0
+    booked_at: Counter[str] = Counter()
+    for a in attempts:
+        statuses = books[a.origin][0].get(a.key, [])
+        duplicated += max(0, len(statuses) - 1)
+        origin_posted = statuses.count("posted")
+        transfer = books[a.origin][2].get(a.key)
+        if a.remote:
+            dest = books[a.destination][1].get(transfer, 0) if transfer else 0
+            hub = books["hub"][1].get(transfer, 0) if (transfer and a.routed) else None
+        else:
+            dest, hub = origin_posted, None
+        duplicated += max(0, dest - 1) + max(0, (hub or 0) - 1)
+        hops = [origin_posted, dest] + ([hub] if hub is not None else [])
+        if any(hops) and not all(hops):
+            half_booked += 1
+        if origin_posted:
+            booked_at["origin"] += 1
+        if dest:
+            booked_at["destination"] += 1
+        if hub:
+            booked_at["hub"] += 1
+        if a.outcome == "acknowledged" and hops != [1] * len(hops):
+            lost += 1
+        if a.outcome == "refused" and any(hops):
+            refused_but_booked += 1
+    try:
+        await asyncio.to_thread(settled, *cluster.nodes.values())
+        invariants = "ok"
+    except AssertionError as exc:
+        invariants = f"failed: {exc}"
+    remote = [a for a in attempts if a.remote]
+    return {
+        "seconds": round(report.seconds),
+        "faults_injected": sum(report.faults.values()),
+        "faults": dict(sorted(report.faults.items())),
+        "attempted": len(attempts),
+        "attempted_cross_network": len(remote),
+        "attempted_through_hub": sum(1 for a in attempts if a.routed),
+        "acknowledged": sum(1 for a in attempts if a.outcome == "acknowledged"),
+        "acknowledged_cross_network": sum(1 for a in remote if a.outcome == "acknowledged"),
+        "acknowledged_through_hub": sum(
+            1 for a in attempts if a.routed and a.outcome == "acknowledged"
+        ),
+        "refused": sum(1 for a in attempts if a.outcome == "refused"),
+        "refusal_codes": dict(
+            Counter(a.remote_code or a.code for a in attempts if a.outcome == "refused")
+        ),
+        "answered_202_first": sum(1 for a in attempts if a.saw_in_flight),
+        "booked_at_origin": booked_at["origin"],
+        "booked_at_destination": booked_at["destination"],
+        "booked_at_hub": booked_at["hub"],
+        "lost": lost,
+        "duplicated": duplicated,
+        "refused_but_booked": refused_but_booked,
+        "half_booked": half_booked,
+        "unsure_when_faults_stopped": report.unsure_at_end,
+        "unanswered": sum(1 for a in attempts if a.outcome == "unknown"),
+        "retries": sum(a.tries - 1 for a in attempts),
+        "invariants": invariants,
+    }
+
+
+async def run(seconds: float, fault_every: float, tills_per_node: int) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="mc-fedchaos-"))
+    fed = Federation(workdir)
+    report = Report()
+    try:
+        cluster = await asyncio.to_thread(fed.start)
+        stop = asyncio.Event()
+        started = time.monotonic()
+        workers = [
+            asyncio.create_task(till(i * 10 + n, cluster, name, report, stop, patience=3.0))
+            for i, name in enumerate(MEMBERS)
+            for n in range(tills_per_node)
+        ]
+        injector = asyncio.create_task(inject(fed, cluster, report, stop, fault_every))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await injector
+        await asyncio.gather(*workers)
+        report.seconds = time.monotonic() - started
+
+        # The faults have stopped: every node up, every till asks again until it has an answer.
+        for node in cluster.nodes.values():
+            if node.proc is None or node.proc.poll() is not None:
+                await asyncio.to_thread(node.start)
+        unsure = [a for a in report.attempts if a.outcome == "unknown"]
+        report.unsure_at_end = len(unsure)
+        async with httpx.AsyncClient(timeout=10) as client:
+            await asyncio.gather(
+                *(deliver(client, cluster.nodes[a.origin], a, None) for a in unsure)
+            )
+        return await check(cluster, report)
+    finally:
+        fed.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="mutualcredit federation fault run")
+    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--fault-every", type=float, default=5)
+    parser.add_argument("--tills-per-node", type=int, default=3)
+    parser.add_argument("--report", type=Path)
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    figures = asyncio.run(run(args.seconds, args.fault_every, args.tills_per_node))
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.report:
+        args.report.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

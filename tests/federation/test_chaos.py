@@ -1,0 +1,42 @@
+"""The federation fault run, short (CI): across three networks, each with its own service
+process and PostgreSQL server, nothing acknowledged is lost and nothing is booked twice while
+nodes are killed (also past the expiry), paused, and their databases restarted."""
+
+import asyncio
+import threading
+from typing import Any
+
+from tests.federation.chaos import run
+
+KINDS = {"kill", "kill_long", "pause", "restart_db_fast", "restart_db_immediate", "terminate"}
+
+
+def test_federation_faults_lose_nothing_and_duplicate_nothing() -> None:
+    figures = _run(seconds=50, fault_every=3)
+    print(figures)
+    assert {f.split(":")[0] for f in figures["faults"]} == KINDS  # every kind, at least once
+    assert figures["acknowledged_cross_network"] > 200
+    assert figures["acknowledged_through_hub"] > 20
+    assert figures["lost"] == 0
+    assert figures["duplicated"] == 0
+    assert figures["refused_but_booked"] == 0
+    assert figures["half_booked"] == 0
+    assert figures["unanswered"] == 0
+    assert figures["booked_at_origin"] == figures["acknowledged"]
+    assert figures["booked_at_destination"] == figures["acknowledged"]
+    assert figures["booked_at_hub"] == figures["acknowledged_through_hub"]
+    assert figures["invariants"] == "ok"
+
+
+def _run(seconds: float, fault_every: float) -> dict[str, Any]:
+    # A thread of its own: the test session's event loop lives in this one.
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        result.update(asyncio.run(run(seconds, fault_every, tills_per_node=3)))
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    assert result, "the workload did not finish"
+    return result
