@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -103,6 +104,26 @@ async def test_an_unreachable_database_is_a_retryable_503(app: FastAPI) -> None:
             assert_problem(await client.get("/readyz"), 503, "service_unavailable")
 
 
+async def test_a_missing_unix_socket_is_a_retryable_503(tmp_path: Path) -> None:
+    # The embedded PostgreSQL listens on a unix socket, which is gone while it restarts:
+    # connecting raises FileNotFoundError, which must read as "unreachable", not as a bug.
+    url = f"postgresql://postgres@/none?host={tmp_path / 'no-server-here'}"
+    broken = create_app(Settings(database_url=url))
+    async with broken.router.lifespan_context(broken):
+        transport = httpx.ASGITransport(app=broken)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            r = await client.get("/v1/me", headers=auth("mc_0123456789abcdef_x"))
+            assert_problem(r, 503, "database_unavailable")
+            r = await client.post(
+                "/v1/networks/any/trades",
+                json={"payer": "a", "payee": "b", "amount": 1},
+                headers={**auth("mc_0123456789abcdef_x"), "Idempotency-Key": "k1"},
+            )
+            assert_problem(r, 503, "database_unavailable")
+
+
 def test_refusals_are_not_mistaken_for_an_unreachable_database() -> None:
     assert database_unreachable(ConnectionRefusedError())
     assert not database_unreachable(ValueError("a bug"))
+    # A missing file elsewhere (not while connecting to the database) is a bug, not an outage.
+    assert not database_unreachable(FileNotFoundError(2, "No such file or directory"))

@@ -17,6 +17,7 @@ the request's transaction commits before the problem is sent.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, ClassVar
 
 import asyncpg
@@ -207,6 +208,17 @@ def _sqlstate(exc: BaseException) -> str:
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57")
 
 
+def _raised_while_connecting(exc: BaseException) -> bool:
+    """True for an error raised inside asyncpg's connect: for example the FileNotFoundError of
+    a unix socket that is gone while the (embedded) server restarts."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(os.path.join("asyncpg", "connect_utils.py")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def database_unreachable(exc: BaseException) -> bool:
     """True when an exception (or one it was raised from) says the database is out of reach,
     as opposed to a query the database refused."""
@@ -222,6 +234,7 @@ def database_unreachable(exc: BaseException) -> bool:
         name = type(current).__name__
         if (
             isinstance(current, ConnectionError | TimeoutError)
+            or (isinstance(current, OSError) and _raised_while_connecting(current))
             or name == "ConnectionDoesNotExistError"
             # asyncpg's own state for a connection the server dropped mid-operation (seen when
             # a pool resets it after pg_terminate_backend): that connection is gone.

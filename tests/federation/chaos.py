@@ -79,6 +79,7 @@ class Attempt:
     trade_id: str | None = None
     tries: int = 0
     saw_in_flight: bool = False
+    server_errors: int = 0  # 500s: a fault must read as 503 (retry) or a timeout, never a bug
 
     @property
     def remote(self) -> bool:
@@ -217,7 +218,9 @@ async def deliver(
             attempt.outcome, attempt.code = "refused", problem["code"]
             attempt.remote_code = problem.get("remote_code")
             return
-        elif r is not None and r.status_code not in (429, 500, 502, 503):
+        elif r is not None and r.status_code == 500:
+            attempt.server_errors += 1
+        elif r is not None and r.status_code not in (429, 502, 503):
             raise AssertionError(f"unexpected answer {r.status_code} {r.text}")
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 1.0)
@@ -351,6 +354,7 @@ async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
         "unsure_when_faults_stopped": report.unsure_at_end,
         "unanswered": sum(1 for a in attempts if a.outcome == "unknown"),
         "retries": sum(a.tries - 1 for a in attempts),
+        "server_errors": sum(a.server_errors for a in attempts),
         "invariants": invariants,
     }
 

@@ -22,6 +22,7 @@ def test_federation_faults_lose_nothing_and_duplicate_nothing() -> None:
     assert figures["refused_but_booked"] == 0
     assert figures["half_booked"] == 0
     assert figures["unanswered"] == 0
+    assert figures["server_errors"] == 0  # a fault reads as 503 or a timeout, never a 500
     assert figures["booked_at_origin"] == figures["acknowledged"]
     assert figures["booked_at_destination"] == figures["acknowledged"]
     assert figures["booked_at_hub"] == figures["acknowledged_through_hub"]
