@@ -416,7 +416,7 @@ async def set_link_status(
     require_operator(principal)
     link = await link_row(session, network_id, peer)
     if status == "active" and link["agreed_at"] is None:
-        raise LinkNotActive("The link was never agreed by both sides: agree it first")
+        raise LinkNotActive("Both sides have not agreed the link's current rate: agree it first")
     await explain(session, reason)
     await session.execute(
         text("UPDATE links SET status = :s, status_reason = :r WHERE id = :l"),
