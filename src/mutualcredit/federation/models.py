@@ -78,9 +78,11 @@ class Link(Base):
     """This network's side of a link to a peer network.
 
     `rate_num / rate_den`: one minor unit here is worth rate_num/rate_den minor units of the
-    peer (the peer's link holds the inverse). `rate_version` counts agreed rates; a transfer
+    peer (the peer's link holds the inverse). `rate_version` goes up with every rate this side
+    proposes, and an agreement sets both sides to the larger of their two versions; a transfer
     names the version it used, and the receiver refuses another. `agreed_at` is set when both
-    sides have confirmed the same rate to each other (signed): no value crosses before."""
+    sides have confirmed the same rate to each other (signed), and cleared by a new rate: no
+    value crosses before."""
 
     __tablename__ = "links"
     __table_args__ = (
