@@ -316,21 +316,25 @@ async def agree_link(
     agreed = (answer.body.get("rate") or {}).get("version")
     if not isinstance(agreed, int) or agreed < link["rate_version"]:
         raise PeerUnreachable(f"{peer} answered without the agreed rate version")
-    await _mark_agreed(session, link["id"], agreed)
+    await _mark_agreed(session, link, agreed)
     return await get_link(session, network_id, peer)
 
 
-async def _mark_agreed(session: AsyncSession, link_id: uuid.UUID, version: int) -> None:
+async def _mark_agreed(session: AsyncSession, link: RowMapping, version: int) -> None:
     """Both sides end an agreement at the same rate version: the larger of the two proposals'
-    (each side counts its own proposals), so a version never goes back on either side."""
-    await session.execute(
+    (each side counts its own proposals), so a version never goes back on either side. Only
+    the rate that was compared is marked agreed: if an operator changed it meanwhile, the
+    agreement is refused and must be made again."""
+    marked = await session.scalar(
         text(
             "UPDATE links SET agreed_at = coalesce(agreed_at, now()), rate_version = :v,"
             " status = CASE WHEN status = 'proposed' THEN 'active' ELSE status END"
-            " WHERE id = :l"
+            " WHERE id = :l AND rate_num = :num AND rate_den = :den RETURNING 1"
         ),
-        {"l": link_id, "v": version},
+        {"l": link["id"], "v": version, "num": link["rate_num"], "den": link["rate_den"]},
     )
+    if marked is None:
+        raise LinkRateMismatch("The link's rate changed while it was being agreed: agree again")
 
 
 async def confirm_link(
@@ -350,7 +354,7 @@ async def confirm_link(
             f"{link['rate_version']}); the inverse of it is expected"
         )
     agreed = max(version, link["rate_version"])
-    await _mark_agreed(session, link["id"], agreed)
+    await _mark_agreed(session, link, agreed)
     return {
         "status": "agreed",
         "network": ctx.network_code,
@@ -376,6 +380,7 @@ async def update_link(
     await session.execute(
         text("SELECT 1 FROM links WHERE id = :l FOR NO KEY UPDATE"), {"l": link["id"]}
     )
+    link = await link_row(session, network_id, peer)  # as it is now that it is locked
     await explain(session, data.reason)
     new_rate = data.rate is not None and Fraction(data.rate.num, data.rate.den) != Fraction(
         link["rate_num"], link["rate_den"]
