@@ -29,9 +29,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,26 +158,10 @@ class Cluster:
             self.proc.send_signal(signal.SIGCONT)
 
     async def restart_database(self, mode: str) -> None:
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
-
-        pgdata = self.workdir / "pgdata"
-        await asyncio.to_thread(
-            pg_ctl,
-            ["-w", "-m", mode, "-l", str(pgdata / "log"), "restart"],
-            pgdata=pgdata,
-            user=self.server.system_user,
-            timeout=60,
-        )
+        await restart_postgres(self.workdir / "pgdata", self.server.system_user, mode)
 
     async def terminate_backends(self) -> None:
-        conn = await asyncpg.connect(self.url)
-        try:
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = 'chaos' AND pid <> pg_backend_pid()"
-            )
-        finally:
-            await conn.close()
+        await terminate_backends(self.url)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -189,6 +175,46 @@ class Cluster:
         self.log.close()
         if self.server is not None:
             self.server.cleanup()
+
+
+async def restart_postgres(pgdata: Path, system_user: str, mode: str) -> None:
+    """Restarts a pgserver-managed PostgreSQL (`mode`: fast or immediate shutdown)."""
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+    await asyncio.to_thread(
+        pg_ctl,
+        ["-w", "-m", mode, "-l", str(pgdata / "log"), "restart"],
+        pgdata=pgdata,
+        user=system_user,
+        timeout=60,
+    )
+
+
+async def terminate_backends(url: str) -> None:
+    """Terminates every other connection to the database of `url`."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+
+
+def run_in_thread(workload: Callable[[], Coroutine[Any, Any, dict[str, Any]]]) -> dict[str, Any]:
+    """Runs a workload's event loop in a thread of its own (a test session's loop lives in
+    the calling thread) and returns its figures."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        result.update(asyncio.run(workload()))
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    assert result, "the workload did not finish"
+    return result
 
 
 async def bootstrap(cluster: Cluster) -> str:

@@ -1,11 +1,11 @@
 """The fault-injection workload, short (CI): nothing acknowledged is lost, nothing is booked
 twice, and every invariant holds after kills, restarts, terminations and pauses."""
 
-from tests.faults.chaos import run
+from tests.faults.chaos import run, run_in_thread
 
 
 def test_faults_lose_nothing_and_duplicate_nothing() -> None:
-    figures = run_sync(seconds=45, fault_every=2.5)
+    figures = run_in_thread(lambda: run(45, 2.5, tills=16, patience=2.0))
     print(figures)
     assert figures["faults_injected"] >= 12
     assert figures["acknowledged"] > 1000
@@ -20,20 +20,3 @@ def test_faults_lose_nothing_and_duplicate_nothing() -> None:
     assert figures["pending_debits_equal_credits"] is True
     assert figures["ledger_checks"] == "ok"
     assert figures["audit_chain"] == "ok"
-
-
-def run_sync(seconds: float, fault_every: float) -> dict[str, object]:
-    import asyncio
-    import threading
-
-    # A thread of its own: the test session's event loop lives in this one.
-    result: dict[str, object] = {}
-
-    def target() -> None:
-        result.update(asyncio.run(run(seconds, fault_every, tills=16, patience=2.0)))
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    assert result, "the workload did not finish"
-    return result

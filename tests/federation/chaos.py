@@ -50,6 +50,7 @@ import asyncpg
 import httpx
 
 from mutualcredit import embedded
+from tests.faults.chaos import restart_postgres, terminate_backends
 from tests.federation.checks import settled
 from tests.federation.cluster import Cluster, Node
 
@@ -132,16 +133,8 @@ class Federation:
         return cluster
 
     async def restart_database(self, name: str, mode: str) -> None:
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
-
         pgdata = self.workdir / name / "pgdata"
-        await asyncio.to_thread(
-            pg_ctl,
-            ["-w", "-m", mode, "-l", str(pgdata / "log"), "restart"],
-            pgdata=pgdata,
-            user=self.servers[name].system_user,
-            timeout=60,
-        )
+        await restart_postgres(pgdata, self.servers[name].system_user, mode)
 
     def stop(self) -> None:
         if self.cluster is not None:
@@ -151,17 +144,6 @@ class Federation:
                 node.stop()
         for server in self.servers.values():
             server.cleanup()
-
-
-async def terminate_backends(node: Node) -> None:
-    conn = await asyncpg.connect(node.database_url)
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await conn.close()
 
 
 async def till(
@@ -260,7 +242,7 @@ async def inject(
         elif kind.startswith("restart_db"):
             await fed.restart_database(name, kind.rsplit("_", 1)[1])
         else:
-            await terminate_backends(node)
+            await terminate_backends(node.database_url)
         report.faults[f"{kind}:{name}"] += 1
 
 

@@ -2,17 +2,14 @@
 process and PostgreSQL server, nothing acknowledged is lost and nothing is booked twice while
 nodes are killed (also past the expiry), paused, and their databases restarted."""
 
-import asyncio
-import threading
-from typing import Any
-
+from tests.faults.chaos import run_in_thread
 from tests.federation.chaos import run
 
 KINDS = {"kill", "kill_long", "pause", "restart_db_fast", "restart_db_immediate", "terminate"}
 
 
 def test_federation_faults_lose_nothing_and_duplicate_nothing() -> None:
-    figures = _run(seconds=50, fault_every=3)
+    figures = run_in_thread(lambda: run(50, 3, tills_per_node=3))
     print(figures)
     assert {f.split(":")[0] for f in figures["faults"]} == KINDS  # every kind, at least once
     assert figures["acknowledged_cross_network"] > 200
@@ -27,17 +24,3 @@ def test_federation_faults_lose_nothing_and_duplicate_nothing() -> None:
     assert figures["booked_at_destination"] == figures["acknowledged"]
     assert figures["booked_at_hub"] == figures["acknowledged_through_hub"]
     assert figures["invariants"] == "ok"
-
-
-def _run(seconds: float, fault_every: float) -> dict[str, Any]:
-    # A thread of its own: the test session's event loop lives in this one.
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        result.update(asyncio.run(run(seconds, fault_every, tills_per_node=3)))
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    assert result, "the workload did not finish"
-    return result
