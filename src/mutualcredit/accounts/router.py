@@ -201,9 +201,7 @@ async def list_entries(
     rows, next_cursor = await service.list_entries(
         session, acc.id, since=since, until=until, cursor=cursor, limit=limit
     )
-    return Page[StatementEntry](
-        items=[StatementEntry.model_validate(r) for r in rows], next_cursor=next_cursor
-    )
+    return Page[StatementEntry](items=rows, next_cursor=next_cursor)
 
 
 @router.get(
@@ -233,7 +231,7 @@ async def get_statement(
         account=account,
         since=since,
         until=until,
-        entries=[StatementEntry.model_validate(r) for r in rows],
+        entries=rows,
         next_cursor=next_cursor,
         **summary,
     )
