@@ -11,6 +11,10 @@ One run, on two scratch databases of one server:
    balance read and a 100-entry statement page, against a service on each database, in
    alternating rounds (small, big, small, big, ...) so that the shared machine's drift falls on
    both alike; the ratio is of the medians;
+Each phase after the seeding starts with VACUUM ANALYZE and CHECKPOINT (as pgbench vacuums
+before its runs), so that catch-up work from the previous phase does not land in some
+measurements and not others.
+
 3. measures the limit: the same SQL function the service books with, driven by pgbench (no
    HTTP, no Python), at its best concurrency, for each workload; and `pgbench -N` to normalise;
 4. measures the service over HTTP (`--workers` uvicorn workers, wrk as a light load generator
@@ -433,6 +437,18 @@ async def page_starts(url: str) -> list[datetime]:
     return [row["booked_at"] for row in rows[:-100]]
 
 
+async def settle(url: str) -> None:
+    """VACUUM ANALYZE and CHECKPOINT, as pgbench vacuums before its runs: so that autovacuum's
+    and the checkpointer's catch-up after the previous phase's writes does not land, by chance,
+    inside some measurements and not others."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
 async def trade_count(url: str) -> int:
     conn = await asyncpg.connect(url)
     try:
@@ -579,12 +595,14 @@ async def main() -> None:
         services.pop("big").stop()
 
         log("the limit: pgbench -N, then the ledger function per workload")
+        await settle(url)
         results["pgbench_N_tps"] = await pgbench_normaliser(server_url, args.seconds)
         results["limit"] = {
             w: limit_of(url, network, w, args.seconds, args.members) for w in WORKLOADS[:3]
         }
 
         log("the service over HTTP")
+        await settle(url)
         service = services["small"]
         memory: list[float] = []
         results["http"] = {}
@@ -597,6 +615,7 @@ async def main() -> None:
         results["memory_rss_mb"] = memory
 
         log(f"open-loop latency at half the maximum, {args.rounds} rounds")
+        await settle(url)
         rounds = []
         pooled: list[float] = []
         for _ in range(args.rounds):
