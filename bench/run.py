@@ -11,10 +11,6 @@ One run, on two scratch databases of one server:
    balance read and a 100-entry statement page, against a service on each database, in
    alternating rounds (small, big, small, big, ...) so that the shared machine's drift falls on
    both alike; the ratio is of the medians;
-Each phase after the seeding starts with VACUUM ANALYZE and CHECKPOINT (as pgbench vacuums
-before its runs), so that catch-up work from the previous phase does not land in some
-measurements and not others.
-
 3. measures the limit: the same SQL function the service books with, driven by pgbench (no
    HTTP, no Python), at its best concurrency, for each workload; and `pgbench -N` to normalise;
 4. measures the service over HTTP (`--workers` uvicorn workers, wrk as a light load generator
@@ -27,6 +23,10 @@ measurements and not others.
    what the machine does at that moment; every round and the pooled samples are reported;
 6. service memory per worker under load;
 7. the ledger's invariant checks afterwards, on both databases.
+
+Phases 3 to 5 each start with VACUUM ANALYZE and CHECKPOINT (as pgbench vacuums before its
+runs), so that catch-up work from the previous phase does not land in some measurements and
+not others.
 
 Writes results/latest.json, results/latest.md and results/latest.png. The machine is shared
 and noisy: read ratios within one run, never absolute figures across runs.

@@ -164,6 +164,56 @@ async def test_entries_page_in_booking_order(api: Api) -> None:
         assert entry["balance_after"] == running
 
 
+async def test_entries_of_a_period_page_by_page_name_the_counterparty(api: Api) -> None:
+    """A period and a cursor together: every entry of the period once, in order, none outside,
+    each with its trade's id, description, reference and the other party's code."""
+    net = await api.network()
+    await api.account(net, "a", credit_limit=10_000)
+    await api.account(net, "b")
+    await api.account(net, "c")
+    await api.pay(net, "a", "b", 1)
+    await asyncio.sleep(0.05)
+    start = datetime.now(UTC)
+    trades = []
+    for n in range(2, 9):
+        payer, payee = ("a", "b") if n % 3 else ("c", "a")
+        fields = {"description": f"n{n}", **({"external_ref": f"ref-{n}"} if n % 2 else {})}
+        r = await api.pay(net, payer, payee, n, **fields)
+        assert r.status_code == 201, r.text
+        trades.append(r.json())
+    end = datetime.now(UTC)
+    await asyncio.sleep(0.05)
+    await api.pay(net, "a", "b", 100)
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 2, "from": start.isoformat(), "to": end.isoformat()}
+        if cursor:
+            params["cursor"] = cursor
+        r = await api.client.get(
+            f"{net.base}/accounts/a/entries", params=params, headers=auth(net.operator)
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["items"]) <= 2
+        seen += body["items"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert pages == 4
+    assert [e["trade_id"] for e in seen] == [t["id"] for t in trades]
+    assert [e["counterparty"] for e in seen] == [t["payee"] if t["payer"] == "a" else t["payer"]
+                                                 for t in trades]  # fmt: skip
+    assert [e["amount"] for e in seen] == [
+        -t["amount"] if t["payer"] == "a" else t["amount"] for t in trades
+    ]
+    assert [e["description"] for e in seen] == [f"n{n}" for n in range(2, 9)]
+    assert [e["external_ref"] for e in seen] == [f"ref-{n}" if n % 2 else None for n in range(2, 9)]
+    assert all(start <= datetime.fromisoformat(e["booked_at"]) < end for e in seen)
+    assert seen[0]["balance_after"] == -1 + seen[0]["amount"]
+
+
 async def test_a_member_reads_its_own_account_and_statement(api: Api) -> None:
     net = await api.network()
     await api.account(net, "a")
