@@ -520,7 +520,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description="the mutualcredit benchmark suite")
     parser.add_argument("--url", help="a PostgreSQL server; scratch databases are made on it")
     parser.add_argument("--seconds", type=float, default=10, help="each measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="of growth and of latency")
+    parser.add_argument("--rounds", type=int, default=5, help="of growth and of latency (odd)")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--history", type=int, default=100_000)
     parser.add_argument("--big-history", type=int, default=1_000_000)
