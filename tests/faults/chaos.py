@@ -11,6 +11,7 @@ faults stop, and the ledger is checked:
     duplicated        one key booked more than once                         must be 0
     refused_but_booked  a till was told "refused" and the trade exists      must be 0
     booked_unacknowledged  booked while the till did not know (its final retry learned it)
+    server_errors     500 answers: a fault must read as 503 or a timeout      must be 0
     plus: network sums zero, balances equal their entries, no account beyond a limit without a
     recorded cause, holds equal pending trades, the audit chain verifies.
 
@@ -71,6 +72,7 @@ class Attempt:
     tries: int = 0
     # Acknowledged by a replay: an earlier delivery was booked but its answer was lost.
     replayed: bool = False
+    server_errors: int = 0  # 500s: a fault must read as 503 (retry) or a timeout, never a bug
 
 
 @dataclass
@@ -313,7 +315,9 @@ async def deliver(
                 attempt.outcome, attempt.code = "refused", code
                 return
             raise AssertionError(f"unexpected refusal {r.status_code} {r.text}")
-        if r is not None and r.status_code not in (429, 500, 502, 503):
+        if r is not None and r.status_code == 500:
+            attempt.server_errors += 1  # counted (must stay 0), and retried as a till would
+        elif r is not None and r.status_code not in (429, 502, 503):
             raise AssertionError(f"unexpected answer {r.status_code} {r.text}")
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 1.0)
@@ -396,6 +400,7 @@ async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
         "booked_unacknowledged_then_recovered": sum(1 for a in acknowledged if a.replayed),
         "unsure_when_faults_stopped": report.unsure_at_end,
         "unanswered": sum(1 for a in attempts if a.outcome == "unknown"),
+        "server_errors": sum(a.server_errors for a in attempts),
         "retries": sum(a.tries - 1 for a in attempts),
         "booked_without_attempt": len(set(booked) - {a.key for a in attempts}),
         "network_sum": int(sums["balances"] or 0),

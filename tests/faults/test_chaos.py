@@ -15,6 +15,7 @@ def test_faults_lose_nothing_and_duplicate_nothing() -> None:
     assert figures["refused_but_booked"] == 0
     assert figures["booked_without_attempt"] == 0
     assert figures["unanswered"] == 0
+    assert figures["server_errors"] == 0
     assert figures["booked"] == figures["acknowledged"]
     assert figures["network_sum"] == 0
     assert figures["pending_debits_equal_credits"] is True
