@@ -56,9 +56,10 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
     asyncpg's default reset sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`
     on every release: a second round trip per statement, about a sixth of the CPU per trade in
-    the service and in PostgreSQL alike (bench/README.md). Nothing on this pool leaves session state behind: it runs single
-    autocommit statements, whose advisory locks are transaction-scoped, with no cursors, LISTEN
-    or SET. asyncpg still rolls back a transaction left open before calling this."""
+    the service and in PostgreSQL alike (bench/README.md). Nothing on this pool leaves session
+    state behind: it runs single autocommit statements, whose advisory locks are
+    transaction-scoped, with no cursors, LISTEN or SET. asyncpg still rolls back a transaction
+    left open before calling this."""
 
 
 def create_app(settings: Settings) -> FastAPI:
