@@ -84,8 +84,7 @@ def log(message: str) -> None:
 
 
 def pgbench_binary() -> str:
-    bundled = Path(embedded.__file__).parent  # placeholder to keep imports honest
-    del bundled
+    """pgserver's own pgbench (the same version as the embedded server), else the machine's."""
     import pgserver
 
     candidate = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"

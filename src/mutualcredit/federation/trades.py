@@ -1,8 +1,6 @@
 """A member's cross-network trade, over the same endpoint as a local one (POST .../trades with
 a payee `network/account`): hold, queue, deliver once inline, answer with where it stands."""
 
-import uuid
-
 from fastapi import Request
 from sqlalchemy import text
 from starlette.responses import Response
@@ -11,7 +9,7 @@ from mutualcredit.auth.service import Principal
 from mutualcredit.errors import ProblemError
 from mutualcredit.federation import protocol, service
 from mutualcredit.federation.protocol import Federation
-from mutualcredit.networks.errors import NetworkNotFound
+from mutualcredit.networks import service as networks
 from mutualcredit.responses import json_response
 from mutualcredit.trades.schemas import Trade, TradeCreate
 
@@ -20,7 +18,6 @@ async def send(
     request: Request,
     principal: Principal,
     network: str,
-    net_id: uuid.UUID | None,
     key: str,
     body: TradeCreate,
 ) -> Response:
@@ -31,12 +28,7 @@ async def send(
     fed: Federation = request.app.state.federation
     async with fed.sessionmaker() as session:
         try:
-            if net_id is None:
-                net_id = await session.scalar(
-                    text("SELECT id FROM networks WHERE code = :c"), {"c": network}
-                )
-                if net_id is None:
-                    raise NetworkNotFound(f"No network {network!r}")
+            net_id = await networks.network_id(session, principal, network)
             row_id, trade_id = await service.send_trade(fed, session, principal, net_id, key, body)
         except ProblemError as exc:
             if exc.commit:

@@ -137,22 +137,29 @@ async def get_details(session: AsyncSession, trade_id: uuid.UUID) -> dict[str, A
     return orjson.loads(raw) if raw else None
 
 
+@dataclass(frozen=True, slots=True)
+class Parties:
+    payer: str
+    payee: str
+    kind: str
+
+
 async def get_parties(
     session: AsyncSession, network_id: uuid.UUID, trade_id: uuid.UUID
-) -> tuple[str, str] | None:
-    """Codes of (payer, payee) of a trade of the network, or None."""
+) -> Parties | None:
+    """Codes of the payer and payee of a trade of the network, and its kind; or None."""
     payer = Account.__table__.alias("payer")
     payee = Account.__table__.alias("payee")
     row = (
         await session.execute(
-            select(payer.c.code, payee.c.code)
+            select(payer.c.code, payee.c.code, Trade.kind)
             .select_from(Trade)
             .join(payer, payer.c.id == Trade.payer_id)
             .join(payee, payee.c.id == Trade.payee_id)
             .where(Trade.network_id == network_id, Trade.id == trade_id)
         )
     ).one_or_none()
-    return (row[0], row[1]) if row is not None else None
+    return Parties(row[0], row[1], row[2]) if row is not None else None
 
 
 async def list_trades(
@@ -219,7 +226,3 @@ async def list_trades(
         }
         for t, payer_code, payee_code, reversed_by in rows
     ]
-
-
-async def get_kind(session: AsyncSession, trade_id: uuid.UUID) -> str | None:
-    return await session.scalar(select(Trade.kind).where(Trade.id == trade_id))

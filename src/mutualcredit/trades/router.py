@@ -54,11 +54,9 @@ async def create_trade(
         )
     # No request transaction here: the trade is booked by one statement of its own, committed
     # before this returns (trades/booker.py).
-    net_id = networks.own_network_id(principal, network)
     if federation_service.is_remote(body.payee):
-        return await federation_trades.send(
-            request, principal, network, net_id, idempotency_key, body
-        )
+        return await federation_trades.send(request, principal, network, idempotency_key, body)
+    net_id = networks.own_network_id(principal, network)
     if net_id is None:  # a platform key names any network: look it up
         async with request.app.state.fast_pool.acquire() as conn:
             net_id = await conn.fetchval("SELECT id FROM networks WHERE code = $1", network)

@@ -218,9 +218,12 @@ async def reverse_trade(
 
 async def _trade_for(
     session: AsyncSession, principal: Principal, network_id: uuid.UUID, trade_id: uuid.UUID
-) -> tuple[str, str]:
+) -> repository.Parties:
     parties = await repository.get_parties(session, network_id, trade_id)
-    if parties is None or (principal.role is Role.member and principal.account_code not in parties):
+    if parties is None or (
+        principal.role is Role.member
+        and principal.account_code not in (parties.payer, parties.payee)
+    ):
         raise TradeNotFound(f"No trade {trade_id} here", trade_id=str(trade_id))
     return parties
 
@@ -234,10 +237,14 @@ async def resolve_trade(
     data: TradePost | None = None,
 ) -> Trade:
     require_writer(principal)
-    _, payee = await _trade_for(session, principal, network_id, trade_id)
-    if await repository.get_kind(session, trade_id) in FEDERATED:
+    parties = await _trade_for(session, principal, network_id, trade_id)
+    if parties.kind in FEDERATED:
         raise TradeFederated(trade_id=str(trade_id))
-    if principal.role is Role.member and action == "void" and principal.account_code != payee:
+    if (
+        principal.role is Role.member
+        and action == "void"
+        and principal.account_code != parties.payee
+    ):
         raise Forbidden("Only the payee or an operator may void a hold")
     result = await repository.resolve_trade(
         session,
