@@ -1,7 +1,9 @@
 """Direct SQL, bypassing the service, cannot break the ledger's invariants: PostgreSQL itself
 refuses. Each test attempts one breach and checks the database said no."""
 
+import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -229,3 +231,150 @@ async def test_a_closed_account_holds_nothing(api: Api, db: asyncpg.Connection) 
     with pytest.raises(asyncpg.CheckViolationError) as exc:
         await db.execute("UPDATE accounts SET status = 'closed' WHERE id = $1", a)
     assert exc.value.constraint_name == "accounts_closed_empty_check"
+
+
+async def test_an_account_cannot_move_to_another_network(api: Api, db: asyncpg.Connection) -> None:
+    """Even an empty one: its history would then belong to a network it never traded in."""
+    net, other = await _ledger(api), await _ledger(api)
+    await api.account(net, "idle")
+    other_id, _, _ = await _ids(db, other)
+    with pytest.raises(asyncpg.CheckViolationError, match="another network") as exc:
+        await db.execute(
+            "UPDATE accounts SET network_id = $1 WHERE code = 'idle'"
+            " AND network_id = (SELECT id FROM networks WHERE code = $2)",
+            other_id,
+            net.code,
+        )
+    assert exc.value.constraint_name == "accounts_zero_sum"
+
+
+@pytest.mark.parametrize(
+    ("statement", "constraint"),
+    [
+        (
+            "UPDATE accounts SET status = 'frozen' WHERE network_id = $1 AND id = $2",
+            "account_status_check",
+        ),
+        (
+            "UPDATE accounts SET kind = 'bank' WHERE network_id = $1 AND id = $2",
+            "account_kind_check",
+        ),
+        (
+            "UPDATE accounts SET code = 'no spaces' WHERE network_id = $1 AND id = $2",
+            "account_code_check",
+        ),
+        (
+            "UPDATE accounts SET credit_limit = -1 WHERE network_id = $1 AND id = $2",
+            "limit_amount_check",
+        ),
+        (
+            "UPDATE accounts SET balance_max = -1 WHERE network_id = $1 AND id = $2",
+            "limit_amount_check",
+        ),
+        (
+            "UPDATE accounts SET pending_debits = -1 WHERE network_id = $1 AND id = $2",
+            "pending_amount_check",
+        ),
+        (
+            "INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount, status,"
+            " expires_at, created_at, created_by)"
+            " VALUES ($1, 'zero', '\\x00', $2, $3, 0, 'pending', now(), now(), 'sql')",
+            "trade_amount_check",
+        ),
+        (
+            "INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount, status,"
+            " expires_at, created_at, created_by)"
+            " VALUES ($1, 'lost', '\\x00', $2, $3, 1, 'lost', now(), now(), 'sql')",
+            "trade_status_check",
+        ),
+        (
+            "INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount, status,"
+            " kind, expires_at, created_at, created_by)"
+            " VALUES ($1, 'gift', '\\x00', $2, $3, 1, 'pending', 'gift', now(), now(), 'sql')",
+            "trade_kind_check",
+        ),
+        (
+            "INSERT INTO entries (network_id, trade_id, account_id, amount, balance_after,"
+            " booked_at) SELECT $1, id, $2, 0, 0, now() FROM trades WHERE network_id = $1"
+            " AND payer_id = $2 AND payee_id = $3",
+            "entry_amount_check",
+        ),
+    ],
+)
+async def test_single_column_rules_are_domains_checked_on_every_write(
+    api: Api, db: asyncpg.Connection, statement: str, constraint: str
+) -> None:
+    """Codes, kinds, statuses, limits, holds and amounts are domains (migration 0003): checked
+    wherever such a value is written, by any SQL."""
+    net = await _ledger(api)
+    network_id, a, b = await _ids(db, net)
+    with pytest.raises(asyncpg.CheckViolationError) as exc:
+        await db.execute(statement, *((network_id, a, b) if "$3" in statement else (network_id, a)))
+    assert exc.value.constraint_name == constraint
+
+
+async def test_a_new_trade_is_answered_exactly_as_it_reads_back(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    """mc_create_trade builds a new trade's JSON from the row it inserted; it must be the JSON
+    every later read (replays, GET) builds from the trade_details view."""
+    net = await _ledger(api)
+    network_id, _, _ = await _ids(db, net)
+
+    async def create(
+        key: str, payer: str, payee: str, amount: int, **options: object
+    ) -> asyncpg.Record:
+        row = await db.fetchrow(
+            "SELECT outcome, trade FROM mc_create_trade($1, $2, '\\x01', $3, $4, $5, $6, $7, $8,"
+            " $9, $10, 'sql', $11, $12, $13, $14)",
+            network_id,
+            key,
+            payer,
+            payee,
+            amount,
+            options.get("pending", False),
+            options.get("expires_at"),
+            options.get("description", ""),
+            options.get("external_ref"),
+            options.get("metadata", "{}"),
+            options.get("kind", "transfer"),
+            options.get("reverses"),
+            options.get("reason"),
+            options.get("override", False),
+        )
+        assert row is not None
+        return row
+
+    first = await create(
+        "json-1", "a", "b", 7, description="seeds", external_ref="inv-1", metadata='{"lot": [1]}'
+    )
+    first_id = uuid.UUID(json.loads(first["trade"])["id"])
+    hour = datetime.now(UTC) + timedelta(hours=1)
+    trades = [
+        first,
+        await create("json-2", "b", "a", 5, pending=True, expires_at=hour),
+        await create("json-3", "a", "b", 500, reason="board decision", override=True),
+        await create("json-4", "b", "a", 7, kind="reversal", reverses=first_id, reason="twice"),
+    ]
+    for row in trades:
+        assert row["outcome"] == "created"
+        answered = json.loads(row["trade"])
+        read_back = json.loads(
+            await db.fetchval("SELECT mc_trade_json($1)", uuid.UUID(answered["id"]))
+        )
+        assert answered["reversed_by"] is None
+        assert answered == {**read_back, "reversed_by": None}
+    # The original now reads back as reversed by the reversal: the one field a later read adds.
+    reversal_id = json.loads(trades[3]["trade"])["id"]
+    assert json.loads(await db.fetchval("SELECT mc_trade_json($1)", first_id))["reversed_by"] == (
+        reversal_id
+    )
+    assert [json.loads(r["trade"])["kind"] for r in trades] == [
+        "transfer",
+        "transfer",
+        "transfer",
+        "reversal",
+    ]
+    assert json.loads(trades[2]["trade"])["limit_override"] is True
+    assert json.loads(trades[1]["trade"])["status"] == "pending"
+    assert json.loads(trades[0]["trade"])["amount"] == 7

@@ -7,6 +7,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import DOMAIN
 
 from mutualcredit import migrate
 from mutualcredit.db import create_engine
@@ -83,5 +84,12 @@ async def test_constraint_names_match_the_models(scratch_url: str) -> None:
         str(constraint.name)
         for table in metadata.tables.values()
         for constraint in table.constraints
+    }
+    # The domains' checks (conrelid 0) against the models' DOMAIN column types.
+    in_models |= {
+        str(column.type.constraint_name)
+        for table in metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, DOMAIN)
     }
     assert in_database == in_models

@@ -11,7 +11,8 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import BigInteger, MetaData, Text
+from sqlalchemy.dialects.postgresql import DOMAIN
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.operators import OperatorClass
 
 from mutualcredit.errors import ProblemError
 
@@ -34,6 +36,22 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class _TextDomain(DOMAIN):
+    operator_classes = OperatorClass.STRING
+
+
+class _IntegerDomain(DOMAIN):
+    operator_classes = OperatorClass.INTEGER
+
+
+def domain(name: str, data_type: Text | BigInteger, check: str) -> DOMAIN:
+    """A domain the migrations create (so never created from the models), with one check named
+    `<name>_check`, and the operators of its base type (SQLAlchemy 2.1 asks a type to declare
+    the operators it takes)."""
+    kind = _TextDomain if isinstance(data_type, Text) else _IntegerDomain
+    return kind(name, data_type, check=check, constraint_name=f"{name}_check", create_type=False)
 
 
 def async_url(url: str) -> str:

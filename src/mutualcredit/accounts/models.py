@@ -7,6 +7,9 @@ Invariants kept by PostgreSQL on every row, whatever writes it:
   only an operator's recorded override may book past a limit;
 - every change of limits is recorded with its reason (trigger accounts_limit_history);
 - a closed account holds nothing               (CHECK accounts_closed_empty_check)
+- codes, kinds, statuses and limits are well formed, and holds never negative (domains
+  account_code, account_kind, account_status, limit_amount, pending_amount: checked where such a
+  value is written, so a booking, which writes balances only, does not pay for them);
 - every UPDATE keeps the network's balances summing to zero and its pending debits equal to its
   pending credits; accounts open empty and are never deleted (triggers, see migration 0001).
 
@@ -30,7 +33,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mutualcredit.amounts import MAX_AMOUNT
-from mutualcredit.db import Base
+from mutualcredit.db import Base, domain
+
+# Single-column rules as domains (migration 0003): PostgreSQL parses a table's CHECK constraints
+# again for every statement that writes the table, but a domain's check once per session, and
+# runs it only where a value of the domain is written.
+ACCOUNT_CODE = domain("account_code", Text(), "VALUE ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'")
+ACCOUNT_KIND = domain("account_kind", Text(), "VALUE IN ('member', 'system', 'link')")
+ACCOUNT_STATUS = domain("account_status", Text(), "VALUE IN ('active', 'suspended', 'closed')")
+LIMIT_AMOUNT = domain("limit_amount", BigInteger(), f"VALUE BETWEEN 0 AND {MAX_AMOUNT}")
+PENDING_AMOUNT = domain("pending_amount", BigInteger(), "VALUE >= 0")
 
 
 class AccountKind(StrEnum):
@@ -53,22 +65,8 @@ class Account(Base):
         UniqueConstraint("network_id", "code"),
         # Target of the composite foreign keys that keep trades and entries inside one network.
         UniqueConstraint("network_id", "id"),
-        CheckConstraint("code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'", name="code_format"),
-        CheckConstraint("kind IN ('member', 'system', 'link')", name="kind_valid"),
-        CheckConstraint("status IN ('active', 'suspended', 'closed')", name="status_valid"),
-        CheckConstraint(f"credit_limit BETWEEN 0 AND {MAX_AMOUNT}", name="credit_limit_range"),
-        CheckConstraint(
-            f"balance_max IS NULL OR balance_max BETWEEN 0 AND {MAX_AMOUNT}",
-            name="balance_max_range",
-        ),
-        CheckConstraint("pending_debits >= 0 AND pending_credits >= 0", name="pending_nonnegative"),
         CheckConstraint(
             "(revert_at IS NULL) = (revert_credit_limit IS NULL)", name="revert_complete"
-        ),
-        CheckConstraint(
-            f"revert_credit_limit BETWEEN 0 AND {MAX_AMOUNT}"
-            f" AND (revert_balance_max IS NULL OR revert_balance_max BETWEEN 0 AND {MAX_AMOUNT})",
-            name="revert_range",
         ),
         CheckConstraint(
             "status <> 'closed' OR (balance = 0 AND pending_debits = 0 AND pending_credits = 0)",
@@ -80,19 +78,19 @@ class Account(Base):
         primary_key=True, server_default=text("gen_random_uuid()")
     )
     network_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("networks.id"))
-    code: Mapped[str] = mapped_column(Text)
+    code: Mapped[str] = mapped_column(ACCOUNT_CODE)
     name: Mapped[str] = mapped_column(Text, server_default="")
-    kind: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, server_default="active")
+    kind: Mapped[str] = mapped_column(ACCOUNT_KIND)
+    status: Mapped[str] = mapped_column(ACCOUNT_STATUS, server_default="active")
     balance: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    pending_debits: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    pending_credits: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    credit_limit: Mapped[int] = mapped_column(BigInteger)
-    balance_max: Mapped[int | None] = mapped_column(BigInteger)
+    pending_debits: Mapped[int] = mapped_column(PENDING_AMOUNT, server_default="0")
+    pending_credits: Mapped[int] = mapped_column(PENDING_AMOUNT, server_default="0")
+    credit_limit: Mapped[int] = mapped_column(LIMIT_AMOUNT)
+    balance_max: Mapped[int | None] = mapped_column(LIMIT_AMOUNT)
     # A temporary limit: at revert_at the limits return to these values (by the sweeper).
     revert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revert_credit_limit: Mapped[int | None] = mapped_column(BigInteger)
-    revert_balance_max: Mapped[int | None] = mapped_column(BigInteger)
+    revert_credit_limit: Mapped[int | None] = mapped_column(LIMIT_AMOUNT)
+    revert_balance_max: Mapped[int | None] = mapped_column(LIMIT_AMOUNT)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )

@@ -1,0 +1,169 @@
+"""Instructions per trade inside PostgreSQL, schema revision against schema revision.
+
+Timings on these shared machines move by a third from one minute to the next; an instruction
+count does not. This seeds one history (an embedded PostgreSQL, 10,000 accounts, --history
+trades) at the older revision, then for each revision: copies the stopped cluster, upgrades the
+copy, and runs a single-user backend under callgrind on --small and then --large
+mc_create_trade calls (the same trades in the same order for every revision). Instructions per
+trade = (I(large) - I(small)) / (large - small), so start-up and warm-up cancel out.
+
+    python bench/instructions.py [--revisions 0002,head] [--history 100000]
+
+Needs valgrind. Takes about three minutes. The durable commit's fsync is off in the counted
+runs (it costs time, not instructions).
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pgserver  # type: ignore[import-untyped]
+
+from mutualcredit import embedded, migrate
+
+DATABASE = "bench"
+
+
+def as_owner(command: str, pgdata: Path) -> list[str]:
+    """PostgreSQL refuses to run as root; pgserver then owns the data with a user of its own."""
+    if os.geteuid() != 0:
+        return ["sh", "-c", command]
+    owner = pgdata.owner()
+    return ["su", owner, "-s", "/bin/sh", "-c", command]
+
+
+async def seed(url: str, history: int) -> uuid.UUID:
+    conn = await asyncpg.connect(url)
+    network = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO networks (id, code, name, unit_name, unit_symbol, scale, default_credit_limit)"
+        " VALUES ($1, 'bench', 'bench', 'u', 'u', 0, 0)",
+        network,
+    )
+    await conn.executemany(
+        "INSERT INTO accounts (network_id, code, kind, credit_limit) VALUES ($1, $2, 'member', $3)",
+        [(network, f"a{i}", 10**12) for i in range(10_000)],
+    )
+    await conn.execute("ANALYZE")
+    batch = await conn.prepare(
+        "SELECT count(*) FROM mc_create_trades($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    )
+    rng = random.Random(1)
+    for start in range(0, history, 500):
+        n = min(500, history - start)
+        pairs = [rng.sample(range(10_000), 2) for _ in range(n)]
+        await batch.fetchval(
+            network, [uuid.uuid4().hex for _ in range(n)], [b"\x00"] * n,
+            [f"a{p}" for p, _ in pairs], [f"a{q}" for _, q in pairs], [1] * n, [False] * n,
+            [None] * n, [""] * n, [None] * n, ["{}"] * n, ["bench"] * n,
+        )  # fmt: skip
+        if start % 20_000 == 0:
+            await conn.execute("ANALYZE")
+    while await conn.fetchval("SELECT mc_audit_seal(5000)"):
+        pass
+    await conn.execute("VACUUM ANALYZE")
+    await conn.close()
+    return network
+
+
+def trades_script(network: uuid.UUID, count: int) -> str:
+    """Single-user mode reads statements ended by a semicolon and an empty line (-j)."""
+    rng = random.Random(7)
+    lines = ["CHECKPOINT;\n\n"]
+    for i in range(count):
+        p, q = rng.sample(range(10_000), 2)
+        lines.append(
+            f"SELECT outcome FROM mc_create_trade('{network}', 'counted-{i}', '\\x00'::bytea,"
+            f" 'a{p}', 'a{q}', 1, false, NULL, '', NULL, '{{}}', 'bench');\n\n"
+        )
+    return "".join(lines)
+
+
+def counted(upgraded: Path, work: Path, network: uuid.UUID, count: int) -> int:
+    """Instructions of a single-user backend booking `count` trades on a fresh copy."""
+    postgres = Path(pgserver.__file__).parent / "pginstall" / "bin" / "postgres"
+    pgdata = work / f"pgdata-{count}"
+    subprocess.run(["cp", "-a", str(upgraded), str(pgdata)], check=True)
+    script = work / f"trades-{count}.sql"
+    script.write_text(trades_script(network, count))
+    out = work / f"callgrind-{count}.out"
+    log = work / f"backend-{count}.log"
+    subprocess.run(
+        as_owner(
+            f"valgrind --tool=callgrind --callgrind-out-file={out} {postgres} --single -j"
+            f" -D {pgdata} -c fsync=off -c autovacuum=off {DATABASE} < {script} > {log} 2>&1",
+            pgdata,
+        ),
+        check=True,
+    )
+    created = log.read_text().count('outcome = "created"')
+    if created != count:
+        raise RuntimeError(f"{created} of {count} trades created; see {log}")
+    match = re.search(r"^summary: (\d+)", out.read_text(), re.M)
+    assert match is not None
+    return int(match.group(1))
+
+
+async def at_revision(seeded: Path, work: Path, revision: str) -> Path:
+    """A copy of the stopped seeded cluster (`cp -a`: the owner must stay the data's owner),
+    upgraded to `revision` and stopped again; returns its data directory."""
+    home = work / f"at-{revision}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    subprocess.run(["cp", "-a", str(seeded / "pgdata"), str(home / "pgdata")], check=True)
+    (home / "pgdata" / ".handle_pids.json").unlink(missing_ok=True)
+    server, server_url = embedded.start(home, cleanup="stop")
+    try:
+        await migrate.upgrade(embedded.database_url(server_url, DATABASE), revision)
+    finally:
+        server.cleanup()
+    return home / "pgdata"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--revisions", default="0002,head")
+    parser.add_argument("--history", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=50)
+    parser.add_argument("--large", type=int, default=350)
+    args = parser.parse_args()
+    revisions = args.revisions.split(",")
+    work = Path(tempfile.mkdtemp(prefix="mc_instructions_"))
+    os.chmod(work, 0o777)  # noqa: S103 (scratch; the data's owner, not root, writes here)
+    try:
+        seeded = work / "seeded"
+        server, server_url = embedded.start(seeded, cleanup="stop")
+        try:
+            url = await embedded.ensure_database(server_url, DATABASE)
+            await migrate.upgrade(url, revisions[0])
+            network = await seed(url, args.history)
+        finally:
+            server.cleanup()
+        print(f"seeded {args.history:,} trades at revision {revisions[0]}", flush=True)
+        results: dict[str, float] = {}
+        for revision in revisions:
+            pgdata = await at_revision(seeded, work, revision)
+            runs = work / f"runs-{revision}"
+            runs.mkdir()
+            os.chmod(runs, 0o777)  # noqa: S103 (as above)
+            small = counted(pgdata, runs, network, args.small)
+            large = counted(pgdata, runs, network, args.large)
+            results[revision] = (large - small) / (args.large - args.small)
+            print(f"{revision}: {results[revision]:,.0f} instructions per trade", flush=True)
+        first = results[revisions[0]]
+        for revision, per_trade in results.items():
+            print(f"| {revision} | {per_trade:,.0f} | {per_trade / first:.3f} |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
