@@ -18,8 +18,10 @@ per trade"), one mc_create_trade per statement, 100k trades of history:
   to another network: a row trigger on UPDATE OF network_id does, and a booking never names it.
 
 The columns change type without a table rewrite: each domain is created without its check, the
-columns take it (binary compatible, indexes kept), then the check is added, which scans the
-rows once (they already satisfy it: the same condition was a table constraint).
+columns take it (binary compatible: no rewrite, and indexes are kept, except the partial indexes
+whose predicate names a changed column, the pending trades' three, which are rebuilt), then the
+check is added, which scans the rows once (they already satisfy it: the same condition was a
+table constraint). Checked on PostgreSQL 15 with pg_relation_filenode before and after.
 
 Revision ID: 0003
 Revises: 0002
