@@ -1,8 +1,9 @@
 """Instructions per trade inside PostgreSQL, schema revision against schema revision.
 
 Timings on these shared machines move by a third from one minute to the next; an instruction
-count does not. This seeds one history (an embedded PostgreSQL, 10,000 accounts, --history
-trades) at the older revision, then for each revision: copies the stopped cluster, upgrades the
+count does not. This seeds one history with the suite's own seeding (bench/run.py: an embedded
+PostgreSQL, 10,000 members and the busy accounts, --history trades) at the older revision, then
+for each revision: copies the stopped cluster, upgrades the
 copy, and runs a single-user backend under callgrind on --small and then --large
 mc_create_trade calls (the same trades in the same order for every revision). Instructions per
 trade = (I(large) - I(small)) / (large - small), so start-up and warm-up cancel out.
@@ -24,12 +25,13 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import asyncpg
 import pgserver  # type: ignore[import-untyped]
+from run import seed_accounts, seed_history  # the suite's own seeding (bench/run.py)
 
 from mutualcredit import embedded, migrate
 
 DATABASE = "bench"
+MEMBERS = 10_000
 
 
 def as_owner(command: str, pgdata: Path) -> list[str]:
@@ -40,46 +42,12 @@ def as_owner(command: str, pgdata: Path) -> list[str]:
     return ["su", owner, "-s", "/bin/sh", "-c", command]
 
 
-async def seed(url: str, history: int) -> uuid.UUID:
-    conn = await asyncpg.connect(url)
-    network = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO networks (id, code, name, unit_name, unit_symbol, scale, default_credit_limit)"
-        " VALUES ($1, 'bench', 'bench', 'u', 'u', 0, 0)",
-        network,
-    )
-    await conn.executemany(
-        "INSERT INTO accounts (network_id, code, kind, credit_limit) VALUES ($1, $2, 'member', $3)",
-        [(network, f"a{i}", 10**12) for i in range(10_000)],
-    )
-    await conn.execute("ANALYZE")
-    batch = await conn.prepare(
-        "SELECT count(*) FROM mc_create_trades($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-    )
-    rng = random.Random(1)
-    for start in range(0, history, 500):
-        n = min(500, history - start)
-        pairs = [rng.sample(range(10_000), 2) for _ in range(n)]
-        await batch.fetchval(
-            network, [uuid.uuid4().hex for _ in range(n)], [b"\x00"] * n,
-            [f"a{p}" for p, _ in pairs], [f"a{q}" for _, q in pairs], [1] * n, [False] * n,
-            [None] * n, [""] * n, [None] * n, ["{}"] * n, ["bench"] * n,
-        )  # fmt: skip
-        if start % 20_000 == 0:
-            await conn.execute("ANALYZE")
-    while await conn.fetchval("SELECT mc_audit_seal(5000)"):
-        pass
-    await conn.execute("VACUUM ANALYZE")
-    await conn.close()
-    return network
-
-
 def trades_script(network: uuid.UUID, count: int) -> str:
     """Single-user mode reads statements ended by a semicolon and an empty line (-j)."""
     rng = random.Random(7)
     lines = ["CHECKPOINT;\n\n"]
     for i in range(count):
-        p, q = rng.sample(range(10_000), 2)
+        p, q = rng.sample(range(MEMBERS), 2)
         lines.append(
             f"SELECT outcome FROM mc_create_trade('{network}', 'counted-{i}', '\\x00'::bytea,"
             f" 'a{p}', 'a{q}', 1, false, NULL, '', NULL, '{{}}', 'bench');\n\n"
@@ -144,7 +112,8 @@ async def main() -> None:
         try:
             url = await embedded.ensure_database(server_url, DATABASE)
             await migrate.upgrade(url, revisions[0])
-            network = await seed(url, args.history)
+            network = await seed_accounts(url, MEMBERS)
+            await seed_history(url, network, MEMBERS, args.history)
         finally:
             server.cleanup()
         print(f"seeded {args.history:,} trades at revision {revisions[0]}", flush=True)

@@ -14,15 +14,15 @@ Revises: 0001
 Create Date: 2026-11-21
 """
 
-import importlib.util
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from mutualcredit.migrate import migration_module
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -150,14 +150,7 @@ _EXPIRING = ("mc_expire_holds_of", "mc_expire_overdue")
 def _baseline() -> ModuleType:
     """Migration 0001 itself: its function texts (restored by the downgrade) and its script
     runner (asyncpg prepares one command at a time, so scripts are split first)."""
-    spec = importlib.util.spec_from_file_location(
-        "mc_migration_0001", Path(__file__).with_name("0001_core_ledger.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return migration_module("0001_core_ledger.py")
 
 
 def _function(name: str) -> str:

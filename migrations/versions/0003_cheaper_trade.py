@@ -28,13 +28,13 @@ Revises: 0002
 Create Date: 2026-11-21
 """
 
-import importlib.util
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 from alembic import op
+
+from mutualcredit.migrate import migration_module
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -100,37 +100,6 @@ DOMAINS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
     ),
 }
 
-# The table constraints the domains replace, as 0001 and 0002 left them (for the downgrade).
-REPLACED_CHECKS: dict[str, tuple[str, str]] = {
-    "accounts_code_format_check": ("accounts", "code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'"),
-    "accounts_kind_valid_check": ("accounts", "kind IN ('member', 'system', 'link')"),
-    "accounts_status_valid_check": ("accounts", "status IN ('active', 'suspended', 'closed')"),
-    "accounts_credit_limit_range_check": ("accounts", f"credit_limit BETWEEN 0 AND {MAX_AMOUNT}"),
-    "accounts_balance_max_range_check": (
-        "accounts",
-        f"balance_max IS NULL OR balance_max BETWEEN 0 AND {MAX_AMOUNT}",
-    ),
-    "accounts_revert_range_check": (
-        "accounts",
-        f"revert_credit_limit BETWEEN 0 AND {MAX_AMOUNT}"
-        f" AND (revert_balance_max IS NULL OR revert_balance_max BETWEEN 0 AND {MAX_AMOUNT})",
-    ),
-    "accounts_pending_nonnegative_check": (
-        "accounts",
-        "pending_debits >= 0 AND pending_credits >= 0",
-    ),
-    "trades_amount_range_check": ("trades", f"amount BETWEEN 1 AND {MAX_AMOUNT}"),
-    "trades_status_valid_check": (
-        "trades",
-        "status IN ('pending', 'posted', 'voided', 'expired')",
-    ),
-    "trades_kind_valid_check": (
-        "trades",
-        "kind IN ('transfer', 'reversal', 'write_off', 'request', 'federation', 'settlement')",
-    ),
-    "entries_amount_nonzero_check": ("entries", "amount <> 0"),
-}
-
 # What depends on the columns' types and must be dropped around the change, then re-created
 # exactly as 0001 wrote it.
 DEPENDENT_TRIGGERS = (
@@ -159,16 +128,9 @@ DROP FUNCTION mc_accounts_network_fixed();
 
 
 def _baseline() -> ModuleType:
-    """Migration 0001 itself: the texts of its functions, triggers and view (re-created as they
-    were), and its script runner (asyncpg prepares one command at a time)."""
-    spec = importlib.util.spec_from_file_location(
-        "mc_migration_0001", Path(__file__).with_name("0001_core_ledger.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Migration 0001: the texts of its triggers and view (re-created as they were) and its
+    script runner."""
+    return migration_module("0001_core_ledger.py")
 
 
 def _baseline_text(pattern: str) -> str:
@@ -178,9 +140,9 @@ def _baseline_text(pattern: str) -> str:
 
 
 def _function(name: str) -> str:
-    """0001's text of a function, as CREATE OR REPLACE."""
-    text = _baseline_text(rf"CREATE FUNCTION {name}\(.*?\nEND \$\$;")
-    return text.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    """0001's text of a function, as CREATE OR REPLACE (0002's reader of it)."""
+    text: str = migration_module("0002_federation.py")._function(name)
+    return text
 
 
 def _changed(sql: str, old: str, new: str) -> str:
@@ -280,6 +242,17 @@ def _view() -> str:
     return _baseline_text(r"CREATE VIEW trade_details AS.*?;")
 
 
+def _replaced_checks() -> dict[str, tuple[str, str]]:
+    """The table constraints the domains replace, for the downgrade: each domain's check on each
+    of its columns, ANDed per constraint. Equivalent to what 0001 and 0002 wrote: where they
+    spelled out `col IS NULL OR ...`, a CHECK that evaluates to NULL passes anyway."""
+    parts: dict[str, tuple[str, list[str]]] = {}
+    for _, check, columns in DOMAINS.values():
+        for table, column, name in columns:
+            parts.setdefault(name, (table, []))[1].append(f"({check.replace('VALUE', column)})")
+    return {name: (table, " AND ".join(conditions)) for name, (table, conditions) in parts.items()}
+
+
 def _drop_dependents() -> None:
     op.execute("DROP VIEW trade_details")
     for name, table in DEPENDENT_TRIGGERS:
@@ -316,6 +289,6 @@ def downgrade() -> None:
         for table, column, _replaced in columns:
             op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {base}")
         op.execute(f"DROP DOMAIN {domain}")
-    for name, (table, condition) in REPLACED_CHECKS.items():
+    for name, (table, condition) in _replaced_checks().items():
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition})")
     _create_dependents()
