@@ -37,6 +37,7 @@ from mutualcredit.probes import router as probes_router
 from mutualcredit.ratelimit import RateLimiter
 from mutualcredit.requests.router import router as requests_router
 from mutualcredit.trades.booker import Booker
+from mutualcredit.trades.lane import TradeLane
 from mutualcredit.trades.router import router as trades_router
 
 log = logging.getLogger("mutualcredit")
@@ -62,7 +63,9 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     left open before calling this."""
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
+    """The application. `trade_lane=False` leaves every trade request to the framework's
+    routing, as the tests do to show that the lane answers exactly as the route would."""
     if settings.database_url is None:
         raise ValueError("create_app needs a database URL; the CLI starts the embedded server")
     database_url = settings.database_url
@@ -127,8 +130,12 @@ def create_app(settings: Settings) -> FastAPI:
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware)
-    # Outermost: the request id is known to everything inside, the access log included.
+    # The request id is known to everything inside, the access log included.
     app.add_middleware(RequestIdMiddleware)
+    if trade_lane:
+        # Outermost: it answers well-formed trade requests without the layers above (whose
+        # work it does itself) and hands everything else on to them.
+        app.add_middleware(TradeLane, max_bytes=settings.max_body_bytes)
     app.add_route("/metrics", metrics_response, include_in_schema=False)
     # The trade routes first: routes are matched in order, and they carry the load.
     for router in (

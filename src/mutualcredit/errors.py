@@ -246,81 +246,103 @@ def database_unreachable(exc: BaseException) -> bool:
     return False
 
 
+async def _on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc, request)
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "location": [_jsonable(str(part)) for part in err.get("loc", ())],
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+    where, message = "", "invalid"
+    if errors:
+        where = ".".join(str(part) for part in errors[0]["location"])
+        message = str(errors[0]["message"])
+    problem = ValidationProblem(_jsonable(f"{where}: {message}" if where else message))
+    problem.fields["errors"] = _jsonable(errors)
+    return problem_response(problem, request)
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    problem: ProblemError
+    if exc.status_code == 400:
+        # FastAPI's body parser: a body it could not even decode (for example JSON nested
+        # deeper than the parser allows). The client sent malformed input.
+        problem = ValidationProblem(f"body: {exc.detail}")
+    elif exc.status_code == 404:
+        problem = NotFound("No such endpoint")
+    elif exc.status_code == 405:
+        problem = MethodNotAllowed()
+    elif exc.status_code == 413:
+        problem = PayloadTooLarge()
+    else:
+        problem = ProblemError(str(exc.detail))
+        problem.status = exc.status_code  # type: ignore[misc]
+    return problem_response(problem, request)
+
+
+async def _on_infrastructure(request: Request, exc: Exception) -> Response:
+    # Registered for DBAPIError, OSError and UnicodeError: specific classes are answered
+    # here, while a handler for plain Exception runs in Starlette's outermost layer, which
+    # re-raises.
+    if isinstance(exc, UnicodeError) or _sqlstate(exc).startswith(DATA_EXCEPTION):
+        # A value from the path or query that the database cannot hold or read (a NUL, an
+        # unencodable character, a number out of range): the client's input is malformed.
+        return problem_response(
+            ValidationProblem("A value in the request cannot be stored or compared"), request
+        )
+    if database_unreachable(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    type(exc).__name__)  # fmt: skip
+        return problem_response(DatabaseUnavailable(), request)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(InternalError(), request)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):
+        # The client went away (or the body cap answered 413 already): nobody to answer.
+        log.debug("client disconnected during %s %s", request.method, request.url.path)
+        return problem_response(ValidationProblem("The client disconnected"), request)
+    # Never echo internals to the client; the traceback goes to the log only.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(InternalError(), request)
+
+
+# Errors of the database, the network or the encoding, answered by _on_infrastructure. The trade
+# write path talks to asyncpg directly: its errors arrive unwrapped.
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    UnicodeError,
+)
+
+
 def install_handlers(app: FastAPI) -> None:
-    async def on_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ProblemError)
-        return problem_response(exc, request)
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    for infrastructure in INFRASTRUCTURE_ERRORS:
+        app.add_exception_handler(infrastructure, _on_infrastructure)
+    app.add_exception_handler(Exception, _on_unexpected)
 
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        errors = [
-            {
-                "location": [_jsonable(str(part)) for part in err.get("loc", ())],
-                "message": err.get("msg", ""),
-                "type": err.get("type", ""),
-            }
-            for err in exc.errors()
-        ]
-        where, message = "", "invalid"
-        if errors:
-            where = ".".join(str(part) for part in errors[0]["location"])
-            message = str(errors[0]["message"])
-        problem = ValidationProblem(_jsonable(f"{where}: {message}" if where else message))
-        problem.fields["errors"] = _jsonable(errors)
-        return problem_response(problem, request)
 
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        problem: ProblemError
-        if exc.status_code == 400:
-            # FastAPI's body parser: a body it could not even decode (for example JSON nested
-            # deeper than the parser allows). The client sent malformed input.
-            problem = ValidationProblem(f"body: {exc.detail}")
-        elif exc.status_code == 404:
-            problem = NotFound("No such endpoint")
-        elif exc.status_code == 405:
-            problem = MethodNotAllowed()
-        elif exc.status_code == 413:
-            problem = PayloadTooLarge()
-        else:
-            problem = ProblemError(str(exc.detail))
-            problem.status = exc.status_code  # type: ignore[misc]
-        return problem_response(problem, request)
-
-    async def on_infrastructure(request: Request, exc: Exception) -> Response:
-        # Registered for DBAPIError, OSError and UnicodeError: specific classes are answered
-        # here, while a handler for plain Exception runs in Starlette's outermost layer, which
-        # re-raises.
-        if isinstance(exc, UnicodeError) or _sqlstate(exc).startswith(DATA_EXCEPTION):
-            # A value from the path or query that the database cannot hold or read (a NUL, an
-            # unencodable character, a number out of range): the client's input is malformed.
-            return problem_response(
-                ValidationProblem("A value in the request cannot be stored or compared"), request
-            )
-        if database_unreachable(exc):
-            log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
-                        type(exc).__name__)  # fmt: skip
-            return problem_response(DatabaseUnavailable(), request)
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(InternalError(), request)
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, ClientDisconnect):
-            # The client went away (or the body cap answered 413 already): nobody to answer.
-            log.debug("client disconnected during %s %s", request.method, request.url.path)
-            return problem_response(ValidationProblem("The client disconnected"), request)
-        # Never echo internals to the client; the traceback goes to the log only.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(InternalError(), request)
-
-    app.add_exception_handler(ProblemError, on_problem)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(DBAPIError, on_infrastructure)
-    # The trade write path talks to asyncpg directly: its errors arrive unwrapped.
-    app.add_exception_handler(asyncpg.PostgresError, on_infrastructure)
-    app.add_exception_handler(asyncpg.InterfaceError, on_infrastructure)
-    app.add_exception_handler(asyncpg.InternalClientError, on_infrastructure)
-    app.add_exception_handler(OSError, on_infrastructure)
-    app.add_exception_handler(UnicodeError, on_infrastructure)
-    app.add_exception_handler(Exception, on_unexpected)
+async def exception_response(request: Request, exc: Exception) -> Response:
+    """The answer the handlers above give to an exception raised by a route's own code, for
+    code that runs outside the framework's routing (the trade lane, trades/lane.py)."""
+    if isinstance(exc, ProblemError):
+        return await _on_problem(request, exc)
+    if isinstance(exc, INFRASTRUCTURE_ERRORS):
+        return await _on_infrastructure(request, exc)
+    return await _on_unexpected(request, exc)

@@ -83,6 +83,19 @@ async def _send_problem(send: Send, problem: ValidationProblem | PayloadTooLarge
     await send({"type": "http.response.body", "body": body})
 
 
+def request_id_of(scope: Scope) -> bytes:
+    """The client's X-Request-Id if it is sane (ASCII, 1-100 bytes), else a new one; also
+    stored in the scope's state, where the access log and the handlers find it."""
+    request_id = None
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and 0 < len(value) <= 100 and value.isascii():
+            request_id = value
+    if request_id is None:
+        request_id = uuid.uuid4().hex.encode()
+    scope.setdefault("state", {})["request_id"] = request_id.decode("ascii", "replace")
+    return request_id
+
+
 class RequestIdMiddleware:
     """Echoes a sane X-Request-Id, or makes one, so a client and the logs can name a request."""
 
@@ -93,15 +106,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and 0 < len(value) <= 100 and value.isascii():
-                request_id = value
-        if request_id is None:
-            request_id = uuid.uuid4().hex.encode()
-        text = request_id.decode("ascii", "replace")
-        scope.setdefault("state", {})["request_id"] = text
-        token = current_request_id.set(text)
+        request_id = request_id_of(scope)
+        token = current_request_id.set(scope["state"]["request_id"])
 
         async def with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

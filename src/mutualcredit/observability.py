@@ -146,24 +146,28 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            REQUESTS.labels(method, template, str(status)).inc()
-            LATENCY.labels(method, template).observe(elapsed)
-            app = scope.get("app")
-            engine = getattr(getattr(app, "state", None), "engine", None)
-            if engine is not None:
-                POOL.set(engine.pool.checkedout())
-            access_log.info(
-                "%s %s %s",
-                method,
-                scope["path"],
-                status,
-                extra={
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "key_id": scope.get("state", {}).get("key_id"),
-                },
-            )
+            record_request(scope, getattr(route, "path", None) or "unmatched", status, started)
+
+
+def record_request(scope: Scope, template: str, status: int, started: float) -> None:
+    """Counts and times one answered request, and writes its access-log line."""
+    elapsed = time.perf_counter() - started
+    method = scope["method"]
+    REQUESTS.labels(method, template, str(status)).inc()
+    LATENCY.labels(method, template).observe(elapsed)
+    app = scope.get("app")
+    engine = getattr(getattr(app, "state", None), "engine", None)
+    if engine is not None:
+        POOL.set(engine.pool.checkedout())
+    access_log.info(
+        "%s %s %s",
+        method,
+        scope["path"],
+        status,
+        extra={
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "key_id": scope.get("state", {}).get("key_id"),
+        },
+    )

@@ -3,14 +3,15 @@
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.types import Scope
 
 from mutualcredit.auth.service import Principal, authenticate, authenticate_raw
 from mutualcredit.db import Session
 from mutualcredit.errors import Unauthorized
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization")
+def bearer_token(header: str | None) -> str:
+    """The key from an `Authorization: Bearer <key>` header."""
     if not header:
         raise Unauthorized("Send the API key as 'Authorization: Bearer <key>'")
     scheme, _, token = header.partition(" ")
@@ -19,25 +20,31 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def _admit(request: Request, principal: Principal) -> Principal:
+def admit(scope: Scope, principal: Principal) -> Principal:
+    """Lets an authenticated key in, or refuses it for its rate."""
     # Logged and traced by key id only; the secret never leaves authentication.
-    request.state.key_id = principal.key_id
-    request.app.state.rate_limiter.check(principal.key_id)
+    scope.setdefault("state", {})["key_id"] = principal.key_id
+    scope["app"].state.rate_limiter.check(principal.key_id)
     return principal
 
 
 async def current_principal(request: Request, session: Session) -> Principal:
     """Authenticates in the request's transaction, and names the actor for its triggers."""
-    return _admit(request, await authenticate(session, _bearer(request)))
+    token = bearer_token(request.headers.get("authorization"))
+    return admit(request.scope, await authenticate(session, token))
+
+
+async def authenticate_booking(scope: Scope, authorization: str | None) -> Principal:
+    """Authenticates in one autocommit round trip, for the trade write path, which books in
+    statements of its own and so needs no request transaction (nor holds a connection)."""
+    token = bearer_token(authorization)
+    async with scope["app"].state.fast_pool.acquire() as conn:
+        principal = await authenticate_raw(conn, token)
+    return admit(scope, principal)
 
 
 async def booking_principal(request: Request) -> Principal:
-    """Authenticates in one autocommit round trip, for the trade write path, which books in
-    statements of its own and so needs no request transaction (nor holds a connection)."""
-    token = _bearer(request)
-    async with request.app.state.fast_pool.acquire() as conn:
-        principal = await authenticate_raw(conn, token)
-    return _admit(request, principal)
+    return await authenticate_booking(request.scope, request.headers.get("authorization"))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

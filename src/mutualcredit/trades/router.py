@@ -3,9 +3,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
+from starlette.datastructures import State
 from starlette.responses import Response
 
 from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
+from mutualcredit.auth.service import Principal
 from mutualcredit.db import Session
 from mutualcredit.errors import IdempotencyKeyRequired
 from mutualcredit.federation import service as federation_service
@@ -56,19 +58,22 @@ async def create_trade(
     # before this returns (trades/booker.py).
     if federation_service.is_remote(body.payee):
         return await federation_trades.send(request, principal, network, idempotency_key, body)
+    return await book_local(request.app.state, principal, network, idempotency_key, body)
+
+
+async def book_local(
+    state: State, principal: Principal, network: str, key: str, body: TradeCreate
+) -> Response:
+    """Books a trade between two accounts of one network: the route's work once the request
+    is known to be well formed, shared with the trade lane (trades/lane.py)."""
     net_id = networks.own_network_id(principal, network)
     if net_id is None:  # a platform key names any network: look it up
-        async with request.app.state.fast_pool.acquire() as conn:
+        async with state.fast_pool.acquire() as conn:
             net_id = await conn.fetchval("SELECT id FROM networks WHERE code = $1", network)
         if net_id is None:
             raise NetworkNotFound(f"No network {network!r}")
     created = await service.create_trade(
-        request.app.state.booker,
-        principal,
-        net_id,
-        idempotency_key,
-        body,
-        default_ttl=request.app.state.pending_ttl,
+        state.booker, principal, net_id, key, body, default_ttl=state.pending_ttl
     )
     return json_response(created.trade.model_dump(mode="json"), 201, replayed=created.replayed)
 
