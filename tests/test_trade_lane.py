@@ -245,3 +245,30 @@ async def test_the_lane_hands_on_what_it_is_not_sure_of_with_the_body(
     assert r.status_code == 299
     assert inner.bodies == [*sent, b""]
     assert await api.balances(net) == {}
+
+
+async def test_a_key_over_its_rate_is_refused_by_the_lane_as_by_the_route(
+    api: Api, app: FastAPI
+) -> None:
+    settings = app.state.settings.model_copy(
+        update={"rate_limit_per_second": 1, "rate_limit_burst": 1}
+    )
+    answers = []
+    for lane in (True, False):
+        net = await api.network()
+        await api.account(net, "a")
+        await api.account(net, "b")
+        strict = create_app(settings, trade_lane=lane)
+        async with strict.router.lifespan_context(strict):
+            transport = httpx.ASGITransport(app=strict)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                for key in ("first", "second"):
+                    r = await client.post(
+                        f"{net.base}/trades", json={"payer": "a", "payee": "b", "amount": 1},
+                        headers={**auth(net.operator), "Idempotency-Key": key},
+                    )  # fmt: skip
+                    answers.append(_comparable(r, net))
+        assert await api.balances(net) == {"a": -1, "b": 1}
+    assert answers[:2] == answers[2:]
+    assert [answer["status"] for answer in answers[:2]] == [201, 429]
+    assert answers[1]["headers"]["retry-after"] == "1"
