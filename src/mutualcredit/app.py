@@ -133,8 +133,8 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
     # The request id is known to everything inside, the access log included.
     app.add_middleware(RequestIdMiddleware)
     if trade_lane:
-        # Outermost: it answers well-formed trade requests without the layers above (whose
-        # work it does itself) and hands everything else on to them.
+        # Outermost: it answers well-formed trade requests itself, doing the work of the
+        # middlewares inside it, and hands everything else on to them.
         app.add_middleware(TradeLane, max_bytes=settings.max_body_bytes)
     app.add_route("/metrics", metrics_response, include_in_schema=False)
     # The trade routes first: routes are matched in order, and they carry the load.
