@@ -12,14 +12,18 @@ from starlette.responses import Response
 from mutualcredit.auth.service import Principal
 from mutualcredit.idempotency import service as idempotency
 
+# An Idempotency-Key: 1-200 printable ASCII characters (the trade lane checks the same rule).
+IDEMPOTENCY_KEY_CHAR = r"[\x21-\x7e]"
+IDEMPOTENCY_KEY_MAX = 200
+
 
 def idempotency_header(description: str) -> Any:
     """The Idempotency-Key header: printable ASCII, 1-200 characters."""
     return Header(
         alias="Idempotency-Key",
         min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
+        max_length=IDEMPOTENCY_KEY_MAX,
+        pattern=f"^{IDEMPOTENCY_KEY_CHAR}+$",
         description=description,
     )
 

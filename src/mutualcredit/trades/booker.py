@@ -7,7 +7,8 @@ asyncpg directly (prepared statements cached per connection, no ORM, no pool pre
 on this path the client library's own CPU is the ceiling (bench/README.md has the profile).
 
 With batching on, each worker gathers the trades that arrive while earlier batches are in
-flight and books them with one mc_create_trades call per network. Nothing waits on a timer:
+flight and books them with one mc_create_trades call per network (mc_create_trade for a
+lone trade). Nothing waits on a timer:
 at low load a batch is one trade; under load, batches grow by themselves, and a busy account is
 locked once per batch instead of once per trade. Every trade keeps its own outcome and its own
 idempotency key. If a batch fails as a whole (a trade raised an error), its trades are booked
@@ -130,10 +131,7 @@ class Booker:
     async def _book_group(self, group: list[TradeRequest]) -> None:
         BATCH_SIZE.observe(len(group))
         try:
-            # A lone trade (most batches at moderate load) skips the batch wrapper, whose own
-            # statements (every key's lock, every account's lock, the arrays) only pay off when
-            # they are shared: about a sixth more trades per second in PostgreSQL (bench/README.md).
-            results = await (self._batch(group) if len(group) > 1 else self._lone(group[0]))
+            results = await self._batch(group)
         except Exception as exc:
             if len(group) == 1 or database_unreachable(exc):
                 for item in group:
@@ -151,10 +149,12 @@ class Booker:
             if not item.future.done():
                 item.future.set_result(result)
 
-    async def _lone(self, item: TradeRequest) -> list[LedgerResult]:
-        return [await self._one(item)]
-
     async def _batch(self, group: list[TradeRequest]) -> list[LedgerResult]:
+        if len(group) == 1:
+            # A lone trade (most batches at moderate load) skips the batch wrapper, whose own
+            # statements (every key's lock, every account's lock, the arrays) only pay off when
+            # shared: about 15% more trades per second in PostgreSQL (bench/README.md).
+            return [await self._one(group[0])]
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 _BATCH,

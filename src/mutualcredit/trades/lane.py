@@ -29,13 +29,14 @@ from mutualcredit.federation.service import is_remote
 from mutualcredit.middleware import request_id_of
 from mutualcredit.observability import record_request
 from mutualcredit.observability import request_id as current_request_id
+from mutualcredit.responses import IDEMPOTENCY_KEY_CHAR, IDEMPOTENCY_KEY_MAX
 from mutualcredit.trades.router import book_local, router
 from mutualcredit.trades.schemas import TradeCreate
 
 TEMPLATE = router.prefix
 _PATH = re.compile(r"/v1/networks/([^/]+)/trades")
-# The route's own rule for the header (responses.idempotency_header): 1-200 printable ASCII.
-_KEY = re.compile(rb"[\x21-\x7e]{1,200}")
+# The route's own rule for the header (responses.idempotency_header).
+_KEY = re.compile(f"{IDEMPOTENCY_KEY_CHAR}{{1,{IDEMPOTENCY_KEY_MAX}}}".encode())
 
 
 class TradeLane:
