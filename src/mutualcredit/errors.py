@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 
 log = logging.getLogger("mutualcredit")
 
@@ -251,12 +252,22 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
     return problem_response(exc, request)
 
 
+def _message(err: dict[str, Any]) -> str:
+    """A validation error's message; for a body that is not JSON, with what the parser said
+    (jsonbody.loads says which member is duplicated, which constant is not a number)."""
+    message = str(err.get("msg", ""))
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and reason:
+        message = f"{message}: {reason}"
+    return message
+
+
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
             "location": [_jsonable(str(part)) for part in err.get("loc", ())],
-            "message": err.get("msg", ""),
+            "message": _message(err),
             "type": err.get("type", ""),
         }
         for err in exc.errors()
@@ -270,6 +281,18 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
     return problem_response(problem, request)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of every route on the request's path. Starlette names only those of the
+    first route that matched the path, while a path often has several (GET and POST of a
+    collection are two routes)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     problem: ProblemError
@@ -281,6 +304,7 @@ async def _on_http(request: Request, exc: Exception) -> Response:
         problem = NotFound("No such endpoint")
     elif exc.status_code == 405:
         problem = MethodNotAllowed()
+        problem.headers["Allow"] = ", ".join(_allowed_methods(request))
     elif exc.status_code == 413:
         problem = PayloadTooLarge()
     else:

@@ -6,9 +6,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mutualcredit.errors import ServiceUnavailable
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.migrate import head_revision
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=StrictJSONRoute, tags=["health"])
 
 
 class Health(BaseModel):

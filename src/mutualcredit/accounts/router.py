@@ -20,13 +20,17 @@ from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_operator, require_reader
 from mutualcredit.db import Session
 from mutualcredit.errors import ValidationProblem
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES, Page
 
 router = APIRouter(
-    prefix="/v1/networks/{network}/accounts", tags=["accounts"], responses=PROBLEM_RESPONSES
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks/{network}/accounts",
+    tags=["accounts"],
+    responses=PROBLEM_RESPONSES,
 )
 
 Since = Annotated[

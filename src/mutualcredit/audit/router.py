@@ -7,12 +7,16 @@ from mutualcredit.audit.schemas import AuditEntry, Verification
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_reader
 from mutualcredit.db import Session
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.schemas import PROBLEM_RESPONSES, Page
 
 router = APIRouter(
-    prefix="/v1/networks/{network}/audit", tags=["audit"], responses=PROBLEM_RESPONSES
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks/{network}/audit",
+    tags=["audit"],
+    responses=PROBLEM_RESPONSES,
 )
 
 

@@ -11,11 +11,14 @@ from mutualcredit.auth.permissions import require_operator, require_reader
 from mutualcredit.auth.schemas import Key, KeyCreate, KeyCreated, Me
 from mutualcredit.db import Session
 from mutualcredit.errors import ValidationProblem
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES
 
-router = APIRouter(prefix="/v1", tags=["keys"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJSONRoute, prefix="/v1", tags=["keys"], responses=PROBLEM_RESPONSES
+)
 
 
 def _key(key: ApiKey, network: str | None, account: str | None) -> dict[str, Any]:

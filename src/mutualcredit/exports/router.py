@@ -11,10 +11,16 @@ from mutualcredit.auth.permissions import require_reader
 from mutualcredit.db import Session
 from mutualcredit.errors import ValidationProblem
 from mutualcredit.exports import service
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.schemas import PROBLEM_RESPONSES
 
-router = APIRouter(prefix="/v1/networks/{network}", tags=["exports"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks/{network}",
+    tags=["exports"],
+    responses=PROBLEM_RESPONSES,
+)
 
 Since = Annotated[AwareDatetime | None, Query(alias="from", description="Inclusive.")]
 Until = Annotated[AwareDatetime | None, Query(alias="to", description="Exclusive.")]

@@ -18,11 +18,13 @@ from mutualcredit.errors import ProblemError, ValidationProblem
 from mutualcredit.federation import crypto, protocol, service
 from mutualcredit.federation.protocol import Federation, PeerContext
 from mutualcredit.federation.schemas import PeerKeyCreate, TransferMessage
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.schemas import PROBLEM_RESPONSES
 
 log = logging.getLogger("mutualcredit.federation")
 
 router = APIRouter(
+    route_class=StrictJSONRoute,
     prefix="/federation/v1/networks/{network}",
     tags=["federation (node to node)"],
     responses=PROBLEM_RESPONSES,

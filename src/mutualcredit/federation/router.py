@@ -24,12 +24,16 @@ from mutualcredit.federation.schemas import (
     SettlementView,
     TransferView,
 )
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES
 
 router = APIRouter(
-    prefix="/v1/networks/{network}/federation", tags=["federation"], responses=PROBLEM_RESPONSES
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks/{network}/federation",
+    tags=["federation"],
+    responses=PROBLEM_RESPONSES,
 )
 
 

@@ -8,10 +8,16 @@ from mutualcredit.auth.permissions import require_reader
 from mutualcredit.db import Session
 from mutualcredit.health import service
 from mutualcredit.health.schemas import Health
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.schemas import PROBLEM_RESPONSES
 
-router = APIRouter(prefix="/v1/networks/{network}", tags=["health"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks/{network}",
+    tags=["health"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.get(

@@ -10,6 +10,7 @@ from mutualcredit.accounts.schemas import Account
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_operator, require_reader
 from mutualcredit.db import Session
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.limits import service
 from mutualcredit.limits.schemas import (
     DefaultsApplied,
@@ -24,7 +25,12 @@ from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES, Page
 
-router = APIRouter(prefix="/v1/networks/{network}", tags=["limits"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks/{network}",
+    tags=["limits"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.put(

@@ -4,12 +4,18 @@ from starlette.responses import Response
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_operator, require_platform
 from mutualcredit.db import Session
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service
 from mutualcredit.networks.schemas import Network, NetworkCreate, NetworkUpdate
 from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES
 
-router = APIRouter(prefix="/v1/networks", tags=["networks"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks",
+    tags=["networks"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.post("", status_code=201, response_model=Network, summary="Create a network (platform)")

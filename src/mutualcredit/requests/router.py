@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.db import Session
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.requests import service
@@ -21,7 +22,10 @@ from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES, Page
 
 router = APIRouter(
-    prefix="/v1/networks/{network}", tags=["payment requests"], responses=PROBLEM_RESPONSES
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks/{network}",
+    tags=["payment requests"],
+    responses=PROBLEM_RESPONSES,
 )
 
 

@@ -15,7 +15,6 @@ another network, an application mounted under a root path. So every validation e
 built by the framework, from the route's declaration, which the OpenAPI document describes.
 """
 
-import json
 import re
 import time
 
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mutualcredit import jsonbody
 from mutualcredit.auth.dependencies import authenticate_booking
 from mutualcredit.errors import exception_response
 from mutualcredit.federation.service import is_remote
@@ -128,9 +128,9 @@ def _well_formed(body: bytes, content_type: bytes | None, keys: list[bytes]) -> 
     ):
         return None
     try:
-        # The framework's own parser (Starlette's Request.json), so that the body means the same
-        # here (orjson, say, would read an integer past 64 bits as a float).
-        data = json.loads(body)
+        # The routes' own strict parser, so that the body means the same here (orjson, say,
+        # would read an integer past 64 bits as a float); what it refuses, the route answers.
+        data = jsonbody.loads(body)
     except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict):

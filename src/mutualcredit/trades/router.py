@@ -12,6 +12,7 @@ from mutualcredit.db import Session
 from mutualcredit.errors import IdempotencyKeyRequired
 from mutualcredit.federation import service as federation_service
 from mutualcredit.federation import trades as federation_trades
+from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.networks.errors import NetworkNotFound
 from mutualcredit.pagination import Cursor, PageSize
@@ -22,7 +23,10 @@ from mutualcredit.trades.models import TradeStatus
 from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost, TradeReverse, TradeVoid
 
 router = APIRouter(
-    prefix="/v1/networks/{network}/trades", tags=["trades"], responses=PROBLEM_RESPONSES
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks/{network}/trades",
+    tags=["trades"],
+    responses=PROBLEM_RESPONSES,
 )
 
 TradeKey = Annotated[
