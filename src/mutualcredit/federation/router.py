@@ -27,7 +27,7 @@ from mutualcredit.federation.schemas import (
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.responses import IdempotencyKey, idempotent
-from mutualcredit.schemas import PROBLEM_RESPONSES
+from mutualcredit.schemas import PROBLEM_RESPONSES, Count
 
 router = APIRouter(
     route_class=StrictJSONRoute,
@@ -235,7 +235,7 @@ async def list_transfers(
     session: Session,
     principal: CurrentPrincipal,
     status: Annotated[str | None, Query(pattern="^(prepared|forwarded|accepted|refused)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[Count, Query(ge=1, le=1000)] = 100,
 ) -> list[TransferView]:
     net_id = await networks.network_id(session, principal, network)
     require_reader(principal)

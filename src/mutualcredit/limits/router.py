@@ -2,7 +2,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from mutualcredit.accounts import service as accounts
@@ -23,7 +22,7 @@ from mutualcredit.limits.schemas import (
 from mutualcredit.networks import service as networks
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotent
-from mutualcredit.schemas import PROBLEM_RESPONSES, Page
+from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
 
 router = APIRouter(
     route_class=StrictJSONRoute,
@@ -106,7 +105,7 @@ async def limits_at(
     account: str,
     session: Session,
     principal: CurrentPrincipal,
-    at: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset.")] = None,
+    at: Annotated[Moment | None, Query(description="ISO 8601 with offset.")] = None,
 ) -> LimitsAt:
     net_id = await networks.network_id(session, principal, network)
     accounts.check_can_read(principal, account)
