@@ -11,7 +11,7 @@ from datetime import timedelta
 import asyncpg
 from fastapi import FastAPI
 
-from mutualcredit import __version__, jobs, outbound
+from mutualcredit import __version__, egress, jobs
 from mutualcredit.accounts.router import router as accounts_router
 from mutualcredit.audit.router import router as audit_router
 from mutualcredit.auth.router import router as keys_router
@@ -96,7 +96,7 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         sweeper = asyncio.create_task(
             jobs.run_forever(app.state.sessionmaker, settings.sweep_interval_seconds)
         )
-        http = outbound.client(
+        http = egress.client(
             timeout=settings.federation_timeout_seconds,
             allow_private=settings.outbound_allow_private,
         )

@@ -1,4 +1,5 @@
-"""Outbound calls go only where the policy allows, checked at connection time, never redirected.
+"""Egress: outbound calls go only where the policy allows, checked at connection time, never
+redirected.
 
 A real HTTP server listens on loopback and counts the connections it accepts: a refused address
 must not even be connected to.
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from mutualcredit import outbound
+from mutualcredit import egress
 
 
 class Server:
@@ -53,28 +54,28 @@ async def server() -> AsyncIterator[Server]:
     ],
 )  # fmt: skip
 def test_addresses_that_are_not_global_are_refused_by_default(address: str) -> None:
-    assert not outbound.allowed(ipaddress.ip_address(address), allow_private=False)
+    assert not egress.allowed(ipaddress.ip_address(address), allow_private=False)
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "::", "224.0.0.1", "ff02::1", "::ffff:224.0.0.1"])
 def test_multicast_and_unspecified_are_refused_even_when_private_is_allowed(
     address: str,
 ) -> None:
-    assert not outbound.allowed(ipaddress.ip_address(address), allow_private=True)
+    assert not egress.allowed(ipaddress.ip_address(address), allow_private=True)
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "::1", "fd00::1", "169.254.0.9"])
 def test_private_addresses_pass_when_allowed(address: str) -> None:
-    assert outbound.allowed(ipaddress.ip_address(address), allow_private=True)
+    assert egress.allowed(ipaddress.ip_address(address), allow_private=True)
 
 
 @pytest.mark.parametrize("address", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"])
 def test_global_addresses_pass(address: str) -> None:
-    assert outbound.allowed(ipaddress.ip_address(address), allow_private=False)
+    assert egress.allowed(ipaddress.ip_address(address), allow_private=False)
 
 
 async def test_a_refused_address_is_never_connected_to(server: Server) -> None:
-    async with outbound.client(timeout=2, allow_private=False) as client:
+    async with egress.client(timeout=2, allow_private=False) as client:
         for host in ("127.0.0.1", "localhost", "[::ffff:127.0.0.1]"):
             with pytest.raises(httpx.ConnectError, match="not one this service may call"):
                 await client.get(f"http://{host}:{server.port}/")
@@ -82,7 +83,7 @@ async def test_a_refused_address_is_never_connected_to(server: Server) -> None:
 
 
 async def test_allowed_private_addresses_are_reached(server: Server) -> None:
-    async with outbound.client(timeout=2, allow_private=True) as client:
+    async with egress.client(timeout=2, allow_private=True) as client:
         r = await client.get(f"http://localhost:{server.port}/")
     assert r.status_code == 200
     assert r.text == "ok"
@@ -91,7 +92,7 @@ async def test_allowed_private_addresses_are_reached(server: Server) -> None:
 
 async def test_redirects_are_not_followed(server: Server) -> None:
     server.redirect_to = "http://169.254.169.254/latest/meta-data/"
-    async with outbound.client(timeout=2, allow_private=True) as client:
+    async with egress.client(timeout=2, allow_private=True) as client:
         r = await client.get(f"http://127.0.0.1:{server.port}/")
     assert r.status_code == 302
     assert server.connections == 1

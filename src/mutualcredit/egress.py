@@ -1,4 +1,4 @@
-"""Outbound HTTP: where the service may connect, checked when it connects.
+"""Egress: where the service may connect (outbound HTTP), checked when it connects.
 
 An operator sets a link's `peer_url`; the service then calls it (agree, reconcile, checkpoints,
 deliveries). On a deployment that hosts many networks every operator is a tenant, and a URL
