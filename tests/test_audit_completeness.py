@@ -141,8 +141,15 @@ async def test_a_trigger_without_arguments_records_every_field(db: asyncpg.Conne
 
 async def test_truncate_of_an_audited_table_is_refused(db: asyncpg.Connection) -> None:
     for table in ("networks", "api_keys", "payee_approvals", "link_peer_keys"):
-        with pytest.raises(asyncpg.RestrictViolationError, match="on record"):
-            await db.execute(f"TRUNCATE {table} CASCADE")
+        # In a transaction rolled back whatever happens: were the guard missing, the shared
+        # test database would lose every row of the table (and, cascading, of others).
+        transaction = db.transaction()
+        await transaction.start()
+        try:
+            with pytest.raises(asyncpg.RestrictViolationError, match="on record"):
+                await db.execute(f"TRUNCATE {table} CASCADE")
+        finally:
+            await transaction.rollback()
 
 
 async def test_a_transaction_that_names_itself_is_the_actor_of_its_records(
