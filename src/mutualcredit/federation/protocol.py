@@ -95,6 +95,15 @@ async def ensure_key(fed: Federation, session: AsyncSession, network_id: uuid.UU
         return
     code = await session.scalar(text("SELECT code FROM networks WHERE id = :n"), {"n": network_id})
     key = crypto.new_node_key(str(code), fed.secret_key)
+    # The key's audit record names who made it: the caller's actor when there is one (an
+    # operator's request), else federation itself (a first descriptor read, a signed answer).
+    await session.execute(
+        text(
+            "SELECT set_config('mutualcredit.actor',"
+            " coalesce(nullif(current_setting('mutualcredit.actor', true), ''),"
+            " 'system:federation'), true)"
+        )
+    )
     await session.execute(
         text(
             "INSERT INTO node_keys (network_id, key_id, public_key, sealed_private_key)"
@@ -296,12 +305,15 @@ async def authenticate_peer(
     )
     if not crypto.verify(public_key, str(values["mc-signature"]), base):
         raise PeerSignatureInvalid()
+    # A fresh nonce also names the peer as the actor of everything the request writes (its
+    # audit records), for the rest of the request's transaction.
     fresh = await session.scalar(
         text(
             "INSERT INTO federation_nonces (link_id, nonce) VALUES (:l, :n)"
-            " ON CONFLICT DO NOTHING RETURNING 1"
+            " ON CONFLICT DO NOTHING"
+            " RETURNING set_config('mutualcredit.actor', 'peer:' || CAST(:peer AS text), true)"
         ),
-        {"l": link["id"], "n": values["mc-nonce"]},
+        {"l": link["id"], "n": values["mc-nonce"], "peer": sender},
     )
     if not fresh:
         raise PeerReplay()
