@@ -135,7 +135,8 @@ async def list_keys(session: AsyncSession, network_id: uuid.UUID) -> list[ApiKey
     return list(result)
 
 
-async def revoke_key(session: AsyncSession, network_id: uuid.UUID, key_id: str) -> ApiKey:
+async def revoke_key(session: AsyncSession, network_id: uuid.UUID | None, key_id: str) -> ApiKey:
+    """Revokes a key of the network (None: a platform key, which has none)."""
     key = await session.scalar(
         select(ApiKey)
         .where(ApiKey.network_id == network_id, ApiKey.key_id == key_id)
