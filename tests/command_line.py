@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -45,7 +46,7 @@ class Result:
     out: str
     err: str
 
-    def json(self) -> object:
+    def json(self) -> Any:
         return json.loads(self.out)
 
 
@@ -153,9 +154,9 @@ class Service:
 
     def first_start_key(self) -> str:
         """The operator key serve printed on the first start of its embedded database."""
-        found = TOKEN.findall(self.stdout_path.read_text())
+        found = TOKEN.search(self.stdout_path.read_text())
         assert found, self.output()
-        return found[0]
+        return found.group(0)
 
     def stop(self) -> None:
         if self.proc is None:
@@ -168,3 +169,55 @@ class Service:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+
+
+def readme_blocks(readme: Path, heading: str) -> list[str]:
+    """The shell blocks of a section of the README, as written there."""
+    section = readme.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+
+
+def shell_commands(block: str) -> list[str]:
+    """A block's commands: lines joined where they continue (a trailing backslash), without
+    comment lines and blank ones."""
+    joined = block.replace("\\\n", " ")
+    return [
+        line for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def run_shell(
+    home: Path, commands: list[str], env: dict[str, str] | None = None
+) -> tuple[list[tuple[str, int]], str]:
+    """The commands one after another in one bash session in `home`, as a reader types them;
+    each one's answer (stdout) with its exit status, and the session's stderr."""
+    lines = []
+    for i, command in enumerate(commands):
+        lines.append(f"printf '\\n@@begin {i}@@\\n'")
+        lines.append(command)
+        lines.append(f"printf '\\n@@end {i} %d@@\\n' \"$?\"")
+    script = home / "commands.sh"
+    script.write_text("\n".join(lines) + "\n")
+    shell_env = environment(home, **(env or {}))
+    # This environment's tools first on the PATH (mutualcredit, python3), as for a reader who
+    # activated it.
+    shell_env["PATH"] = f"{SCRIPT.parent}:{shell_env.get('PATH', '')}"
+    proc = subprocess.run(  # noqa: S603 - the README's own commands
+        ["bash", str(script)],  # noqa: S607 - the reader's shell, from the PATH
+        cwd=home,
+        env=shell_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    answers = []
+    for i in range(len(commands)):
+        match = re.search(
+            rf"\n@@begin {i}@@\n(.*?)\n@@end {i} (\d+)@@\n", proc.stdout, flags=re.DOTALL
+        )
+        assert match, f"command {i} did not finish:\n{proc.stdout}\n{proc.stderr}"
+        answers.append((match.group(1), int(match.group(2))))
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "XDG_RUNTIME_DIR" not in proc.stderr, proc.stderr
+    return answers, proc.stderr

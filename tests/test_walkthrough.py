@@ -13,12 +13,11 @@ import csv
 import io
 import json
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.command_line import SCRIPT, Service, environment
+from tests.command_line import Service, readme_blocks, run_shell, shell_commands
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -32,19 +31,6 @@ class Session:
         self.key = key
         self.cwd = cwd
         self.key_id = key.split("_")[1]
-
-
-def _section(heading: str) -> str:
-    return README.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-
-
-def _commands(block: str) -> list[str]:
-    """The block's commands: lines joined where they continue (a trailing backslash), without
-    comment lines and blank ones."""
-    joined = block.replace("\\\n", " ")
-    return [
-        line for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
 
 
 def _json(out: str) -> Any:
@@ -203,29 +189,8 @@ CHECKS: list[tuple[str, Check]] = [
 ]
 
 
-def _bash_script(commands: list[str]) -> str:
-    """The commands one after another in one shell, each answer between markers with its exit
-    status, so that the answers can be told apart."""
-    lines = []
-    for i, command in enumerate(commands):
-        lines.append(f"printf '\\n@@begin {i}@@\\n'")
-        lines.append(command)
-        lines.append(f"printf '\\n@@end {i} %d@@\\n' \"$?\"")
-    return "\n".join(lines) + "\n"
-
-
-def _answers(output: str, count: int) -> list[tuple[str, int]]:
-    answers = []
-    for i in range(count):
-        match = re.search(rf"\n@@begin {i}@@\n(.*?)\n@@end {i} (\d+)@@\n", output, flags=re.DOTALL)
-        assert match, f"command {i} did not finish:\n{output}"
-        answers.append((match.group(1), int(match.group(2))))
-    return answers
-
-
 def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
-    section = _section("Run it")
-    blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+    blocks = readme_blocks(README, "Run it")
     assert len(blocks) == 3, blocks
     install, first_steps, operators_day = blocks
     # The first block installs the package and starts the service: here the installed script
@@ -242,23 +207,9 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
         first_steps = first_steps.replace(key_line, f"KEY={key}").replace(
             "127.0.0.1:8000", f"127.0.0.1:{service.port}"
         )
-        commands = _commands(first_steps) + _commands(operators_day)
-        script = tmp_path / "walkthrough.sh"
-        script.write_text(_bash_script(commands))
-        env = environment(tmp_path)
-        # python3 and the venv's own tools first on the PATH, as for a user who activated it.
-        env["PATH"] = f"{SCRIPT.parent}:{env.get('PATH', '')}"
-        proc = subprocess.run(  # noqa: S603 - bash running the README's own commands
-            ["bash", str(script)],  # noqa: S607 - bash from the PATH, as a reader's shell
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert proc.stderr == "", proc.stderr
-        answers = _answers(proc.stdout, len(commands))
+        commands = shell_commands(first_steps) + shell_commands(operators_day)
+        answers, stderr = run_shell(tmp_path, commands)
+        assert stderr == "", stderr
         session = Session(key, tmp_path)
         used = set()
         for command, (out, status) in zip(commands, answers, strict=True):
