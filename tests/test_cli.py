@@ -282,6 +282,23 @@ def test_bad_values_are_one_line_naming_the_option(tmp_path: Path) -> None:
     assert not (tmp_path / ".local").exists()
 
 
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
+    # `mutualcredit openapi | true`: the pipe is closed before the command writes to it.
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        [str(SCRIPT), "openapi"],
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141
+    assert err == ""
+
+
 # -- a ledger to work on ------------------------------------------------------------------------
 
 
@@ -576,6 +593,27 @@ def test_a_backup_restores_into_a_fresh_data_dir_as_the_readme_says(tmp_path: Pa
         assert r.json()["credit_limit"] == 500
     finally:
         service.stop()
+
+
+def test_a_backup_of_an_older_schema_restores_and_is_migrated_after(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(migrate.alembic_config()).get_revision("head")
+    assert head is not None
+    earlier = head.down_revision
+    if not isinstance(earlier, str):
+        pytest.skip("the migrations have one revision: no older schema to back up")
+    old, new = tmp_path / "old", tmp_path / "new"
+    ok(tmp_path, "--data-dir", str(old), "migrate", "--revision", earlier)
+    ok(tmp_path, "--data-dir", str(old), "backup", "old.dump")
+    result = ok(tmp_path, "--data-dir", str(new), "restore", "old.dump")
+    assert f"schema revision {earlier}" in result.out
+    assert "'mutualcredit migrate'" in result.out
+    # Not checked against a schema it does not have: migrated first, then checked.
+    assert "FAILED" not in result.out
+    error_of(run(tmp_path, "--data-dir", str(new), "check"), EXIT_DATABASE)
+    ok(tmp_path, "--data-dir", str(new), "migrate")
+    assert "all ledger checks passed" in ok(tmp_path, "--data-dir", str(new), "check").out
 
 
 # -- logs and warnings --------------------------------------------------------------------------

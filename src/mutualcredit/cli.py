@@ -42,6 +42,7 @@ EXIT_USAGE = 2
 EXIT_DATABASE = 3
 EXIT_BUG = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # as a shell reports a process its closed pipe ended
 
 EXIT_STATUSES = f"""\
 exit status:
@@ -53,6 +54,7 @@ exit status:
        not start
   {EXIT_BUG}    a bug (the traceback is logged with MUTUALCREDIT_LOG_LEVEL=debug)
   {EXIT_INTERRUPTED}  interrupted
+  {EXIT_BROKEN_PIPE}  the output's reader went away (a closed pipe)
 """
 
 
@@ -575,8 +577,17 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         ],
         url,
     )
+    from mutualcredit.migrate import head_revision
+
     revision = _run(_schema_revision(url))
     print(f"restored {source} (schema revision {revision})")
+    if revision != head_revision():
+        # The checks are written for this version's schema: an older one is migrated first.
+        print(
+            "its schema is older than this version's: 'mutualcredit migrate' (or serve) brings"
+            " it up to date; then 'mutualcredit check' and 'mutualcredit audit verify'"
+        )
+        return EXIT_OK
     checked = _run(_checks(url))
     return max(checked, _run(_audit_verify(url, None, seal=False)))
 
@@ -1011,6 +1022,11 @@ def main(argv: list[str] | None = None) -> int:
         status: int = args.func(args, settings)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader of the output went away (`mutualcredit openapi | head`): nothing more to
+        # say to it, and nothing for Python to flush into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except CommandError as exc:
         return _fail(str(exc), exc.exit_status)
     except ProblemError as exc:
