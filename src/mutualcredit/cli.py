@@ -15,10 +15,9 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -464,48 +463,9 @@ def cmd_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
 # -- backup and restore -------------------------------------------------------------------------
 
 
-def _libpq_environment(url: str) -> dict[str, str]:
-    """The connection for pg_dump and pg_restore, in libpq's environment variables: a password
-    in their arguments would be visible to every user of the machine (ps)."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    env = dict(os.environ)
-
-    def one(value: str | Sequence[str] | None) -> str | None:
-        return value if value is None or isinstance(value, str) else value[-1]
-
-    settings = {
-        "PGHOST": parsed.host or one(parsed.query.get("host")),
-        "PGPORT": str(parsed.port) if parsed.port else one(parsed.query.get("port")),
-        "PGUSER": parsed.username,
-        "PGPASSWORD": parsed.password if isinstance(parsed.password, str) else None,
-        "PGDATABASE": parsed.database,
-        # libpq's name, or asyncpg's for the same modes.
-        "PGSSLMODE": one(parsed.query.get("sslmode")) or one(parsed.query.get("ssl")),
-    }
-    env.update({name: value for name, value in settings.items() if value})
-    return env
-
-
-def _run_pg_tool(name: str, arguments: list[str], url: str) -> None:
-    from mutualcredit import embedded
-
-    binary = embedded.client_binary(name)
-    result = subprocess.run(  # noqa: S603 - a fixed program, arguments of our own making
-        [str(binary), "--no-password", *arguments],
-        env=_libpq_environment(url),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        reason = lines[0] if lines else f"exit status {result.returncode}"
-        raise CommandError(f"{name} failed: {reason.removeprefix(f'{name}: ')}")
-
-
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from mutualcredit import backup
+
     url, _ = resolve_database(settings)
     revision = _run(_schema_revision(url))
     if revision is None:
@@ -513,18 +473,12 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     target = Path(args.file)
     if target.is_dir():
         raise CommandError(f"{target} is a directory: name the backup file")
-    # pg_dump writes to a file beside the target that takes its name only once complete: a
-    # backup that fails half-way never passes for one, nor replaces the last good one. Only
-    # its owner may read it: it holds every account and the hashes of the API keys.
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        _run_pg_tool("pg_dump", ["--format=custom", f"--file={partial}"], url)
-        partial.replace(target)
+        backup.dump(url, target)
+    except backup.BackupError as exc:
+        raise CommandError(str(exc)) from exc
     except OSError as exc:
         raise CommandError(f"cannot write {target}: {exc.strerror}") from exc
-    finally:
-        partial.unlink(missing_ok=True)
     print(f"backed up the database at revision {revision} to {target}")
     secret = settings.data_dir / "secret.key"
     if settings.secret_key is None and secret.exists():
@@ -535,50 +489,24 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _is_empty(url: str) -> bool:
-    import asyncpg
-
-    from mutualcredit.db import plain_url
-
-    conn = await asyncpg.connect(plain_url(url), timeout=10)
-    try:
-        tables = await conn.fetchval(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
-            " AND n.nspname NOT LIKE 'pg\\_toast%' AND c.relkind IN ('r', 'p', 'v', 'm')"
-        )
-    finally:
-        await conn.close()
-    return int(tables) == 0
-
-
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from mutualcredit import backup
+    from mutualcredit.migrate import head_revision
+
     source = Path(args.file)
     if not source.is_file():
         raise CommandError(f"no backup file {source}")
     url, _ = resolve_database(settings)
     _run(_schema_revision(url))  # reachable, or a clear message
-    if not _run(_is_empty(url)):
+    if not _run(backup.is_empty(url)):
         raise CommandError(
             f"the database {_where(url)} is not empty: restore into a new data directory"
             " (--data-dir) or an empty database, never over a ledger"
         )
-    # One transaction: a restore that fails leaves the database as empty as it was. Objects
-    # are owned by whoever restores, as on any server the backup is taken to.
-    _run_pg_tool(
-        "pg_restore",
-        [
-            "--single-transaction",
-            "--exit-on-error",
-            "--no-owner",
-            "--no-privileges",
-            f"--dbname={_database_name(url)}",
-            str(source),
-        ],
-        url,
-    )
-    from mutualcredit.migrate import head_revision
-
+    try:
+        backup.restore(url, source)
+    except backup.BackupError as exc:
+        raise CommandError(str(exc)) from exc
     revision = _run(_schema_revision(url))
     print(f"restored {source} (schema revision {revision})")
     if revision != head_revision():
@@ -590,12 +518,6 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     checked = _run(_checks(url))
     return max(checked, _run(_audit_verify(url, None, seal=False)))
-
-
-def _database_name(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).database or ""
 
 
 # -- checks, audit, openapi ---------------------------------------------------------------------
