@@ -201,12 +201,12 @@ def test_an_unreachable_database_is_one_line_for_every_command(tmp_path: Path) -
     for args, env in runs:
         result = run(tmp_path, *args, env=env)
         message = error_of(result, EXIT_DATABASE)
-        assert f"cannot reach the database 'ledger' at 127.0.0.1:{port}" in message, message
+        assert f"cannot connect to the database 'ledger' at 127.0.0.1:{port}" in message, message
         assert "hunter2" not in result.out + result.err
     # A unix socket that is not there (an embedded server that is not running).
     socket_url = f"postgresql://postgres@/ledger?host={tmp_path / 'gone'}"
     message = error_of(run(tmp_path, "check", "--database-url", socket_url), EXIT_DATABASE)
-    assert "cannot reach the database 'ledger'" in message
+    assert "cannot connect to the database 'ledger'" in message
 
 
 def test_bad_values_are_one_line_naming_the_option(tmp_path: Path) -> None:
@@ -235,6 +235,12 @@ def test_bad_values_are_one_line_naming_the_option(tmp_path: Path) -> None:
         ((*network, "--code", "x", "--scale", "10"), {}, "--scale"),
         ((*network, "--code", "x", "--default-credit-limit", "1.5"), {}, "--default-credit-limit"),
         ((*network, "--code", "x", "--default-credit-limit", "-1"), {}, "--default-credit-limit"),
+        (
+            (*network, "--code", "x", "--default-credit-limit", "1_000"),
+            {},
+            "--default-credit-limit",
+        ),
+        ((*network, "--code", "x", "--scale", "\u0662"), {}, "--scale"),  # an Arabic-Indic 2
         (
             (*network, "--code", "x", "--default-balance-max", str(2**53)),
             {},

@@ -14,6 +14,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -29,6 +30,10 @@ from mutualcredit.errors import ProblemError, database_unreachable
 from mutualcredit.observability import configure_logging
 
 if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from mutualcredit.networks.schemas import NetworkCreate
 
 log = logging.getLogger("mutualcredit.cli")
@@ -114,7 +119,9 @@ async def _schema_revision(url: str) -> str | None:
     try:
         conn = await asyncpg.connect(plain_url(url), timeout=10)
     except Exception as exc:
-        raise DatabaseError(f"cannot reach the database {_where(url)}: {_first_line(exc)}") from exc
+        raise DatabaseError(
+            f"cannot connect to the database {_where(url)}: {_first_line(exc)}"
+        ) from exc
     try:
         revision: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
     except asyncpg.UndefinedTableError:
@@ -142,7 +149,7 @@ def require_schema(url: str) -> None:
 
 
 @asynccontextmanager
-async def _transaction(url: str, actor: str) -> AsyncIterator[Any]:
+async def _transaction(url: str, actor: str) -> AsyncIterator["AsyncSession"]:
     """One transaction on a short-lived engine, as a command needs, whose changes the audit log
     records as made by `actor` (the history and audit triggers read mutualcredit.actor)."""
     from sqlalchemy import text
@@ -266,7 +273,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         _run(migrate.upgrade(url, args.revision))
     except AlembicError as exc:
         raise CommandError(f"cannot migrate to {args.revision!r}: {_first_line(exc)}") from exc
-    print(f"database at revision {args.revision}")
+    print(f"database at revision {_run(_schema_revision(url))} ({args.revision})")
     return EXIT_OK
 
 
@@ -329,13 +336,15 @@ def cmd_create_network(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _network_id(session: Any, code: str) -> Any:
+async def _network_id(session: "AsyncSession", code: str) -> "uuid.UUID":
     from sqlalchemy import select
 
     from mutualcredit.networks.errors import NetworkNotFound
     from mutualcredit.networks.models import Network
 
-    network_id = await session.scalar(select(Network.id).where(Network.code == code))
+    network_id: uuid.UUID | None = await session.scalar(
+        select(Network.id).where(Network.code == code)
+    )
     if network_id is None:
         raise NetworkNotFound(f"no network {code!r}")
     return network_id
@@ -357,8 +366,9 @@ def _check_key_options(args: argparse.Namespace) -> None:
         raise CommandError(f"--account is only for a member key, not for a {role} key")
     # The API's own rules for an account code and a label. A platform key (which the API
     # cannot create) has no account, and its label follows the same rule.
-    KeyCreate(role="operator" if role == "platform" else role, account=args.account,
-              label=args.label)  # fmt: skip
+    KeyCreate(
+        role="operator" if role == "platform" else role, account=args.account, label=args.label
+    )
 
 
 async def _create_key(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -645,24 +655,22 @@ def _global_options() -> _Parser:
     return options
 
 
+def _whole_number(text: str) -> int:
+    """Digits, with a minus sign perhaps, and nothing else: no spaces, underscores, plus signs
+    or other scripts' digits, which int() would take."""
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
+
+
 def _int_at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        value = _whole_number(text)
         if value < low:
             raise argparse.ArgumentTypeError(f"{value} is less than {low}")
         return value
 
     return parse
-
-
-def _whole_number(text: str) -> int:
-    try:
-        return int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def _port(text: str) -> int:
