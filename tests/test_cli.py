@@ -319,6 +319,13 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         service.stop()
 
 
+def test_a_port_in_use_is_one_line(ledger: Service) -> None:
+    message = error_of(run(ledger.home, "serve", "--port", str(ledger.port)), EXIT_USAGE)
+    assert f"the HTTP server on 127.0.0.1:{ledger.port} stopped" in message
+    # The service that holds the port is not disturbed.
+    assert httpx.get(f"{ledger.url}/readyz").status_code == 200
+
+
 def test_unknown_networks_accounts_and_keys_are_one_line(ledger: Service) -> None:
     home = ledger.home
     for args, named in [

@@ -53,7 +53,7 @@ exit status:
   {EXIT_OK}    done
   {EXIT_CHECK_FAILED}    a check found a problem (check, audit verify, the checks after restore)
   {EXIT_USAGE}    the command is wrong: a bad value, an unknown network, account or key, a
-       write the ledger refuses
+       write the ledger refuses, a port serve cannot listen on
   {EXIT_DATABASE}    the database: out of reach, not migrated, or the embedded PostgreSQL would
        not start
   {EXIT_BUG}    a bug (the traceback is logged with MUTUALCREDIT_LOG_LEVEL=debug)
@@ -239,7 +239,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker keeps its own counters; /metrics adds up the files in this directory.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mutualcredit-metrics-")
-    _run_server(settings)
+    try:
+        _run_server(settings)
+    except SystemExit as exc:
+        # The server exits by itself when it cannot start (a port in use: uvicorn's status 3,
+        # after logging why); say so in the one line every error gets.
+        if exc.code not in (None, 0):
+            raise CommandError(
+                f"the HTTP server on {settings.host}:{settings.port} stopped"
+                f" (status {exc.code}): the log above says why"
+            ) from None
     return EXIT_OK
 
 
