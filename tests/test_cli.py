@@ -183,6 +183,20 @@ def test_a_database_never_migrated_is_one_line_for_every_command(tmp_path: Path)
     assert not list(tmp_path.glob(".ledger.dump*"))
 
 
+def test_an_embedded_server_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    message = error_of(run(tmp_path, "--data-dir", str(not_a_dir), "check"), EXIT_DATABASE)
+    assert f"the embedded PostgreSQL in {not_a_dir} would not start" in message
+    # A data directory whose PostgreSQL files are damaged (no configuration).
+    damaged = tmp_path / "damaged"
+    (damaged / "pgdata").mkdir(parents=True)
+    (damaged / "pgdata" / "PG_VERSION").write_text("16\n")
+    message = error_of(run(tmp_path, "--data-dir", str(damaged), "check"), EXIT_DATABASE)
+    assert "would not start: pg_ctl ended with status 1" in message
+    assert str(damaged / "pgdata" / "log") in message
+
+
 def test_an_unreachable_database_is_one_line_for_every_command(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     url = f"postgresql://ledger:hunter2@127.0.0.1:{port}/ledger"

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
@@ -92,6 +93,12 @@ def resolve_database(settings: Settings) -> tuple[str, bool]:
         # The server keeps running while this process lives; it is stopped when the last
         # process that joined it exits.
         _, server_url = embedded.start(settings.data_dir, cleanup="stop")
+    except subprocess.CalledProcessError as exc:
+        program = Path(str(exc.cmd[0])).name
+        raise DatabaseError(
+            f"the embedded PostgreSQL in {settings.data_dir} would not start: {program} ended"
+            f" with status {exc.returncode} (its log: {settings.data_dir / 'pgdata' / 'log'})"
+        ) from exc
     except Exception as exc:
         raise DatabaseError(
             f"the embedded PostgreSQL in {settings.data_dir} would not start: {_first_line(exc)}"
