@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,5 +88,20 @@ class Settings(BaseSettings):
     federation_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often each worker delivers due transfers."
     )
-    log_level: str = "info"
-    log_format: str = Field(default="json", pattern="^(json|text)$")
+    log_level: str = Field(
+        default="info",
+        pattern="^(debug|info|warning|error|critical)$",
+        description="The least severe log level written.",
+    )
+    log_format: str = Field(
+        default="auto",
+        pattern="^(auto|json|text)$",
+        description="json: one object per line; text: for a person; auto: text when stderr is "
+        "a terminal, JSON otherwise.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        # uvicorn knows its levels by their lower-case names only.
+        return value.lower() if isinstance(value, str) else value

@@ -7,7 +7,9 @@ data directory, so it never collides with a PostgreSQL already running on the ma
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import asyncpg
@@ -23,14 +25,34 @@ def start(data_dir: Path, *, cleanup: str | None = "stop") -> tuple[Any, str]:
     `cleanup="stop"` stops the server when this process exits; `"delete"` also removes the data
     (for throwaway test servers); `None` leaves it running.
     """
-    import pgserver  # imported here: it is heavy and only the embedded mode needs it
-
+    pgserver = _pgserver()
     data_dir.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(data_dir / "pgdata")
-    server = pgserver.get_server(  # type: ignore[attr-defined]
-        data_dir / "pgdata", cleanup_mode=cleanup
-    )
+    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode=cleanup)
     return server, str(server.get_uri())
+
+
+def _pgserver() -> ModuleType:
+    """The pgserver package, imported here: it is heavy and only the embedded mode needs it.
+
+    On import, pgserver asks platformdirs for the user's runtime directory (for its lock file).
+    Where XDG_RUNTIME_DIR is unset (servers, containers, ssh sessions without a login manager),
+    platformdirs warns, then falls back to a private directory of its own that serves as well;
+    the warning would open the output of every command. Only that warning is silenced, and only
+    for this import: a runtime directory that is set but unsafe still warns, as do all others.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="XDG_RUNTIME_DIR is not set", category=UserWarning
+        )
+        import pgserver
+    return pgserver
+
+
+def client_binary(name: str) -> Path:
+    """A client program that ships with the embedded server (pg_dump, pg_restore, psql): the
+    same version as the server it talks to."""
+    return Path(str(_pgserver().__file__)).parent / "pginstall" / "bin" / name
 
 
 def _pid_alive(pid: int) -> bool:

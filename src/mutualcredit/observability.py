@@ -13,8 +13,10 @@ import contextvars
 import json
 import logging
 import os
+import re
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -80,34 +82,90 @@ def metrics_response(_: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
+# Terminal control sequences (CSI, such as colours, and OSC): uvicorn colours some of its
+# messages, and a message may quote text a client sent. They are stripped from every field so
+# that a log line shows in a terminal as written and parses as plain JSON text.
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window titles, links
+    r"|\x1b[@-_]?"  # any other escape, and a lone ESC
+)
+
+# Extra fields of a record that repeat its message in another form: uvicorn passes its message
+# again with colour codes as `color_message`, for its own formatter.
+_DUPLICATES = frozenset({"color_message"})
+
+
+def _plain(value: Any) -> Any:
+    return _ANSI.sub("", value) if isinstance(value, str) else value
+
+
+class _Fields:
+    """What a log line carries besides its message: the request id and the record's extras."""
+
+    _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"} | _DUPLICATES
+
+    @classmethod
+    def extras(cls, record: logging.LogRecord) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        rid = request_id.get()
+        if rid:
+            fields["request_id"] = rid
+        for key, value in record.__dict__.items():
+            if key not in cls._STANDARD and not key.startswith("_"):
+                fields[key] = _plain(value)
+        return fields
+
+
 class JsonFormatter(logging.Formatter):
-    _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+    """One JSON object per line, for a log collector."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _plain(record.getMessage()),
         }
-        rid = request_id.get()
-        if rid:
-            line["request_id"] = rid
-        for key, value in record.__dict__.items():
-            if key not in self._STANDARD and not key.startswith("_"):
-                line[key] = value
+        line.update(_Fields.extras(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
 
-def configure_logging(level: str, fmt: str) -> None:
+class TextFormatter(logging.Formatter):
+    """One line for a person at a terminal: time, level, logger, message, then the extras
+    (request id, status, duration, key id) as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        plain = logging.makeLogRecord(record.__dict__)
+        plain.message = _plain(record.message)
+        line = super().formatMessage(plain)
+        extras = " ".join(f"{k}={v}" for k, v in _Fields.extras(record).items())
+        return f"{line} {extras}" if extras else line
+
+
+def resolve_log_format(fmt: str | None, stream: TextIO | None = None) -> str:
+    """`json` or `text` as configured; unset (or `auto`): text when the stream (stderr) is a
+    terminal, where a person reads it, and JSON otherwise, where a collector does."""
+    if fmt in ("json", "text"):
+        return fmt
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
+def configure_logging(level: str, fmt: str | None) -> None:
     handler = logging.StreamHandler()
-    if fmt == "json":
-        formatter: logging.Formatter = JsonFormatter()
+    formatter: logging.Formatter
+    if resolve_log_format(fmt, handler.stream) == "json":
+        formatter = JsonFormatter()
         formatter.converter = time.gmtime
     else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+        formatter = TextFormatter()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

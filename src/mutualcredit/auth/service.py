@@ -136,17 +136,24 @@ async def list_keys(session: AsyncSession, network_id: uuid.UUID) -> list[ApiKey
 
 
 async def revoke_key(
-    session: AsyncSession, principal: Principal, network_id: uuid.UUID, key_id: str
+    session: AsyncSession, principal: Principal | None, network_id: uuid.UUID | None, key_id: str
 ) -> ApiKey:
-    """Revokes a key (again: a no-op). An operator may not revoke the network's last active
-    operator key; the network's active operator keys are locked in id order first, so two
-    operators revoking each other at once cannot both succeed."""
+    """Revokes a key of the network (None: a platform key, which has none); again, a no-op.
+
+    An operator key may not revoke the network's last active operator key; the network's active
+    operator keys are locked in id order first, so two operators revoking each other at once
+    cannot both succeed. The platform and the command line (`principal` None), which are not
+    locked out of any network, may."""
     key = await session.scalar(
         select(ApiKey).where(ApiKey.network_id == network_id, ApiKey.key_id == key_id)
     )
     if key is None:
         raise ApiKeyNotFound(f"No key {key_id} in this network")
-    if key.role == Role.operator.value and principal.role is Role.operator:
+    if (
+        key.role == Role.operator.value
+        and principal is not None
+        and principal.role is Role.operator
+    ):
         operators = list(
             await session.scalars(
                 select(ApiKey.id)
