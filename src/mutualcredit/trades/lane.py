@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mutualcredit import jsonbody
+from mutualcredit.addresses import is_remote
 from mutualcredit.auth.dependencies import authenticate_booking
 from mutualcredit.errors import exception_response
-from mutualcredit.federation.service import is_remote
 from mutualcredit.middleware import request_id_of
 from mutualcredit.observability import record_request
 from mutualcredit.observability import request_id as current_request_id
