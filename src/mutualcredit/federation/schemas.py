@@ -140,4 +140,7 @@ class TransferMessage(InputModel):
     def _in_utc(cls, value: datetime) -> datetime:
         """The moment in UTC, as the message states and hashes it (protocol.iso); a time
         without an offset is read as the server's local time."""
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 with an offset: not a moment Python can hold
+            raise ValueError("expires_at is out of range") from None
