@@ -60,7 +60,6 @@ async def create_trade(
     body: TradeCreate,
     request: Request,
     principal: BookingPrincipal,
-    cross_network: CrossNetworkDep,
     idempotency_key: TradeKey = None,
 ) -> Response:
     # Required, but declared optional so that its absence is our own clear problem, not a
@@ -74,6 +73,7 @@ async def create_trade(
     if addresses.is_remote(body.payee):
         # 201 and the posted trade when the other network accepted it at once; 202 and the
         # pending trade while it has not decided (read the trade, or retry with the same key).
+        cross_network: CrossNetwork = request.app.state.cross_network
         sent = await cross_network.send(principal, network, idempotency_key, body)
         return json_response(
             sent.trade.model_dump(mode="json"), 202 if sent.in_flight else 201,
