@@ -8,7 +8,11 @@ copy, and runs a single-user backend under callgrind on --small and then --large
 mc_create_trade calls (the same trades in the same order for every revision). Instructions per
 trade = (I(large) - I(small)) / (large - small), so start-up and warm-up cancel out.
 
-    python bench/instructions.py [--revisions 0002,head] [--history 100000]
+    python bench/instructions.py [--revisions 0001,0002] [--history 100000]
+
+By default it compares the newest migration with the one before it (head's down revision and
+head), which is what a change to the ledger's SQL adds: edit the file, write the migration that
+freezes it (migrations/sql/README.md), then count. With a single migration it counts that one.
 
 Needs valgrind. Takes about three minutes. The durable commit's fsync is off in the counted
 runs (it costs time, not instructions).
@@ -26,6 +30,7 @@ import uuid
 from pathlib import Path
 
 import pgserver  # type: ignore[import-untyped]
+from alembic.script import ScriptDirectory
 from run import seed_accounts, seed_history  # the suite's own seeding (bench/run.py)
 
 from mutualcredit import embedded, migrate
@@ -80,6 +85,16 @@ def counted(upgraded: Path, work: Path, network: uuid.UUID, count: int) -> int:
     return int(match.group(1))
 
 
+def latest_two() -> list[str]:
+    """The revision before head (if there is one) and head."""
+    scripts = ScriptDirectory.from_config(migrate.alembic_config())
+    head = scripts.get_revision("head")
+    assert head is not None
+    parent = head.down_revision
+    assert parent is None or isinstance(parent, str), "a merge revision: pass --revisions"
+    return [parent, head.revision] if parent else [head.revision]
+
+
 async def at_revision(seeded: Path, work: Path, revision: str) -> Path:
     """A copy of the stopped seeded cluster (`cp -a`: the owner must stay the data's owner),
     upgraded to `revision` and stopped again; returns its data directory."""
@@ -98,12 +113,14 @@ async def at_revision(seeded: Path, work: Path, revision: str) -> Path:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--revisions", default="0002,head")
+    parser.add_argument(
+        "--revisions", help="comma-separated, oldest first (default: head's parent and head)"
+    )
     parser.add_argument("--history", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=50)
     parser.add_argument("--large", type=int, default=350)
     args = parser.parse_args()
-    revisions = args.revisions.split(",")
+    revisions = args.revisions.split(",") if args.revisions else latest_two()
     work = Path(tempfile.mkdtemp(prefix="mc_instructions_"))
     os.chmod(work, 0o777)  # noqa: S103 (scratch; the data's owner, not root, writes here)
     try:

@@ -1,7 +1,9 @@
 """Alembic environment: runs the migrations on an async engine.
 
-The migration scripts themselves use only `op` and `sa`; this file imports the application's
-metadata solely so that `alembic revision --autogenerate` and the drift test can compare it.
+The migration scripts themselves use only `op`, `sa` and alembic_utils' entities (with the text
+each froze); this file imports the application's metadata and the ledger's SQL files
+(migrations/sql/, through mutualcredit.ledger_sql) solely so that `alembic revision
+--autogenerate` can compare them with a database.
 """
 
 import asyncio
@@ -10,10 +12,12 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mutualcredit import ledger_sql
 from mutualcredit.models import metadata
 
 config = context.config
 target_metadata = metadata
+ledger_sql.register()
 
 
 def _run(connection: Connection) -> None:

@@ -1,5 +1,6 @@
 """Keys and roles: who may do what, and what a bad key gets."""
 
+import asyncio
 import hashlib
 import logging
 
@@ -8,7 +9,7 @@ import httpx
 import pytest
 
 from mutualcredit.observability import JsonFormatter
-from tests.helpers import Api, assert_problem, auth
+from tests.helpers import Api, Net, assert_problem, auth
 
 
 async def test_requests_without_a_valid_key_are_refused(api: Api) -> None:
@@ -38,6 +39,63 @@ async def test_a_revoked_key_fails_at_once(api: Api) -> None:
     assert r.json()["revoked_at"] is not None
     r = await api.client.get(f"{net.base}/accounts/a", headers=auth(token))
     assert_problem(r, 401, "unauthorized")
+
+
+async def _active_operator_keys(api: Api, net: Net) -> list[str]:
+    r = await api.client.get(f"{net.base}/keys", headers=auth(api.platform))
+    assert r.status_code == 200, r.text
+    return [k["key_id"] for k in r.json() if k["role"] == "operator" and k["revoked_at"] is None]
+
+
+async def test_an_operator_cannot_lock_its_network_out(api: Api) -> None:
+    net = await api.network()
+    own_id = net.operator.split("_")[1]
+    r = await api.client.post(f"{net.base}/keys/{own_id}/revoke", headers=auth(net.operator))
+    problem = assert_problem(r, 409, "last_operator_key")
+    assert "create another" in problem["detail"]
+    # Still the network's key, and still working.
+    assert await _active_operator_keys(api, net) == [own_id]
+    assert (await api.client.get(f"{net.base}/keys", headers=auth(net.operator))).status_code == 200
+
+    # With a second operator key, either may go (itself included)...
+    r = await api.client.post(
+        f"{net.base}/keys", json={"role": "operator"}, headers=auth(net.operator)
+    )
+    second = r.json()["token"]
+    second_id = second.split("_")[1]
+    r = await api.client.post(f"{net.base}/keys/{own_id}/revoke", headers=auth(net.operator))
+    assert r.status_code == 200, r.text
+    # ... but not the last one left.
+    r = await api.client.post(f"{net.base}/keys/{second_id}/revoke", headers=auth(second))
+    assert_problem(r, 409, "last_operator_key")
+    assert await _active_operator_keys(api, net) == [second_id]
+
+
+async def test_two_operators_revoking_each_other_at_once_leave_one(api: Api) -> None:
+    for _ in range(5):
+        net = await api.network()
+        r = await api.client.post(
+            f"{net.base}/keys", json={"role": "operator"}, headers=auth(net.operator)
+        )
+        other = r.json()["token"]
+        first_id, other_id = net.operator.split("_")[1], other.split("_")[1]
+        answers = await asyncio.gather(
+            api.client.post(f"{net.base}/keys/{other_id}/revoke", headers=auth(net.operator)),
+            api.client.post(f"{net.base}/keys/{first_id}/revoke", headers=auth(other)),
+        )
+        # One revocation went through; the other was refused, as the last key's or as a key
+        # revoked a moment before.
+        assert sorted(a.status_code for a in answers) in ([200, 401], [200, 409])
+        assert len(await _active_operator_keys(api, net)) == 1
+
+
+async def test_the_platform_may_revoke_a_networks_last_operator_key(api: Api) -> None:
+    # The platform is not locked out of any network: it can mint the network a new key.
+    net = await api.network()
+    own_id = net.operator.split("_")[1]
+    r = await api.client.post(f"{net.base}/keys/{own_id}/revoke", headers=auth(api.platform))
+    assert r.status_code == 200, r.text
+    assert await _active_operator_keys(api, net) == []
 
 
 async def test_secrets_are_stored_only_as_hashes(api: Api, db: asyncpg.Connection) -> None:

@@ -304,7 +304,7 @@ async def test_an_account_cannot_move_to_another_network(api: Api, db: asyncpg.C
 async def test_single_column_rules_are_domains_checked_on_every_write(
     api: Api, db: asyncpg.Connection, statement: str, constraint: str
 ) -> None:
-    """Codes, kinds, statuses, limits, holds and amounts are domains (migration 0003): checked
+    """Codes, kinds, statuses, limits, holds and amounts are domains: checked
     wherever such a value is written, by any SQL."""
     net = await _ledger(api)
     network_id, a, b = await _ids(db, net)

@@ -55,7 +55,11 @@ async def test_autogenerate_finds_no_difference_from_the_models(scratch_url: str
     engine = create_engine(scratch_url, pool_size=1)
 
     def diff(sync_conn: Connection) -> list[object]:
-        context = MigrationContext.configure(sync_conn, opts={"compare_server_default": True})
+        # include_schemas: alembic_utils' comparator (the ledger's SQL: test_ledger_sql.py)
+        # reads it; env.py's configure sets it.
+        context = MigrationContext.configure(
+            sync_conn, opts={"compare_server_default": True, "include_schemas": False}
+        )
         return list(compare_metadata(context, metadata))
 
     try:

@@ -9,10 +9,9 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
-import httpx
 from fastapi import FastAPI
 
-from mutualcredit import __version__, jobs
+from mutualcredit import __version__, egress, jobs
 from mutualcredit.accounts.router import router as accounts_router
 from mutualcredit.audit.router import router as audit_router
 from mutualcredit.auth.router import router as keys_router
@@ -98,7 +97,10 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         sweeper = asyncio.create_task(
             jobs.run_forever(app.state.sessionmaker, settings.sweep_interval_seconds)
         )
-        http = httpx.AsyncClient(timeout=settings.federation_timeout_seconds)
+        http = egress.client(
+            timeout=settings.federation_timeout_seconds,
+            allow_private=settings.outbound_allow_private,
+        )
         app.state.federation = Federation(
             sessionmaker=app.state.sessionmaker,
             settings=settings,

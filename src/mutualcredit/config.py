@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     federation_clock_skew_seconds: int = Field(
         default=300, ge=1, description="Signed requests older (or newer) than this are refused."
     )
+    outbound_allow_private: bool = Field(
+        default=False,
+        description="Allow outbound calls (to peers) to loopback, private and link-local "
+        "addresses: for tests and federations on one host or one private network.",
+    )
     federation_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often each worker delivers due transfers."
     )

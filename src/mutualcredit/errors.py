@@ -281,16 +281,20 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
     return problem_response(problem, request)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method of every route on the request's path. Starlette names only those of the
-    first route that matched the path, while a path often has several (GET and POST of a
-    collection are two routes)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """Every method the request's path answers. Starlette's own `Allow` names only the methods
+    of the first route that matched the path, while a path often has several routes (the GET
+    and the POST of a collection)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+               for route in routes)
+    ]  # fmt: skip
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:

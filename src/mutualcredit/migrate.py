@@ -1,10 +1,7 @@
 """Applies the Alembic migrations (the schema) to a database, from a checkout or from a wheel."""
 
-import functools
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
@@ -21,20 +18,6 @@ def migrations_dir() -> Path:
     if (packaged / "env.py").exists():
         return packaged
     return Path(__file__).resolve().parents[2] / "migrations"
-
-
-@functools.cache
-def migration_module(filename: str) -> ModuleType:
-    """An earlier migration file as a module, for a later migration that reuses its texts (to
-    change a function from the text it was created with, and restore that text on downgrade)
-    and its script runner."""
-    path = migrations_dir() / "versions" / filename
-    spec = importlib.util.spec_from_file_location(f"mc_migration_{path.stem}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def alembic_config(url: str | None = None) -> Config:

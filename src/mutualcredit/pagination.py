@@ -10,8 +10,9 @@ import orjson
 from fastapi import Query
 
 from mutualcredit.errors import ValidationProblem
+from mutualcredit.schemas import Count
 
-PageSize = Annotated[int, Query(ge=1, le=500, description="Items per page (1-500).")]
+PageSize = Annotated[Count, Query(ge=1, le=500, description="Items per page (1-500).")]
 Cursor = Annotated[
     str | None, Query(max_length=512, description="The `next_cursor` of the previous page.")
 ]

@@ -4,12 +4,13 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Header
+from fastapi import Depends, Header, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from mutualcredit.auth.service import Principal
+from mutualcredit.errors import ValidationProblem
 from mutualcredit.idempotency import service as idempotency
 
 # An Idempotency-Key: 1-200 printable ASCII characters (the trade lane checks the same rule).
@@ -17,20 +18,33 @@ IDEMPOTENCY_KEY_CHAR = r"[\x21-\x7e]"
 IDEMPOTENCY_KEY_MAX = 200
 
 
-def idempotency_header(description: str) -> Any:
-    """The Idempotency-Key header: printable ASCII, 1-200 characters."""
-    return Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=IDEMPOTENCY_KEY_MAX,
-        pattern=f"^{IDEMPOTENCY_KEY_CHAR}+$",
-        description=description,
-    )
+def idempotency_key(description: str) -> Any:
+    """The Idempotency-Key header (printable ASCII, 1-200 characters), sent once: with two,
+    which one a retry would be matched by is a guess, so the request is refused."""
+
+    def dependency(
+        request: Request,
+        key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=IDEMPOTENCY_KEY_MAX,
+                pattern=f"^{IDEMPOTENCY_KEY_CHAR}+$",
+                description=description,
+            ),
+        ] = None,
+    ) -> str | None:
+        if len(request.headers.getlist("idempotency-key")) > 1:
+            raise ValidationProblem("Idempotency-Key: send the header once")
+        return key
+
+    return Depends(dependency)
 
 
 IdempotencyKey = Annotated[
     str | None,
-    idempotency_header(
+    idempotency_key(
         "A client-chosen key (a UUID is ideal). A retry with the same key and body "
         "returns the original response; with a different body it is refused with 409."
     ),

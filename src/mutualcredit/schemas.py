@@ -1,8 +1,19 @@
 """Base classes and field types shared by every domain's schemas."""
 
+import re
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+)
 
 from mutualcredit.amounts import MAX_AMOUNT
 
@@ -52,6 +63,41 @@ Amount = Annotated[
 Limit = Annotated[
     StrictInt, Field(ge=0, le=MAX_AMOUNT, description="Minor units, from 0 to 2^53 - 1.")
 ]
+
+
+# RFC 3339 (what OpenAPI's `date-time` means): date, time with seconds, and an offset. Pydantic
+# alone would also read a number, or a numeric string such as "0.5", as a Unix time.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value  # from Python, not from a client
+    if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2027-01-31T00:00:00Z")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""A moment in a request (body or query): an RFC 3339 string with an offset, nothing else."""
+
+# true or false: not 0, 1, "yes" or "on".
+Flag = StrictBool
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def _digits(value: Any) -> Any:
+    if isinstance(value, str) and _DIGITS.fullmatch(value) is None:
+        raise ValueError("must be a whole number written in decimal digits")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_digits)]
+"""A whole number in a query string: decimal digits only (not "1.0", "+1", " 1" or "1_000")."""
 
 T = TypeVar("T")
 

@@ -74,6 +74,8 @@ class Node:
             MUTUALCREDIT_DATABASE_URL=self.database_url,
             MUTUALCREDIT_PUBLIC_URL=self.url,
             MUTUALCREDIT_RATE_LIMIT_PER_SECOND="0",
+            # Every node of the test listens on loopback.
+            MUTUALCREDIT_OUTBOUND_ALLOW_PRIVATE="true",
             MUTUALCREDIT_LOG_LEVEL="warning",
             MUTUALCREDIT_LOG_FORMAT="text",
             **self.settings,

@@ -11,7 +11,8 @@ Invariants kept by PostgreSQL on every row, whatever writes it:
   account_code, account_kind, account_status, limit_amount, pending_amount: checked where such a
   value is written, so a booking, which writes balances only, does not pay for them);
 - every UPDATE keeps the network's balances summing to zero and its pending debits equal to its
-  pending credits; accounts open empty and are never deleted (triggers, see migration 0001).
+  pending credits; accounts open empty and are never deleted (triggers: migrations/sql/zero_sum/,
+  guards/).
 
 Balances move only through the ledger's SQL functions (mc_create_trade and friends); the ORM
 here writes limits, names and status.
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mutualcredit.amounts import MAX_AMOUNT
 from mutualcredit.db import Base, domain
 
-# Single-column rules as domains (migration 0003): PostgreSQL parses a table's CHECK constraints
+# Single-column rules as domains: PostgreSQL parses a table's CHECK constraints
 # again for every statement that writes the table, but a domain's check once per session, and
 # runs it only where a value of the domain is written.
 ACCOUNT_CODE = domain("account_code", Text(), "VALUE ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'")

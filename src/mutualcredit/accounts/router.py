@@ -3,7 +3,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from mutualcredit.accounts import service
@@ -26,7 +25,7 @@ from mutualcredit.networks import service as networks
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotent
-from mutualcredit.schemas import PROBLEM_RESPONSES, Page
+from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
 
 router = APIRouter(
     route_class=StrictJSONRoute,
@@ -36,11 +35,11 @@ router = APIRouter(
 )
 
 Since = Annotated[
-    AwareDatetime | None,
+    Moment | None,
     Query(alias="from", description="Start of the period, inclusive (ISO 8601 with offset)."),
 ]
 Until = Annotated[
-    AwareDatetime | None,
+    Moment | None,
     Query(alias="to", description="End of the period, exclusive (ISO 8601 with offset)."),
 ]
 

@@ -1,4 +1,4 @@
-"""The why of a write, for the database's history and audit triggers (see migration 0001).
+"""The why of a write, for the database's history and audit triggers (migrations/sql/who_and_why/).
 
 The who is set once per request by authentication (mutualcredit.actor). The why, and the kind of
 a limit change, are set here just before the write they explain; both are local to the

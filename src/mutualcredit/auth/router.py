@@ -108,6 +108,6 @@ async def revoke_key(
 ) -> Key:
     net = await networks.get_network(session, principal, network)
     require_operator(principal)
-    key = await service.revoke_key(session, net.id, key_id)
+    key = await service.revoke_key(session, principal, net.id, key_id)
     codes = await accounts.codes_by_id(session, [key.account_id] if key.account_id else [])
     return Key(**_key(key, net.code, codes.get(key.account_id) if key.account_id else None))

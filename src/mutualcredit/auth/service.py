@@ -19,7 +19,7 @@ import asyncpg
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mutualcredit.auth.errors import ApiKeyNotFound
+from mutualcredit.auth.errors import ApiKeyNotFound, LastOperatorKey
 from mutualcredit.auth.models import ApiKey, Role
 from mutualcredit.errors import Unauthorized
 
@@ -135,14 +135,41 @@ async def list_keys(session: AsyncSession, network_id: uuid.UUID) -> list[ApiKey
     return list(result)
 
 
-async def revoke_key(session: AsyncSession, network_id: uuid.UUID, key_id: str) -> ApiKey:
+async def revoke_key(
+    session: AsyncSession, principal: Principal, network_id: uuid.UUID, key_id: str
+) -> ApiKey:
+    """Revokes a key (again: a no-op). An operator may not revoke the network's last active
+    operator key; the network's active operator keys are locked in id order first, so two
+    operators revoking each other at once cannot both succeed."""
     key = await session.scalar(
-        select(ApiKey)
-        .where(ApiKey.network_id == network_id, ApiKey.key_id == key_id)
-        .with_for_update()
+        select(ApiKey).where(ApiKey.network_id == network_id, ApiKey.key_id == key_id)
     )
     if key is None:
         raise ApiKeyNotFound(f"No key {key_id} in this network")
+    if key.role == Role.operator.value and principal.role is Role.operator:
+        operators = list(
+            await session.scalars(
+                select(ApiKey.id)
+                .where(
+                    ApiKey.network_id == network_id,
+                    ApiKey.role == Role.operator.value,
+                    ApiKey.revoked_at.is_(None),
+                )
+                .order_by(ApiKey.id)
+                .with_for_update()
+            )
+        )
+        if operators == [key.id]:
+            raise LastOperatorKey(
+                "This is the network's last active operator key: create another one first"
+            )
+    key = await session.scalar(
+        select(ApiKey)
+        .where(ApiKey.id == key.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert key is not None  # keys are never deleted
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         await session.flush()

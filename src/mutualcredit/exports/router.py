@@ -2,7 +2,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from mutualcredit.accounts import service as accounts
@@ -13,7 +12,7 @@ from mutualcredit.errors import ValidationProblem
 from mutualcredit.exports import service
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
-from mutualcredit.schemas import PROBLEM_RESPONSES
+from mutualcredit.schemas import PROBLEM_RESPONSES, Moment
 
 router = APIRouter(
     route_class=StrictJSONRoute,
@@ -22,8 +21,8 @@ router = APIRouter(
     responses=PROBLEM_RESPONSES,
 )
 
-Since = Annotated[AwareDatetime | None, Query(alias="from", description="Inclusive.")]
-Until = Annotated[AwareDatetime | None, Query(alias="to", description="Exclusive.")]
+Since = Annotated[Moment | None, Query(alias="from", description="Inclusive.")]
+Until = Annotated[Moment | None, Query(alias="to", description="Exclusive.")]
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "CSV with a header row"}
 }

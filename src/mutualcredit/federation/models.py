@@ -6,7 +6,7 @@ this network, its balance_max how much this network lets itself owe the peer. A 
 hop of a cross-network trade: `direction` 'out' at the sender, 'in' at the receiver, with the
 same `transfer_id` on both sides (and both rows at a hub, which receives and sends it on).
 
-Invariants kept by PostgreSQL (migration 0002):
+Invariants kept by PostgreSQL (migrations/sql/federation/):
 - a transfer row changes only while it is in flight, and once final (accepted or refused) it
   never changes again; no transfer, checkpoint or settlement is ever deleted (triggers);
 - a transfer id is unique per network and direction (unique index), so a duplicate delivery can

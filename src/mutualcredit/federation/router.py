@@ -27,7 +27,7 @@ from mutualcredit.federation.schemas import (
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.responses import IdempotencyKey, idempotent
-from mutualcredit.schemas import PROBLEM_RESPONSES
+from mutualcredit.schemas import PROBLEM_RESPONSES, Count
 from mutualcredit.trades.schemas import TransferView
 
 router = APIRouter(
@@ -248,7 +248,7 @@ async def list_transfers(
     session: Session,
     principal: CurrentPrincipal,
     status: Annotated[str | None, Query(pattern="^(prepared|forwarded|accepted|refused)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[Count, Query(ge=1, le=1000)] = 100,
 ) -> list[TransferView]:
     require_reader(principal)
     return await trades.list_transfers(session, net_id, peer, status, limit)

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import AnyHttpUrl, Field, field_validator
 
-from mutualcredit.schemas import Amount, InputModel, OutputModel
+from mutualcredit.schemas import Amount, Flag, InputModel, OutputModel
 from mutualcredit.trades.schemas import RateView
 
 PeerCode = Annotated[
@@ -40,7 +40,7 @@ class LinkCreate(InputModel):
     balance_max: Amount | None = Field(
         description="Trust cap: how much this network may owe the peer (null: no cap)."
     )
-    default_route: bool = Field(
+    default_route: Flag = Field(
         default=False,
         description="Send trades for networks without a direct link through this peer (a hub).",
     )
@@ -59,7 +59,7 @@ class LinkUpdate(InputModel):
 
     peer_url: AnyHttpUrl | None = Field(default=None, description="New base URL of the peer.")
     rate: Rate | None = Field(default=None, description="A new exchange rate to agree.")
-    default_route: bool | None = None
+    default_route: Flag | None = None
     reason: Reason
 
 

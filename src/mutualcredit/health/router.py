@@ -1,7 +1,6 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_reader
@@ -10,7 +9,7 @@ from mutualcredit.health import service
 from mutualcredit.health.schemas import Health
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
-from mutualcredit.schemas import PROBLEM_RESPONSES
+from mutualcredit.schemas import PROBLEM_RESPONSES, Count, Moment
 
 router = APIRouter(
     route_class=StrictJSONRoute,
@@ -30,10 +29,10 @@ async def network_health(
     session: Session,
     principal: CurrentPrincipal,
     period: service.Period = "day",
-    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
-    near_percent: Annotated[int, Query(ge=1, le=100, description="'Near' a limit.")] = 90,
-    dormant_days: Annotated[int, Query(ge=1, le=3650)] = 90,
+    since: Annotated[Moment | None, Query(alias="from")] = None,
+    until: Annotated[Moment | None, Query(alias="to")] = None,
+    near_percent: Annotated[Count, Query(ge=1, le=100, description="'Near' a limit.")] = 90,
+    dormant_days: Annotated[Count, Query(ge=1, le=3650)] = 90,
 ) -> Health:
     net = await networks.get_network(session, principal, network)
     require_reader(principal)

@@ -5,6 +5,14 @@
 transaction ends: if it committed, the duplicate replays the stored response; if it rolled back,
 the duplicate's insert goes through and it runs the write itself. Same key with a different
 request is a conflict. Without a key, the write simply runs.
+
+The key is looked up before the write runs, so before any check that depends on the time or on
+state that can change: a retry gets the original answer, whatever happened meanwhile. That
+holds for refusals too: a refusal the write raises (a ProblemError a retry could not cure by
+itself: not 429, 500 or 503) is stored under the key, with the write's own changes rolled back
+to a savepoint (kept, if the refusal says the ledger recorded something), and the transaction
+commits the record; a retry replays it. So a retry never turns a refusal into a success, nor a
+success into a refusal.
 """
 
 import uuid
@@ -16,7 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mutualcredit.errors import IdempotencyConflict
+from mutualcredit.errors import RESERVED_MEMBERS, IdempotencyConflict, ProblemError
 from mutualcredit.hashing import request_hash
 
 _CLAIM = text(
@@ -41,9 +49,29 @@ _STORE = text(
 
 
 class Outcome(BaseModel):
+    """The answer: a success's body, or (status 4xx) a stored refusal's problem body."""
+
     status_code: int
     body: Any
     replayed: bool
+
+
+class StoredRefusal(ProblemError):
+    """A refusal recorded under its Idempotency-Key, sent again on a retry: the first answer's
+    status, code and members, marked `Idempotent-Replayed` as a replayed success is."""
+
+    def __init__(self, problem: dict[str, Any]) -> None:
+        super().__init__(problem.get("detail"))
+        self.status = problem["status"]  # type: ignore[misc]
+        self.code = problem["code"]  # type: ignore[misc]
+        self.title = problem["title"]  # type: ignore[misc]
+        self.fields = {k: v for k, v in problem.items() if k not in RESERVED_MEMBERS}
+        self.headers["Idempotent-Replayed"] = "true"
+
+
+def _remembered(exc: ProblemError) -> bool:
+    """A refusal is stored unless waiting alone could change the answer."""
+    return not exc.retryable and exc.status < 500
 
 
 async def run(
@@ -70,9 +98,29 @@ async def run(
             raise IdempotencyConflict(
                 "This Idempotency-Key was used with a different request", key=key
             )
+        if row.status_code >= 400:
+            raise StoredRefusal(row.response)
         return Outcome(status_code=row.status_code, body=row.response, replayed=True)
 
-    result = await write()
+    savepoint = await session.begin_nested()
+    try:
+        result = await write()
+    except ProblemError as exc:
+        if not _remembered(exc):
+            raise
+        if exc.commit:
+            await savepoint.commit()
+        else:
+            await savepoint.rollback()
+        problem = exc.to_problem()
+        await session.execute(
+            _STORE,
+            {**params, "status_code": exc.status, "response": orjson.dumps(problem).decode()},
+        )
+        # The record must outlive the refusal: the request's transaction commits it.
+        exc.commit = True
+        raise
+    await savepoint.commit()
     body = result.model_dump(mode="json")
     stored = {**body, **dict.fromkeys(secret_fields)}
     await session.execute(

@@ -2,7 +2,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from mutualcredit.accounts import service as accounts
@@ -24,7 +23,7 @@ from mutualcredit.networks import service as networks
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotent
-from mutualcredit.schemas import PROBLEM_RESPONSES, Page
+from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
 
 router = APIRouter(
     route_class=StrictJSONRoute,
@@ -108,7 +107,7 @@ async def limits_at(
     account: str,
     session: Session,
     principal: CurrentPrincipal,
-    at: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset.")] = None,
+    at: Annotated[Moment | None, Query(description="ISO 8601 with offset.")] = None,
 ) -> LimitsAt:
     accounts.check_can_read(principal, account)
     acc = await accounts.get_account(session, net_id, account)

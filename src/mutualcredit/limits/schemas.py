@@ -2,11 +2,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from mutualcredit.accounts.models import AccountKind
 from mutualcredit.accounts.schemas import Account
-from mutualcredit.schemas import InputModel, Limit, OutputModel
+from mutualcredit.schemas import Flag, InputModel, Limit, Moment, OutputModel
 
 Reason = Annotated[
     str,
@@ -18,7 +18,7 @@ class LimitsUpdate(InputModel):
     credit_limit: Limit = Field(description="How far below zero the balance may go.")
     balance_max: Limit | None = Field(description="Upper bound of the balance; null for none.")
     reason: Reason
-    until: AwareDatetime | None = Field(
+    until: Moment | None = Field(
         default=None,
         description="Make this a temporary change: at this moment the limits return by "
         "themselves to the permanent ones (those before the first of a run of temporary "
@@ -59,7 +59,7 @@ class LimitsAt(OutputModel):
 
 class DefaultsApply(InputModel):
     reason: Reason
-    dry_run: bool = Field(
+    dry_run: Flag = Field(
         default=True, description="Only show which accounts would change, and how."
     )
     kinds: list[AccountKind] = Field(

@@ -2,10 +2,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from mutualcredit.accounts.schemas import AccountCode
-from mutualcredit.schemas import Amount, InputModel, OutputModel
+from mutualcredit.schemas import Amount, InputModel, Moment, OutputModel
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
@@ -15,7 +15,7 @@ class RequestCreate(InputModel):
     payee: AccountCode = Field(description="Who asks (a member's own account).")
     amount: Amount
     description: Annotated[str, Field(max_length=500)] = ""
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Moment | None = Field(
         default=None, description="When the request lapses. Default: 7 days (configurable)."
     )
 

@@ -36,7 +36,7 @@ from mutualcredit.trades.schemas import TradeCreate
 
 TEMPLATE = router.prefix
 _PATH = re.compile(r"/v1/networks/([^/]+)/trades")
-# The route's own rule for the header (responses.idempotency_header).
+# The route's own rule for the header (responses.idempotency_key).
 _KEY = re.compile(f"{IDEMPOTENCY_KEY_CHAR}{{1,{IDEMPOTENCY_KEY_MAX}}}".encode())
 
 

@@ -1,6 +1,6 @@
 """Trades, their entries, and remembered refusals.
 
-Invariants kept by PostgreSQL (migration 0001):
+Invariants kept by PostgreSQL (migrations/sql/, one file per function and trigger):
 - the entries inserted by one statement sum to zero per trade (trigger entries_zero_sum), and
   entries never change (entries_append_only): so every trade's entries sum to zero;
 - a trade changes only from pending to posted, voided or expired, once, and only in its status,
@@ -9,7 +9,7 @@ Invariants kept by PostgreSQL (migration 0001):
   lock per key in mc_create_trade that makes the two exclusive);
 - payer, payee and entries belong to the trade's network (composite foreign keys);
 - amounts, statuses and kinds are well formed (domains trade_amount, trade_status, trade_kind,
-  entry_amount: migration 0003; the rules that span columns stay CHECK constraints).
+  entry_amount; the rules that span columns stay CHECK constraints).
 """
 
 import uuid
@@ -38,7 +38,7 @@ from sqlalchemy.sql.elements import conv
 from mutualcredit.amounts import MAX_AMOUNT
 from mutualcredit.db import Base, domain
 
-# Single-column rules as domains (migration 0003; see accounts.models for why).
+# Single-column rules as domains (see accounts.models for why).
 TRADE_AMOUNT = domain("trade_amount", BigInteger(), f"VALUE BETWEEN 1 AND {MAX_AMOUNT}")
 TRADE_STATUS = domain("trade_status", Text(), "VALUE IN ('pending', 'posted', 'voided', 'expired')")
 TRADE_KIND = domain(

@@ -1,4 +1,4 @@
-"""SQL only: calls of the ledger's SQL functions (migration 0001) and trade queries.
+"""SQL only: calls of the ledger's SQL functions (migrations/sql/booking/) and trade queries.
 
 Each write is one statement: the function locks, checks, and books inside PostgreSQL, so no
 Python runs while an account row is locked.

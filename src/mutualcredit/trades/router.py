@@ -2,7 +2,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
 from starlette.datastructures import State
 from starlette.responses import Response
 
@@ -16,8 +15,8 @@ from mutualcredit.networks import service as networks
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.networks.errors import NetworkNotFound
 from mutualcredit.pagination import Cursor, PageSize
-from mutualcredit.responses import IdempotencyKey, idempotency_header, idempotent, json_response
-from mutualcredit.schemas import PROBLEM_RESPONSES, Page
+from mutualcredit.responses import IdempotencyKey, idempotency_key, idempotent, json_response
+from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
 from mutualcredit.trades import service
 from mutualcredit.trades.cross_network import CrossNetwork
 from mutualcredit.trades.models import TradeStatus
@@ -41,7 +40,7 @@ CrossNetworkDep = Annotated[CrossNetwork, Depends(_cross_network)]
 
 TradeKey = Annotated[
     str | None,
-    idempotency_header(
+    idempotency_key(
         "Required. The trade's key, unique in the network: a retry with the same key and body "
         "returns the original outcome (the trade, or the same refusal); with a different body "
         "it is a 409 idempotency_conflict."
@@ -107,8 +106,8 @@ async def list_trades(
     principal: CurrentPrincipal,
     account: Annotated[str | None, Query(max_length=64)] = None,
     status: TradeStatus | None = None,
-    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    since: Annotated[Moment | None, Query(alias="from")] = None,
+    until: Annotated[Moment | None, Query(alias="to")] = None,
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[Trade]:

@@ -3,10 +3,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import Field, field_validator
 
 from mutualcredit.accounts.schemas import AccountCode
-from mutualcredit.schemas import Amount, InputModel, OutputModel
+from mutualcredit.schemas import Amount, Flag, InputModel, Moment, OutputModel
 from mutualcredit.trades.models import TradeKind, TradeStatus
 
 Description = Annotated[str, Field(max_length=500)]
@@ -35,12 +35,12 @@ class TradeCreate(InputModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Free JSON object, at most 4 KiB."
     )
-    pending: bool = Field(
+    pending: Flag = Field(
         default=False,
         description="Hold the amount now and post or void it later (two-phase), "
         "instead of booking it at once.",
     )
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Moment | None = Field(
         default=None,
         description="When a pending trade expires if not posted or voided. Default: 24 hours "
         "(configurable). Only for pending trades.",
@@ -76,7 +76,7 @@ class TradeReverse(InputModel):
     reason: Annotated[str, Field(min_length=1, max_length=500)] = Field(
         description="Why: kept on the reversal and in the audit log."
     )
-    override_limits: bool = Field(
+    override_limits: Flag = Field(
         default=False,
         description="Book the reversal even if it takes an account beyond a limit. Recorded.",
     )
