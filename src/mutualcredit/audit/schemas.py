@@ -10,7 +10,10 @@ class AuditEntry(OutputModel):
     id: int
     seq: int | None = Field(description="Position in the network's chain; null until sealed.")
     occurred_at: datetime
-    actor: str = Field(description="role:key_id, system:<job>, or sql:<database user>.")
+    actor: str = Field(
+        description="role:key_id (an API key), peer:<network> (a peer's signed request),"
+        " system:<job>, or sql:<database user> (a change made outside the service)."
+    )
     action: str = Field(examples=["trade.created", "account.limits_changed", "api_key.revoked"])
     subject_type: str
     subject_id: str

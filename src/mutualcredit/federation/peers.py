@@ -156,7 +156,7 @@ async def authenticate_peer(
     )
     if not crypto.verify(public_key, str(values["mc-signature"]), base):
         raise PeerSignatureInvalid()
-    if not await repository.insert_nonce(session, link.id, str(values["mc-nonce"])):
+    if not await repository.insert_nonce(session, link.id, str(values["mc-nonce"]), sender):
         raise PeerReplay()
     return PeerContext(
         network_id=link.network_id,

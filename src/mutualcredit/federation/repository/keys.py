@@ -42,6 +42,15 @@ async def insert_active_key(
     sealed_private_key: bytes,
 ) -> None:
     """Adds the network's active key, unless another transaction added one first."""
+    # The key's audit record names who made it: the caller's actor when there is one (an
+    # operator's request), else federation itself (a first descriptor read, a signed answer).
+    await session.execute(
+        text(
+            "SELECT set_config('mutualcredit.actor',"
+            " coalesce(nullif(current_setting('mutualcredit.actor', true), ''),"
+            " 'system:federation'), true)"
+        )
+    )
     await session.execute(
         text(
             "INSERT INTO node_keys (network_id, key_id, public_key, sealed_private_key)"

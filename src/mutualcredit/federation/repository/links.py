@@ -298,14 +298,17 @@ async def get_peer_key(session: AsyncSession, link_id: uuid.UUID, key_id: str) -
     return None if public_key is None else bytes(public_key)
 
 
-async def insert_nonce(session: AsyncSession, link_id: uuid.UUID, nonce: str) -> bool:
-    """Records a signed request's nonce; False if it was seen before (a replay)."""
+async def insert_nonce(session: AsyncSession, link_id: uuid.UUID, nonce: str, peer: str) -> bool:
+    """Records a signed request's nonce; False if it was seen before (a replay). A fresh nonce
+    also names the peer as the actor of everything the request writes (its audit records), for
+    the rest of the request's transaction."""
     fresh = await session.scalar(
         text(
             "INSERT INTO federation_nonces (link_id, nonce) VALUES (:l, :n)"
-            " ON CONFLICT DO NOTHING RETURNING 1"
+            " ON CONFLICT DO NOTHING"
+            " RETURNING set_config('mutualcredit.actor', 'peer:' || CAST(:peer AS text), true)"
         ),
-        {"l": link_id, "n": nonce},
+        {"l": link_id, "n": nonce, "peer": peer},
     )
     return fresh is not None
 
