@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 from mutualcredit.app import create_app
@@ -272,3 +275,35 @@ async def test_a_key_over_its_rate_is_refused_by_the_lane_as_by_the_route(
     assert answers[:2] == answers[2:]
     assert [answer["status"] for answer in answers[:2]] == [201, 429]
     assert answers[1]["headers"]["retry-after"] == "1"
+
+
+def _unaccounted(application: FastAPI) -> list[str]:
+    """What keeps the lane from answering trades as the application would: a middleware outside
+    it (it would run for other requests only), or one inside it that it does not stand in for
+    (trades the lane answers would skip it)."""
+    stack = [m.cls for m in application.user_middleware]  # the outermost first
+    problems = [f"{cls.__name__} is outside the lane" for cls in stack[: stack.index(TradeLane)]]
+    inside = stack[stack.index(TradeLane) + 1 :]
+    problems += [
+        f"the lane does not do the work of {cls.__name__}"
+        for cls in inside
+        if cls not in TradeLane.STANDS_IN_FOR
+    ]
+    problems += [
+        f"the lane stands in for {cls.__name__}, which the application does not have"
+        for cls in TradeLane.STANDS_IN_FOR
+        if cls not in inside
+    ]
+    return problems
+
+
+def test_the_lane_accounts_for_every_middleware_of_the_application(app: FastAPI) -> None:
+    assert _unaccounted(create_app(app.state.settings)) == []
+
+    # A middleware added later, as add_middleware adds it (outermost), or inside the lane.
+    with_cors = create_app(app.state.settings)
+    with_cors.add_middleware(CORSMiddleware, allow_origins=["*"])
+    assert _unaccounted(with_cors) == ["CORSMiddleware is outside the lane"]
+    with_gzip = create_app(app.state.settings)
+    with_gzip.user_middleware.insert(1, Middleware(GZipMiddleware))
+    assert _unaccounted(with_gzip) == ["the lane does not do the work of GZipMiddleware"]

@@ -19,10 +19,11 @@ from mutualcredit.config import Settings
 from mutualcredit.db import create_engine, make_sessionmaker, plain_url
 from mutualcredit.errors import install_handlers
 from mutualcredit.exports.router import router as exports_router
-from mutualcredit.federation import protocol as federation_protocol
+from mutualcredit.federation import outbound as federation_outbound
+from mutualcredit.federation.context import Federation
 from mutualcredit.federation.peer_router import router as federation_peer_router
-from mutualcredit.federation.protocol import Federation
 from mutualcredit.federation.router import router as federation_router
+from mutualcredit.federation.trades import CrossNetworkTrades
 from mutualcredit.health.router import router as health_router
 from mutualcredit.limits.router import router as limits_router
 from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -105,8 +106,11 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
             settings=settings,
             http=http,
         )
+        # The ledger's trades hand cross-network payees and transfers to federation through the
+        # interface they declare (trades/cross_network.py): federation sits above the ledger.
+        app.state.cross_network = CrossNetworkTrades(app.state.federation)
         # The outbox: every worker delivers due transfers (claimed with SKIP LOCKED).
-        outbox = asyncio.create_task(federation_protocol.run_forever(app.state.federation))
+        outbox = asyncio.create_task(federation_outbound.run_forever(app.state.federation))
         try:
             yield
         finally:

@@ -1,12 +1,14 @@
-"""The database: engine, naming convention, and the one transaction of each request.
+"""The database: engine, naming convention, and the one unit of work.
 
-Rule: exactly one place opens and commits a request's transaction, `transaction()` below, and it
-commits *before* the response is sent (FastAPI runs a `scope="function"` dependency's exit right
-after the endpoint returns), so that a failed COMMIT reaches the client as an error. Services
-never commit.
+Rule: exactly one piece of code opens and commits a transaction that may end in a refusal,
+`unit_of_work()` below. A request's transaction is one (`transaction()`, which commits *before*
+the response is sent: FastAPI runs a `scope="function"` dependency's exit right after the
+endpoint returns, so a failed COMMIT reaches the client as an error), and so are the requests
+that manage their own (a node-to-node call, a cross-network trade). Services never commit.
 """
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import asyncpg
@@ -94,9 +96,13 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work. Commits on success, and also for a recorded refusal."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block ends normally, and also when it ends with a
+    refusal the ledger recorded (a `ProblemError` with `commit`, such as a refused trade key,
+    which a retry must find); rolled back on any other exception."""
     async with sessionmaker() as session:
         try:
             yield session
@@ -111,6 +117,12 @@ async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
+
+
+async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work (a dependency)."""
+    async with unit_of_work(request.app.state.sessionmaker) as session:
+        yield session
 
 
 Session = Annotated[AsyncSession, Depends(transaction, scope="function")]

@@ -1,6 +1,7 @@
 """Every node-to-node request is signed by a key the receiver registered for the sender, fresh,
 never replayed, and acts only on the sender's own link. Each refusal has its own code."""
 
+import asyncio
 import tempfile
 import time
 import uuid
@@ -169,3 +170,15 @@ def test_the_answer_is_signed_by_the_receiver(world: World) -> None:
         r.headers["MC-Signature"],
         crypto.response_base(nonce, r.status_code, r.content),
     )
+
+
+def test_an_expiry_no_clock_can_hold_is_malformed_not_a_crash(world: World) -> None:
+    # Moments at the ends of the calendar whose offset takes them past it in UTC, and a plain
+    # far one for contrast: the first two are refused as malformed input, and nothing is written.
+    count = "SELECT count(*) AS n FROM transfers"
+    before = asyncio.run(world.bank.fetch(count))
+    for expires_at in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        body = _transfer().replace(b'"2099-01-01T00:00:00Z"', f'"{expires_at}"'.encode())
+        r = signed_post(world.bank, world.mallory, "/transfers", body)
+        assert _code(r) == (422, "validation_error"), r.text
+    assert asyncio.run(world.bank.fetch(count)) == before

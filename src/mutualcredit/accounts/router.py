@@ -1,3 +1,4 @@
+import uuid
 from datetime import datetime
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from mutualcredit.db import Session
 from mutualcredit.errors import ValidationProblem
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
+from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
@@ -75,13 +77,13 @@ async def open_account(
 @router.get("", response_model=Page[Account], summary="List the network's accounts (operator)")
 async def list_accounts(
     network: str,
+    net_id: NetworkId,
     session: Session,
     principal: CurrentPrincipal,
     status: AccountStatus | None = None,
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[Account]:
-    net_id = await networks.network_id(session, principal, network)
     require_reader(principal)
     rows, next_cursor = await service.list_accounts(
         session, net_id, status=status, cursor=cursor, limit=limit
@@ -95,15 +97,15 @@ async def list_accounts(
     summary="Read an account: balance, holds, limits, what it can still pay",
 )
 async def get_account(
-    network: str, account: str, session: Session, principal: CurrentPrincipal
+    network: str, net_id: NetworkId, account: str, session: Session, principal: CurrentPrincipal
 ) -> Account:
-    net_id = await networks.network_id(session, principal, network)
     service.check_can_read(principal, account)
     return Account.model_validate(await service.get_account(session, net_id, account))
 
 
 async def _change_status(
     network: str,
+    net_id: uuid.UUID,
     account: str,
     action: StatusAction,
     body: StatusChange | AccountClose,
@@ -111,7 +113,6 @@ async def _change_status(
     principal: CurrentPrincipal,
     idempotency_key: str | None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
     require_operator(principal)
     write_off_to = body.write_off_to if isinstance(body, AccountClose) else None
 
@@ -138,6 +139,7 @@ async def _change_status(
 )
 async def suspend_account(
     network: str,
+    net_id: NetworkId,
     account: str,
     session: Session,
     principal: CurrentPrincipal,
@@ -145,13 +147,15 @@ async def suspend_account(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     return await _change_status(
-        network, account, "suspend", body or StatusChange(), session, principal, idempotency_key
-    )
+        network, net_id, account, "suspend", body or StatusChange(), session, principal,
+        idempotency_key,
+    )  # fmt: skip
 
 
 @router.post("/{account}/reactivate", response_model=Account, summary="Reactivate (operator)")
 async def reactivate_account(
     network: str,
+    net_id: NetworkId,
     account: str,
     session: Session,
     principal: CurrentPrincipal,
@@ -159,7 +163,7 @@ async def reactivate_account(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     return await _change_status(
-        network, account, "reactivate", body or StatusChange(), session, principal,
+        network, net_id, account, "reactivate", body or StatusChange(), session, principal,
         idempotency_key,
     )  # fmt: skip
 
@@ -171,6 +175,7 @@ async def reactivate_account(
 )
 async def close_account(
     network: str,
+    net_id: NetworkId,
     account: str,
     session: Session,
     principal: CurrentPrincipal,
@@ -178,8 +183,9 @@ async def close_account(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     return await _change_status(
-        network, account, "close", body or AccountClose(), session, principal, idempotency_key
-    )
+        network, net_id, account, "close", body or AccountClose(), session, principal,
+        idempotency_key,
+    )  # fmt: skip
 
 
 @router.get(
@@ -189,6 +195,7 @@ async def close_account(
 )
 async def list_entries(
     network: str,
+    net_id: NetworkId,
     account: str,
     session: Session,
     principal: CurrentPrincipal,
@@ -198,7 +205,6 @@ async def list_entries(
     limit: PageSize = 100,
 ) -> Page[StatementEntry]:
     _check_period(since, until)
-    net_id = await networks.network_id(session, principal, network)
     service.check_can_read(principal, account)
     acc = await service.get_account(session, net_id, account)
     rows, next_cursor = await service.list_entries(
@@ -214,6 +220,7 @@ async def list_entries(
 )
 async def get_statement(
     network: str,
+    net_id: NetworkId,
     account: str,
     session: Session,
     principal: CurrentPrincipal,
@@ -223,7 +230,6 @@ async def get_statement(
     limit: PageSize = 100,
 ) -> Statement:
     _check_period(since, until)
-    net_id = await networks.network_id(session, principal, network)
     service.check_can_read(principal, account)
     acc = await service.get_account(session, net_id, account)
     summary = await service.statement_summary(session, acc.id, since, until)

@@ -36,6 +36,7 @@ from mutualcredit.hashing import request_hash
 from mutualcredit.networks.models import Network
 from mutualcredit.pagination import after_time_and_id, decode_cursor, page
 from mutualcredit.trades import repository as trades
+from mutualcredit.trades.errors import ledger_refusal
 from mutualcredit.trades.models import Entry
 
 
@@ -178,28 +179,42 @@ async def _write_off(
     payer, payee = (target.code, code) if account.balance < 0 else (code, target.code)
     result = await trades.create_trade(
         session,
-        network_id=network_id,
-        key=f"write-off:{account.id}",
-        request_hash=request_hash("write_off", {"to": write_off_to, "reason": reason}),
-        payer=payer,
-        payee=payee,
-        amount=abs(account.balance),
-        pending=False,
-        expires_at=None,
-        description=f"Write-off of {code} on closing",
-        external_ref=None,
-        metadata={},
-        actor=principal.actor,
-        kind="write_off",
-        reason=reason,
-        override=True,
-        remember_refusal=False,
+        trades.Booking(
+            network_id=network_id,
+            key=f"write-off:{account.id}",
+            request_hash=request_hash("write_off", {"to": write_off_to, "reason": reason}),
+            payer=payer,
+            payee=payee,
+            amount=abs(account.balance),
+            pending=False,
+            expires_at=None,
+            description=f"Write-off of {code} on closing",
+            external_ref=None,
+            metadata={},
+            actor=principal.actor,
+            kind="write_off",
+            reason=reason,
+            override=True,
+            remember_refusal=False,
+        ),
     )
-    if result.outcome != "created":
-        code_ = result.problem_code or "account_not_empty"
+    if result.outcome == "replayed":
+        # The key names the account: a write-off booked before was kept only with the close
+        # that followed it, so an open account with a balance has none: not expected.
         raise AccountNotEmpty(
-            f"The write-off could not be booked ({code_})", account=code, refusal=code_
+            "The write-off could not be booked (account_not_empty)",
+            account=code,
+            refusal="account_not_empty",
         )
+    if result.outcome != "created":
+        # Why the ledger refused the write-off (the same error a trade would answer with) is
+        # why the account cannot close: its balance stays.
+        refusal = ledger_refusal(result)
+        raise AccountNotEmpty(
+            f"The write-off could not be booked ({refusal.code})",
+            account=code,
+            refusal=refusal.code,
+        ) from refusal
 
 
 # The statement page is the service's busiest read. It runs on the asyncpg connection under the

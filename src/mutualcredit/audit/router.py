@@ -9,6 +9,7 @@ from mutualcredit.auth.permissions import require_reader
 from mutualcredit.db import Session
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
+from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.schemas import PROBLEM_RESPONSES, Page
 
@@ -25,6 +26,7 @@ router = APIRouter(
 )
 async def list_audit(
     network: str,
+    net_id: NetworkId,
     session: Session,
     principal: CurrentPrincipal,
     action: Annotated[str | None, Query(max_length=100)] = None,
@@ -32,7 +34,6 @@ async def list_audit(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[AuditEntry]:
-    net_id = await networks.network_id(session, principal, network)
     require_reader(principal)
     items, next_cursor = await service.list_records(
         session, net_id, action=action, subject_id=subject_id, cursor=cursor, limit=limit

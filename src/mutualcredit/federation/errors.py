@@ -114,14 +114,6 @@ class TransferConflict(ProblemError):
     title = "This transfer id was used before with different content"
 
 
-class TradeFederated(ProblemError):
-    """A cross-network hold is posted or voided by the protocol, as the destination decides."""
-
-    status = 409
-    code = "trade_federated"
-    title = "A cross-network trade is finished by the federation protocol"
-
-
 class CheckpointMismatch(ProblemError):
     status = 409
     code = "checkpoint_mismatch"

@@ -146,7 +146,29 @@ class Transfer(Base):
 
     'out' rows are the outbox: `next_attempt_at` drives delivery (and status queries) until the
     peer's signed receipt is final. 'in' rows record the decision this network made (or, at a
-    hub, that it is waiting for the next hop: status 'forwarded')."""
+    hub, that it is waiting for the next hop: status 'forwarded'). Accepted and refused are
+    final (trigger `transfers_final`).
+
+    Sending (direction 'out', at the origin and at a hub; outbound.py):
+
+        queued with its hold    receipt: accepted (the hold is posted, the chain hash checked)
+        ───────────────────► prepared ──────────────────────────────────────────► accepted
+                              │  ▲
+                              │  └─ no answer, an error, 'pending', a receipt that does not
+                              │     match: kept, delivered again with backoff (the outbox)
+                              └───── receipt: refused (the hold is voided) ─────► refused
+
+    Receiving (direction 'in', at the destination and at a hub; inbound.py), decided at the
+    first delivery; every later one is answered from the row:
+
+        first delivery ──┬──► accepted    booked here, appended to the link's chain
+                         ├──► refused     expired, link not active, another rate, amounts
+                         │                that do not convert, no route, a ledger refusal
+                         └──► forwarded   a hub: held link-in -> link-out and sent on; answered
+                                  │       'pending' until the next network decides
+                                  └─────► accepted (in the chain) or refused, as the next
+                                          network's receipt says (outbound.apply_receipt)
+    """
 
     __tablename__ = "transfers"
     __table_args__ = (
@@ -240,7 +262,16 @@ class Settlement(Base):
     """An operator's record of a settlement agreed with the peer (paid outside the ledger).
 
     The side that is owed executes it as a transfer of kind 'settlement' once it records it;
-    the other side accepts that transfer only if it recorded the same reference and amount."""
+    the other side accepts that transfer only if it recorded the same reference and amount
+    (settlements.py, inbound.py):
+
+        the owing side:   recorded ──► agreed ──the peer's transfer is booked here──► executed
+
+        the owed side:    recorded ──► agreed ──► sent ──receipt: accepted──► executed
+                                         ▲   (at once) └──receipt: refused──► refused
+                                         └──── recorded again: the same reference and ────┘
+                                               amount, sent as a new transfer
+    """
 
     __tablename__ = "settlements"
     __table_args__ = (

@@ -1,6 +1,6 @@
 """Node-to-node endpoints: /federation/v1/networks/{network}/...
 
-Every call but the descriptor is signed by the calling network (protocol.authenticate_peer) and
+Every call but the descriptor is signed by the calling network (peers.authenticate_peer) and
 every successful answer is signed by this one, so a sender keeps a receipt it can prove."""
 
 import logging
@@ -14,9 +14,13 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from mutualcredit.errors import ProblemError, ValidationProblem
-from mutualcredit.federation import crypto, protocol, service
-from mutualcredit.federation.protocol import Federation, PeerContext
+from mutualcredit.db import unit_of_work
+from mutualcredit.errors import ValidationProblem
+from mutualcredit.federation import crypto, inbound, links, outbound, statements
+from mutualcredit.federation.context import Federation
+from mutualcredit.federation.keys import descriptor as network_descriptor
+from mutualcredit.federation.keys import signer
+from mutualcredit.federation.peers import PeerContext, authenticate_peer
 from mutualcredit.federation.schemas import PeerKeyCreate, TransferMessage
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.schemas import PROBLEM_RESPONSES
@@ -43,7 +47,7 @@ async def _signed(
 ) -> Response:
     content = orjson.dumps(body)
     async with fed.sessionmaker.begin() as session:
-        sign = await protocol.signer(fed, session, network_id)
+        sign = await signer(fed, session, network_id)
     return Response(
         content=content,
         status_code=status,
@@ -64,22 +68,11 @@ async def _serve(request: Request, network: str, handle: Handler) -> Response:
     fed = _fed(request)
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    async with fed.sessionmaker() as session:
-        try:
-            ctx = await protocol.authenticate_peer(
-                fed, session, network, request.method, path, request.headers, body
-            )
-            status, answer = await handle(session, ctx, body)
-        except ProblemError as exc:
-            if exc.commit:
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
+    async with unit_of_work(fed.sessionmaker) as session:
+        ctx = await authenticate_peer(
+            fed, session, network, request.method, path, request.headers, body
+        )
+        status, answer = await handle(session, ctx, body)
     return await _signed(fed, ctx.network_id, ctx.nonce, status, answer)
 
 
@@ -97,7 +90,7 @@ def _json(body: bytes) -> dict[str, Any]:
 async def descriptor(network: str, request: Request) -> dict[str, Any]:
     fed = _fed(request)
     async with fed.sessionmaker.begin() as session:
-        return await service.descriptor(fed, session, network)
+        return await network_descriptor(fed, session, network)
 
 
 @router.post("/link", summary="Confirm a link and its rate", description=SIGNED)
@@ -105,7 +98,7 @@ async def confirm_link(network: str, request: Request) -> Response:
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        return 200, await service.confirm_link(session, ctx, _json(body))
+        return 200, await links.confirm_link(session, ctx, _json(body))
 
     return await _serve(request, network, handle)
 
@@ -127,7 +120,7 @@ async def transfers(network: str, request: Request) -> Response:
             msg = TransferMessage.model_validate_json(body)
         except ValidationError as exc:
             raise ValidationProblem(f"Not a transfer: {exc.errors()[0]['msg']}") from None
-        receipt, out_row = await protocol.receive(fed, session, ctx, msg.as_message())
+        receipt, out_row = await inbound.receive(fed, session, ctx, msg)
         if out_row is not None:
             forward.append(out_row)
         return (202 if receipt["status"] == "pending" else 200), receipt
@@ -137,13 +130,13 @@ async def transfers(network: str, request: Request) -> Response:
         return response
     # A hub: try the next hop now, within this call, so the sender usually learns the outcome
     # in one round trip; if it cannot, the outbox keeps trying and the sender asks again.
-    status = await protocol.deliver(
+    status = await outbound.deliver(
         fed, forward[0], seconds=fed.settings.federation_timeout_seconds / 2
     )
     if status == "prepared":
         return response
     async with fed.sessionmaker.begin() as session:
-        ctx_row = await protocol.hub_receipt(session, network, forward[0])
+        ctx_row = await outbound.hub_receipt(session, forward[0])
     if ctx_row is None:
         return response
     network_id, receipt = ctx_row
@@ -156,8 +149,7 @@ async def peer_statement(network: str, request: Request) -> Response:
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        link = await service.link_row(session, ctx.network_id, ctx.link["peer_code"])
-        return 200, await service.statement(session, link)
+        return 200, await statements.statement(session, ctx.link)
 
     return await _serve(request, network, handle)
 
@@ -169,7 +161,7 @@ async def checkpoints(network: str, request: Request) -> Response:
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        return await service.countersign_checkpoint(fed, session, ctx, _json(body))
+        return await statements.countersign_checkpoint(fed, session, ctx, _json(body))
 
     return await _serve(request, network, handle)
 
@@ -184,9 +176,9 @@ async def keys(network: str, request: Request) -> Response:
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
         try:
-            PeerKeyCreate.model_validate_json(body)
+            key = PeerKeyCreate.model_validate_json(body)
         except ValidationError as exc:
             raise ValidationProblem(f"Not a key: {exc.errors()[0]['msg']}") from None
-        return 200, await service.receive_key(session, ctx, _json(body))
+        return 200, await links.receive_key(session, ctx, key)
 
     return await _serve(request, network, handle)

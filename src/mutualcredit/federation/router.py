@@ -1,6 +1,7 @@
 """Operators' federation endpoints: identity, links, statements, reconciliation, checkpoints,
 settlements. Under the network: /v1/networks/{network}/federation/..."""
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
@@ -11,8 +12,8 @@ from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_reader
 from mutualcredit.auth.service import Principal
 from mutualcredit.db import Session
-from mutualcredit.federation import protocol, service
-from mutualcredit.federation.protocol import Federation
+from mutualcredit.federation import keys, links, outbound, settlements, statements, trades
+from mutualcredit.federation.context import Federation
 from mutualcredit.federation.schemas import (
     CheckpointView,
     LinkCreate,
@@ -22,12 +23,12 @@ from mutualcredit.federation.schemas import (
     PeerKeyCreate,
     SettlementCreate,
     SettlementView,
-    TransferView,
 )
 from mutualcredit.jsonbody import StrictJSONRoute
-from mutualcredit.networks import service as networks
+from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES, Count
+from mutualcredit.trades.schemas import TransferView
 
 router = APIRouter(
     route_class=StrictJSONRoute,
@@ -44,11 +45,10 @@ def _fed(request: Request) -> Federation:
 
 @router.get("/identity", summary="This network's federation descriptor (address, unit, keys)")
 async def identity(
-    network: str, request: Request, session: Session, principal: CurrentPrincipal
+    network: str, net_id: NetworkId, request: Request, session: Session, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    await networks.network_id(session, principal, network)
     require_reader(principal)
-    return await service.descriptor(_fed(request), session, network)
+    return await keys.descriptor(_fed(request), session, network)
 
 
 @router.post(
@@ -56,17 +56,17 @@ async def identity(
     summary="Rotate the signing key; linked peers are told, signed with the old key (operator)",
 )
 async def rotate_key(
-    network: str, request: Request, session: Session, principal: CurrentPrincipal
+    network: str, net_id: NetworkId, request: Request, session: Session, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    net_id = await networks.network_id(session, principal, network)
-    return await service.rotate_key(_fed(request), session, principal, net_id)
+    return await keys.rotate_key(_fed(request), session, principal, net_id)
 
 
 @router.get("/links", response_model=list[LinkView], summary="Links to other networks")
-async def list_links(network: str, session: Session, principal: CurrentPrincipal) -> list[LinkView]:
-    net_id = await networks.network_id(session, principal, network)
+async def list_links(
+    network: str, net_id: NetworkId, session: Session, principal: CurrentPrincipal
+) -> list[LinkView]:
     require_reader(principal)
-    return await service.list_links(session, net_id)
+    return await links.list_links(session, net_id)
 
 
 @router.post(
@@ -77,16 +77,15 @@ async def list_links(network: str, session: Session, principal: CurrentPrincipal
 )
 async def create_link(
     network: str,
+    net_id: NetworkId,
     body: LinkCreate,
     request: Request,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-
     async def write() -> LinkView:
-        return await service.create_link(_fed(request), session, principal, net_id, body)
+        return await links.create_link(_fed(request), session, principal, net_id, body)
 
     return await idempotent(
         session,
@@ -101,11 +100,10 @@ async def create_link(
 
 @router.get("/links/{peer}", response_model=LinkView, summary="A link")
 async def get_link(
-    network: str, peer: str, session: Session, principal: CurrentPrincipal
+    network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
 ) -> LinkView:
-    net_id = await networks.network_id(session, principal, network)
     require_reader(principal)
-    return await service.get_link(session, net_id, peer)
+    return await links.get_link(session, net_id, peer)
 
 
 @router.patch(
@@ -115,16 +113,15 @@ async def get_link(
 )
 async def update_link(
     network: str,
+    net_id: NetworkId,
     peer: str,
     body: LinkUpdate,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-
     async def write() -> LinkView:
-        return await service.update_link(session, principal, net_id, peer, body)
+        return await links.update_link(session, principal, net_id, peer, body)
 
     return await idempotent(
         session,
@@ -142,14 +139,19 @@ async def update_link(
     summary="Confirm the link with the peer (signed, both ways): value crosses once agreed",
 )
 async def agree_link(
-    network: str, peer: str, request: Request, session: Session, principal: CurrentPrincipal
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
 ) -> LinkView:
-    net_id = await networks.network_id(session, principal, network)
-    return await service.agree_link(_fed(request), session, principal, net_id, peer)
+    return await links.agree_link(_fed(request), session, principal, net_id, peer)
 
 
 async def _status(
     network: str,
+    net_id: uuid.UUID,
     peer: str,
     body: LinkStatusChange,
     session: AsyncSession,
@@ -157,10 +159,8 @@ async def _status(
     key: str | None,
     status: str,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-
     async def write() -> LinkView:
-        return await service.set_link_status(session, principal, net_id, peer, status, body.reason)
+        return await links.set_link_status(session, principal, net_id, peer, status, body.reason)
 
     return await idempotent(
         session,
@@ -179,25 +179,29 @@ async def _status(
 )
 async def suspend_link(
     network: str,
+    net_id: NetworkId,
     peer: str,
     body: LinkStatusChange,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _status(network, peer, body, session, principal, idempotency_key, "suspended")
+    return await _status(
+        network, net_id, peer, body, session, principal, idempotency_key, "suspended"
+    )
 
 
 @router.post("/links/{peer}/resume", response_model=LinkView, summary="Resume a link (operator)")
 async def resume_link(
     network: str,
+    net_id: NetworkId,
     peer: str,
     body: LinkStatusChange,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _status(network, peer, body, session, principal, idempotency_key, "active")
+    return await _status(network, net_id, peer, body, session, principal, idempotency_key, "active")
 
 
 @router.post(
@@ -206,10 +210,14 @@ async def resume_link(
     summary="Register another key of the peer (after it rotated) (operator)",
 )
 async def add_peer_key(
-    network: str, peer: str, body: PeerKeyCreate, session: Session, principal: CurrentPrincipal
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    body: PeerKeyCreate,
+    session: Session,
+    principal: CurrentPrincipal,
 ) -> LinkView:
-    net_id = await networks.network_id(session, principal, network)
-    return await service.add_peer_key(session, principal, net_id, peer, body)
+    return await links.add_peer_key(session, principal, net_id, peer, body)
 
 
 @router.post(
@@ -218,10 +226,14 @@ async def add_peer_key(
     summary="Stop trusting a key of the peer (operator)",
 )
 async def revoke_peer_key(
-    network: str, peer: str, key_id: str, session: Session, principal: CurrentPrincipal
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    key_id: str,
+    session: Session,
+    principal: CurrentPrincipal,
 ) -> LinkView:
-    net_id = await networks.network_id(session, principal, network)
-    return await service.revoke_peer_key(session, principal, net_id, peer, key_id)
+    return await links.revoke_peer_key(session, principal, net_id, peer, key_id)
 
 
 @router.get(
@@ -231,24 +243,23 @@ async def revoke_peer_key(
 )
 async def list_transfers(
     network: str,
+    net_id: NetworkId,
     peer: str,
     session: Session,
     principal: CurrentPrincipal,
     status: Annotated[str | None, Query(pattern="^(prepared|forwarded|accepted|refused)$")] = None,
     limit: Annotated[Count, Query(ge=1, le=1000)] = 100,
 ) -> list[TransferView]:
-    net_id = await networks.network_id(session, principal, network)
     require_reader(principal)
-    return await service.list_transfers(session, net_id, peer, status, limit)
+    return await trades.list_transfers(session, net_id, peer, status, limit)
 
 
 @router.get("/links/{peer}/statement", summary="This side's statement of the link")
 async def statement(
-    network: str, peer: str, session: Session, principal: CurrentPrincipal
+    network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    net_id = await networks.network_id(session, principal, network)
     require_reader(principal)
-    return await service.statement(session, await service.link_row(session, net_id, peer))
+    return await statements.statement(session, await links.link_to(session, net_id, peer))
 
 
 @router.get(
@@ -256,10 +267,14 @@ async def statement(
     summary="Compare both sides' statements and balances, and check the mirror",
 )
 async def reconcile(
-    network: str, peer: str, request: Request, session: Session, principal: CurrentPrincipal
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
 ) -> dict[str, Any]:
-    net_id = await networks.network_id(session, principal, network)
-    return await service.reconcile(_fed(request), session, principal, net_id, peer)
+    return await statements.reconcile(_fed(request), session, principal, net_id, peer)
 
 
 @router.post(
@@ -269,10 +284,14 @@ async def reconcile(
     summary="Agree a checkpoint with the peer: both sign chain positions, hashes and balances",
 )
 async def create_checkpoint(
-    network: str, peer: str, request: Request, session: Session, principal: CurrentPrincipal
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
 ) -> CheckpointView:
-    net_id = await networks.network_id(session, principal, network)
-    return await service.propose_checkpoint(_fed(request), session, principal, net_id, peer)
+    return await statements.propose_checkpoint(_fed(request), session, principal, net_id, peer)
 
 
 @router.get(
@@ -281,11 +300,10 @@ async def create_checkpoint(
     summary="Checkpoints both sides signed, newest first",
 )
 async def list_checkpoints(
-    network: str, peer: str, session: Session, principal: CurrentPrincipal
+    network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
 ) -> list[CheckpointView]:
-    net_id = await networks.network_id(session, principal, network)
     require_reader(principal)
-    return await service.list_checkpoints(session, net_id, peer)
+    return await statements.list_checkpoints(session, net_id, peer)
 
 
 @router.post(
@@ -296,6 +314,7 @@ async def list_checkpoints(
 )
 async def record_settlement(
     network: str,
+    net_id: NetworkId,
     peer: str,
     body: SettlementCreate,
     request: Request,
@@ -304,14 +323,15 @@ async def record_settlement(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
     fed = _fed(request)
 
     async def write() -> SettlementView:
-        view, row_id = await service.record_settlement(fed, session, principal, net_id, peer, body)
+        view, row_id = await settlements.record_settlement(
+            fed, session, principal, net_id, peer, body
+        )
         if row_id is not None:
             # After the response, so after the commit: the outbox row exists by then.
-            background.add_task(protocol.deliver, fed, row_id)
+            background.add_task(outbound.deliver, fed, row_id)
         return view
 
     return await idempotent(
@@ -331,8 +351,7 @@ async def record_settlement(
     summary="Settlements of a link, newest first",
 )
 async def list_settlements(
-    network: str, peer: str, session: Session, principal: CurrentPrincipal
+    network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
 ) -> list[SettlementView]:
-    net_id = await networks.network_id(session, principal, network)
     require_reader(principal)
-    return await service.list_settlements(session, net_id, peer)
+    return await settlements.list_settlements(session, net_id, peer)

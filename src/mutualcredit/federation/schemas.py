@@ -2,9 +2,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, field_validator
 
 from mutualcredit.schemas import Amount, Flag, InputModel, OutputModel
+from mutualcredit.trades.schemas import RateView
 
 PeerCode = Annotated[
     str,
@@ -20,12 +21,6 @@ class Rate(InputModel):
 
     num: Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
     den: Annotated[int, Field(ge=1, le=2**53 - 1, strict=True)]
-
-
-class RateView(OutputModel):
-    num: int
-    den: int
-    version: int
 
 
 class PeerKeyCreate(InputModel):
@@ -87,28 +82,6 @@ class LinkView(OutputModel):
     created_at: datetime
 
 
-class TransferView(OutputModel):
-    transfer_id: uuid.UUID
-    direction: str
-    peer: str
-    kind: str
-    status: str = Field(description="in_flight, accepted or refused.")
-    payer: str
-    payee: str
-    amount_sent: int
-    amount_received: int
-    rate: RateView
-    expires_at: datetime
-    refusal_code: str | None
-    refusal_detail: dict[str, Any] | None
-    seq: int | None
-    attempts: int
-    last_error: str | None
-    reference: str | None
-    created_at: datetime
-    resolved_at: datetime | None
-
-
 class CheckpointView(OutputModel):
     id: int
     payload: dict[str, Any]
@@ -143,7 +116,8 @@ class TransferRate(InputModel):
 
 
 class TransferMessage(InputModel):
-    """One hop of a cross-network trade, as the sending network states it."""
+    """One hop of a cross-network trade, as the sending network states it: validated once when
+    it arrives, then passed on as it is; hashed, chained and sent as protocol.message."""
 
     model_config = InputModel.model_config | {"str_strip_whitespace": False}
 
@@ -161,17 +135,12 @@ class TransferMessage(InputModel):
     description: Annotated[str, Field(max_length=500)] = ""
     reference: Annotated[str, Field(max_length=200)] | None = None
 
-    def as_message(self) -> dict[str, Any]:
-        """Back to the exact dict the sender hashed (protocol.message)."""
-        return {
-            "transfer_id": str(self.transfer_id),
-            "kind": self.kind,
-            "payer": self.payer,
-            "payee": self.payee,
-            "amount_sent": self.amount_sent,
-            "amount_received": self.amount_received,
-            "rate": self.rate.model_dump(),
-            "expires_at": self.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "description": self.description,
-            "reference": self.reference,
-        }
+    @field_validator("expires_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        """The moment in UTC, as the message states and hashes it (protocol.iso); a time
+        without an offset is read as the server's local time."""
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 with an offset: not a moment Python can hold
+            raise ValueError("expires_at is out of range") from None

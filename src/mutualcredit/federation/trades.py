@@ -1,48 +1,197 @@
-"""A member's cross-network trade, over the same endpoint as a local one (POST .../trades with
-a payee `network/account`): hold, queue, deliver once inline, answer with where it stands."""
+"""A member's cross-network trade, at its origin, and the transfers trades show.
 
-from fastapi import Request
-from sqlalchemy import text
-from starlette.responses import Response
+The member pays over the same endpoint as a local trade (POST .../trades, with a payee
+`network/account`); the ledger hands the trade over through its interface for it
+(trades.cross_network.CrossNetwork), which `CrossNetworkTrades` implements: hold and queue in one
+transaction, deliver once at once, and answer with where the trade stands.
+"""
 
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mutualcredit import addresses
+from mutualcredit.auth.models import Role
+from mutualcredit.auth.permissions import require_writer
 from mutualcredit.auth.service import Principal
-from mutualcredit.errors import ProblemError
-from mutualcredit.federation import protocol, service
-from mutualcredit.federation.protocol import Federation
+from mutualcredit.db import unit_of_work
+from mutualcredit.errors import Forbidden, ProblemError
+from mutualcredit.federation import outbound, protocol, repository
+from mutualcredit.federation.context import Federation
+from mutualcredit.federation.errors import (
+    AmountTooSmall,
+    InvalidAddress,
+    LinkNotActive,
+    NoRoute,
+    TransferRefused,
+)
+from mutualcredit.federation.links import link_to
+from mutualcredit.federation.repository import TransferRow
+from mutualcredit.hashing import request_hash
 from mutualcredit.networks import service as networks
-from mutualcredit.responses import json_response
-from mutualcredit.trades.schemas import Trade, TradeCreate
+from mutualcredit.trades import repository as ledger
+from mutualcredit.trades.cross_network import SentTrade
+from mutualcredit.trades.errors import ledger_refusal
+from mutualcredit.trades.schemas import Trade, TradeCreate, TransferView
 
 
-async def send(
-    request: Request,
-    principal: Principal,
-    network: str,
-    key: str,
-    body: TradeCreate,
-) -> Response:
-    """201 and the posted trade when the destination accepted at once; 202 and the pending
-    trade while the outcome is not known yet (the outbox keeps delivering: read the trade, or
-    retry with the same key, to learn it); 409 transfer_refused when it was refused. A retry
-    with the same key answers with where the trade stands now."""
-    fed: Federation = request.app.state.federation
-    async with fed.sessionmaker() as session:
-        try:
+class CrossNetworkTrades:
+    """Federation's side of trades.cross_network.CrossNetwork, wired by create_app."""
+
+    def __init__(self, fed: Federation) -> None:
+        self.fed = fed
+
+    async def send(
+        self, principal: Principal, network: str, key: str, data: TradeCreate
+    ) -> SentTrade:
+        """Accepted at once: the posted trade. Not decided yet: the pending trade, in flight
+        (the outbox keeps delivering: read the trade, or retry with the same key, to learn
+        it). Refused: transfer_refused. A retry with the same key answers with where the trade
+        stands now."""
+        async with unit_of_work(self.fed.sessionmaker) as session:
             net_id = await networks.network_id(session, principal, network)
-            row_id, trade_id = await service.send_trade(fed, session, principal, net_id, key, body)
-        except ProblemError as exc:
-            if exc.commit:
-                await session.commit()
-            raise
-        await session.commit()
-    if row_id is not None:
-        await protocol.deliver(fed, row_id)
-    async with fed.sessionmaker() as session:
-        details = await session.scalar(text("SELECT mc_trade_json(:t)::text"), {"t": trade_id})
-        trade = Trade.model_validate_json(details)
-        trade.transfer = await service.transfer_of_trade(session, trade_id)
-    assert trade.transfer is not None
-    if trade.transfer.status == "refused":
-        raise service.refusal_problem(trade_id, trade.transfer)
-    status = 201 if trade.transfer.status == "accepted" else 202
-    return json_response(trade.model_dump(mode="json"), status, replayed=row_id is None)
+            row_id, trade_id = await send_trade(self.fed, session, principal, net_id, key, data)
+        if row_id is not None:
+            await outbound.deliver(self.fed, row_id)
+        async with self.fed.sessionmaker() as session:
+            details = await ledger.get_details(session, trade_id)
+            assert details is not None
+            trade = Trade.model_validate(details)
+            trade.transfer = await self.transfer_of_trade(session, trade_id)
+        assert trade.transfer is not None
+        if trade.transfer.status == "refused":
+            raise refusal_problem(trade_id, trade.transfer)
+        return SentTrade(
+            trade, in_flight=trade.transfer.status != "accepted", replayed=row_id is None
+        )
+
+    async def transfer_of_trade(
+        self, session: AsyncSession, trade_id: uuid.UUID
+    ) -> TransferView | None:
+        transfer = await repository.transfer_of_trade(session, trade_id)
+        return None if transfer is None else transfer_view(transfer)
+
+
+async def send_trade(
+    fed: Federation,
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    key: str,
+    data: TradeCreate,
+) -> tuple[int | None, uuid.UUID]:
+    """Holds the amount toward the link and queues the transfer, in the request's transaction.
+    Returns the outbox row to deliver now (None for a replay) and the trade id."""
+    require_writer(principal)
+    if principal.role is Role.member and data.payer != principal.account_code:
+        raise Forbidden("A member key may only pay from its own account")
+    network_code = await repository.network_code(session, network_id)
+    peer_network, account = addresses.split(data.payee)
+    if not peer_network or not account or peer_network == network_code:
+        raise InvalidAddress(f"{data.payee!r}: pay a member of this network by its code alone")
+    if data.pending or data.expires_at is not None:
+        raise ProblemError(
+            "A cross-network trade is held and settled by the protocol: omit pending and expires_at"
+        )
+    link = await repository.route(session, network_id, peer_network, exclude=None)
+    if link is None:
+        raise NoRoute(f"No link leads to {peer_network!r}", network=peer_network)
+    if not await ledger.trade_exists(session, network_id, key):
+        if link.status != "active":
+            raise LinkNotActive(
+                f"The link to {link.peer_code} is {link.status}", peer=link.peer_code
+            )
+        if protocol.convert(data.amount, link.rate_num, link.rate_den) < 1:
+            raise AmountTooSmall(rate=f"{link.rate_num}/{link.rate_den}")
+    expires_at = datetime.now(UTC) + timedelta(seconds=fed.settings.federation_ttl_seconds)
+    result = await ledger.create_trade(
+        session,
+        ledger.Booking(
+            network_id=network_id,
+            key=key,
+            request_hash=request_hash("trade", data.model_dump(mode="json")),
+            payer=data.payer,
+            payee=link.account_code,
+            amount=data.amount,
+            pending=True,
+            expires_at=expires_at,
+            description=data.description,
+            external_ref=data.external_ref,
+            metadata={**data.metadata, "to": data.payee},
+            actor=principal.actor,
+            kind="federation",
+        ),
+    )
+    if result.outcome == "replayed":
+        assert result.trade is not None
+        return None, uuid.UUID(result.trade["id"])
+    if result.outcome != "created":
+        # Recorded under the key (a retry must find it): committed with the refusal.
+        raise ledger_refusal(result, commit=True)
+    assert result.trade is not None
+    trade_id = uuid.UUID(result.trade["id"])
+    row_id = await outbound.queue(
+        session,
+        network_id=network_id,
+        transfer_id=uuid.uuid4(),
+        link=link,
+        trade_id=trade_id,
+        kind="federation",
+        payer=f"{network_code}/{data.payer}",
+        payee=data.payee,
+        amount_sent=data.amount,
+        expires_at=expires_at,
+        description=data.description,
+        reference=None,
+        first_attempt_in=fed.settings.federation_timeout_seconds + 1,
+    )
+    return row_id, trade_id
+
+
+def transfer_view(transfer: TransferRow) -> TransferView:
+    msg = transfer.message
+    return TransferView(
+        transfer_id=msg.transfer_id,
+        direction=transfer.direction,
+        peer=transfer.peer_code,
+        kind=msg.kind,
+        status={"prepared": "in_flight", "forwarded": "in_flight"}.get(
+            transfer.status, transfer.status
+        ),
+        payer=msg.payer,
+        payee=msg.payee,
+        amount_sent=msg.amount_sent,
+        amount_received=msg.amount_received,
+        rate={"num": msg.rate.num, "den": msg.rate.den, "version": msg.rate.version},
+        expires_at=msg.expires_at,
+        refusal_code=transfer.refusal_code,
+        refusal_detail=transfer.refusal_detail,
+        seq=transfer.seq,
+        attempts=transfer.attempts,
+        last_error=transfer.last_error,
+        reference=msg.reference,
+        created_at=transfer.created_at,
+        resolved_at=transfer.resolved_at,
+    )
+
+
+def refusal_problem(trade_id: uuid.UUID, transfer: TransferView) -> TransferRefused:
+    detail = transfer.refusal_detail or {}
+    return TransferRefused(
+        f"{detail.get('refused_by', transfer.peer)} refused the trade: {transfer.refusal_code}",
+        trade_id=str(trade_id),
+        transfer_id=str(transfer.transfer_id),
+        refused_by=detail.get("refused_by", transfer.peer),
+        remote_code=transfer.refusal_code,
+        remote_detail={k: v for k, v in detail.items() if k != "refused_by"},
+    )
+
+
+async def list_transfers(
+    session: AsyncSession, network_id: uuid.UUID, peer: str, status: str | None, limit: int
+) -> list[TransferView]:
+    link = await link_to(session, network_id, peer)
+    return [
+        transfer_view(t) for t in await repository.list_transfers(session, link.id, status, limit)
+    ]

@@ -20,6 +20,7 @@ from mutualcredit.limits.schemas import (
     LimitsUpdate,
 )
 from mutualcredit.networks import service as networks
+from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
@@ -39,13 +40,13 @@ router = APIRouter(
 )
 async def set_limits(
     network: str,
+    net_id: NetworkId,
     account: str,
     body: LimitsUpdate,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
     require_operator(principal)
 
     async def write() -> LimitsSet:
@@ -80,13 +81,13 @@ async def set_limits(
 )
 async def limit_history(
     network: str,
+    net_id: NetworkId,
     account: str,
     session: Session,
     principal: CurrentPrincipal,
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[LimitChange]:
-    net_id = await networks.network_id(session, principal, network)
     accounts.check_can_read(principal, account)
     acc = await accounts.get_account(session, net_id, account)
     rows, next_cursor = await service.history(session, acc.id, cursor=cursor, limit=limit)
@@ -102,12 +103,12 @@ async def limit_history(
 )
 async def limits_at(
     network: str,
+    net_id: NetworkId,
     account: str,
     session: Session,
     principal: CurrentPrincipal,
     at: Annotated[Moment | None, Query(description="ISO 8601 with offset.")] = None,
 ) -> LimitsAt:
-    net_id = await networks.network_id(session, principal, network)
     accounts.check_can_read(principal, account)
     acc = await accounts.get_account(session, net_id, account)
     moment = at or datetime.now(UTC)
@@ -128,9 +129,8 @@ async def limits_at(
     summary="Every change of the network's default limits (operator, auditor)",
 )
 async def default_history(
-    network: str, session: Session, principal: CurrentPrincipal
+    network: str, net_id: NetworkId, session: Session, principal: CurrentPrincipal
 ) -> list[LimitChange]:
-    net_id = await networks.network_id(session, principal, network)
     require_reader(principal)
     return [LimitChange.model_validate(c) for c in await service.default_history(session, net_id)]
 

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.db import Session
 from mutualcredit.jsonbody import StrictJSONRoute
-from mutualcredit.networks import service as networks
+from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.requests import service
 from mutualcredit.requests.schemas import (
@@ -37,14 +37,13 @@ router = APIRouter(
 )
 async def create_request(
     network: str,
+    net_id: NetworkId,
     body: RequestCreate,
     request: Request,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-
     async def write() -> PaymentRequest:
         return await service.create_request(
             session, principal, net_id, body, default_ttl=request.app.state.request_ttl
@@ -66,13 +65,13 @@ async def create_request(
 )
 async def list_requests(
     network: str,
+    net_id: NetworkId,
     session: Session,
     principal: CurrentPrincipal,
     status: Literal["open", "accepted", "rejected", "cancelled", "expired"] | None = None,
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[PaymentRequest]:
-    net_id = await networks.network_id(session, principal, network)
     items, next_cursor = await service.list_requests(
         session, principal, net_id, status=status, cursor=cursor, limit=limit
     )
@@ -81,9 +80,12 @@ async def list_requests(
 
 @router.get("/requests/{request_id}", response_model=PaymentRequest, summary="Read a request")
 async def get_request(
-    network: str, request_id: uuid.UUID, session: Session, principal: CurrentPrincipal
+    network: str,
+    net_id: NetworkId,
+    request_id: uuid.UUID,
+    session: Session,
+    principal: CurrentPrincipal,
 ) -> PaymentRequest:
-    net_id = await networks.network_id(session, principal, network)
     return await service.get_request(session, principal, net_id, request_id)
 
 
@@ -94,13 +96,12 @@ async def get_request(
 )
 async def accept_request(
     network: str,
+    net_id: NetworkId,
     request_id: uuid.UUID,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-
     async def write() -> PaymentRequest:
         return await service.accept_request(session, principal, net_id, request_id)
 
@@ -116,6 +117,7 @@ async def accept_request(
 
 async def _close(
     network: str,
+    net_id: uuid.UUID,
     request_id: uuid.UUID,
     outcome: Literal["rejected", "cancelled"],
     body: RequestReject | RequestCancel,
@@ -123,8 +125,6 @@ async def _close(
     principal: CurrentPrincipal,
     idempotency_key: str | None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-
     async def write() -> PaymentRequest:
         return await service.close_request(
             session, principal, net_id, request_id, outcome, body.reason
@@ -147,13 +147,16 @@ async def _close(
 )
 async def reject_request(
     network: str,
+    net_id: NetworkId,
     request_id: uuid.UUID,
     body: RequestReject,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    return await _close(network, request_id, "rejected", body, session, principal, idempotency_key)
+    return await _close(
+        network, net_id, request_id, "rejected", body, session, principal, idempotency_key
+    )
 
 
 @router.post(
@@ -163,6 +166,7 @@ async def reject_request(
 )
 async def cancel_request(
     network: str,
+    net_id: NetworkId,
     request_id: uuid.UUID,
     session: Session,
     principal: CurrentPrincipal,
@@ -170,7 +174,7 @@ async def cancel_request(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     return await _close(
-        network, request_id, "cancelled", body or RequestCancel(), session, principal,
+        network, net_id, request_id, "cancelled", body or RequestCancel(), session, principal,
         idempotency_key,
     )  # fmt: skip
 
@@ -181,9 +185,8 @@ async def cancel_request(
     summary="Payees this account has approved",
 )
 async def list_approvals(
-    network: str, account: str, session: Session, principal: CurrentPrincipal
+    network: str, net_id: NetworkId, account: str, session: Session, principal: CurrentPrincipal
 ) -> list[Approval]:
-    net_id = await networks.network_id(session, principal, network)
     return await service.list_approvals(session, principal, net_id, account)
 
 
@@ -194,13 +197,13 @@ async def list_approvals(
 )
 async def set_approval(
     network: str,
+    net_id: NetworkId,
     account: str,
     payee: str,
     body: ApprovalSet,
     session: Session,
     principal: CurrentPrincipal,
 ) -> Approval:
-    net_id = await networks.network_id(session, principal, network)
     return await service.set_approval(session, principal, net_id, account, payee, body)
 
 
@@ -210,8 +213,12 @@ async def set_approval(
     summary="Withdraw an approval (payer or operator)",
 )
 async def delete_approval(
-    network: str, account: str, payee: str, session: Session, principal: CurrentPrincipal
+    network: str,
+    net_id: NetworkId,
+    account: str,
+    payee: str,
+    session: Session,
+    principal: CurrentPrincipal,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
     await service.delete_approval(session, principal, net_id, account, payee)
     return Response(status_code=204)

@@ -35,7 +35,8 @@ from mutualcredit.requests.schemas import (
     RequestCreate,
 )
 from mutualcredit.trades import repository as trades
-from mutualcredit.trades.errors import REFUSALS, SameAccount
+from mutualcredit.trades.errors import SameAccount, ledger_refusal
+from mutualcredit.trades.repository import Booking
 
 
 async def _view(session: AsyncSession, request: Request) -> PaymentRequest:
@@ -143,20 +144,22 @@ async def _pay(
 ) -> None:
     result = await trades.create_trade(
         session,
-        network_id=request.network_id,
-        key=f"request:{request.id}",
-        request_hash=request_hash("request", {"request": str(request.id)}),
-        payer=payer,
-        payee=payee,
-        amount=request.amount,
-        pending=False,
-        expires_at=None,
-        description=request.description,
-        external_ref=f"request:{request.id}",
-        metadata={},
-        actor=principal.actor,
-        kind="request",
-        remember_refusal=False,
+        Booking(
+            network_id=request.network_id,
+            key=f"request:{request.id}",
+            request_hash=request_hash("request", {"request": str(request.id)}),
+            payer=payer,
+            payee=payee,
+            amount=request.amount,
+            pending=False,
+            expires_at=None,
+            description=request.description,
+            external_ref=f"request:{request.id}",
+            metadata={},
+            actor=principal.actor,
+            kind="request",
+            remember_refusal=False,
+        ),
     )
     if result.outcome in ("created", "replayed"):
         assert result.trade is not None
@@ -166,8 +169,7 @@ async def _pay(
         await session.flush()
         return
     if refusal_is_error:
-        assert result.problem_code is not None
-        raise REFUSALS[result.problem_code](None, **result.problem_detail)
+        raise ledger_refusal(result)
 
 
 async def accept_request(

@@ -20,46 +20,27 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 import asyncpg
-import orjson
 
 from mutualcredit.errors import database_unreachable
 from mutualcredit.observability import BATCH_SIZE
-from mutualcredit.trades.repository import LedgerResult, result_of
+from mutualcredit.trades.repository import (
+    CREATE_TRADE,
+    CREATE_TRADES,
+    Booking,
+    LedgerResult,
+    batch_args,
+    result_of,
+)
 
 log = logging.getLogger("mutualcredit.booker")
 
-_ONE = """
-    SELECT outcome, problem_code, problem_detail::text AS problem_detail, trade::text AS trade
-    FROM mc_create_trade($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)
-"""
-_BATCH = """
-    SELECT idx, outcome, problem_code, problem_detail::text AS problem_detail,
-           trade::text AS trade
-    FROM mc_create_trades($1, $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bigint[],
-                          $7::boolean[], $8::timestamptz[], $9::text[], $10::text[],
-                          $11::jsonb[], $12::text[])
-    ORDER BY idx
-"""
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeRequest(Booking):
+    """A trade waiting to be booked, and where its outcome goes."""
 
-@dataclass
-class TradeRequest:
-    network_id: uuid.UUID
-    key: str
-    request_hash: bytes
-    payer: str
-    payee: str
-    amount: int
-    pending: bool
-    expires_at: datetime | None
-    description: str
-    external_ref: str | None
-    metadata: dict[str, Any]
-    actor: str
     future: asyncio.Future[LedgerResult] = field(default_factory=asyncio.Future)
 
 
@@ -92,21 +73,7 @@ class Booker:
 
     async def _one(self, r: TradeRequest) -> LedgerResult:
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                _ONE,
-                r.network_id,
-                r.key,
-                r.request_hash,
-                r.payer,
-                r.payee,
-                r.amount,
-                r.pending,
-                r.expires_at,
-                r.description,
-                r.external_ref,
-                orjson.dumps(r.metadata).decode(),
-                r.actor,
-            )
+            row = await conn.fetchrow(CREATE_TRADE, *r.args())
         return result_of(row)
 
     async def _flush_forever(self) -> None:
@@ -156,19 +123,5 @@ class Booker:
             # shared: about 15% more trades per second in PostgreSQL (bench/README.md).
             return [await self._one(group[0])]
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                _BATCH,
-                group[0].network_id,
-                [r.key for r in group],
-                [r.request_hash for r in group],
-                [r.payer for r in group],
-                [r.payee for r in group],
-                [r.amount for r in group],
-                [r.pending for r in group],
-                [r.expires_at for r in group],
-                [r.description for r in group],
-                [r.external_ref for r in group],
-                [orjson.dumps(r.metadata).decode() for r in group],
-                [r.actor for r in group],
-            )
+            rows = await conn.fetch(CREATE_TRADES, *batch_args(group))
         return [result_of(row) for row in rows]

@@ -2,6 +2,7 @@
 
 from mutualcredit.accounts.errors import AccountClosed, AccountNotFound, AccountSuspended
 from mutualcredit.errors import IdempotencyConflict, NotFound, ProblemError
+from mutualcredit.trades.repository import LedgerResult
 
 
 class CreditLimitExceeded(ProblemError):
@@ -79,6 +80,14 @@ class TradeAlreadyReversed(ProblemError):
     title = "The trade has been reversed already"
 
 
+class TradeFederated(ProblemError):
+    """A cross-network hold is posted or voided by the protocol, as the destination decides."""
+
+    status = 409
+    code = "trade_federated"
+    title = "A cross-network trade is finished by the federation protocol"
+
+
 class SameAccount(ProblemError):
     status = 422
     code = "same_account"
@@ -102,3 +111,35 @@ REFUSALS: dict[str, type[ProblemError]] = {
         IdempotencyConflict,
     )
 }
+
+# What the detail of each refusal says, from the numbers the ledger returned with it.
+_MESSAGES = {
+    "credit_limit_exceeded": "{account} can pay at most {available} now",
+    "balance_max_exceeded": "{account} can receive at most {headroom} now",
+    "account_not_found": "No account {account} in this network",
+    "account_suspended": "Account {account} is suspended",
+    "account_closed": "Account {account} is closed",
+    "trade_not_pending": "The trade is {trade_status}, not pending",
+    "trade_expired": "The hold expired at {expires_at}",
+    "amount_exceeds_hold": "Only {held} is held; {requested} cannot be posted",
+    "idempotency_conflict": "Key {key} was used before with a different request",
+    "trade_already_reversed": "Trade {trade_id} has been reversed already",
+}
+
+
+def ledger_refusal(result: LedgerResult, *, commit: bool = False) -> ProblemError:
+    """The error a refusal of the ledger's SQL functions is answered with: its class by code
+    (REFUSALS), the ledger's numbers as its members. The one way from an outcome to an error.
+
+    `commit`: the refusal changed what must be kept (a rejected trade key recorded in the
+    request's transaction, a hold found expired), so the transaction commits before it is
+    answered."""
+    if result.problem_code is None:
+        raise ValueError(f"a ledger outcome {result.outcome!r} is not a refusal")
+    detail = result.problem_detail
+    template = _MESSAGES.get(result.problem_code)
+    try:
+        message = template.format(**detail) if template else None
+    except KeyError:
+        message = None
+    return REFUSALS[result.problem_code](message, commit=commit, **detail)

@@ -17,17 +17,18 @@ built by the framework, from the route's declaration, which the OpenAPI document
 
 import re
 import time
+from typing import ClassVar
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mutualcredit import jsonbody
+from mutualcredit.addresses import is_remote
 from mutualcredit.auth.dependencies import authenticate_booking
 from mutualcredit.errors import exception_response
-from mutualcredit.federation.service import is_remote
-from mutualcredit.middleware import request_id_of
-from mutualcredit.observability import record_request
+from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware, request_id_of
+from mutualcredit.observability import ObservabilityMiddleware, record_request
 from mutualcredit.observability import request_id as current_request_id
 from mutualcredit.responses import IDEMPOTENCY_KEY_CHAR, IDEMPOTENCY_KEY_MAX
 from mutualcredit.trades.router import book_local, router
@@ -40,6 +41,17 @@ _KEY = re.compile(f"{IDEMPOTENCY_KEY_CHAR}{{1,{IDEMPOTENCY_KEY_MAX}}}".encode())
 
 
 class TradeLane:
+    # The middlewares the lane does the work of, for the trades it answers itself: it hands a
+    # body over the cap on (the cap answers), and it does the request id, the metrics and the
+    # access log. It must be the outermost, and the application must have no other middleware:
+    # a new one (CORS, tracing) is added here with its work done by the lane, or trades would
+    # skip it. A test compares this with the application's middlewares.
+    STANDS_IN_FOR: ClassVar[tuple[type, ...]] = (
+        BodyLimitMiddleware,
+        ObservabilityMiddleware,
+        RequestIdMiddleware,
+    )
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes

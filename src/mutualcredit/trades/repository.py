@@ -2,43 +2,120 @@
 
 Each write is one statement: the function locks, checks, and books inside PostgreSQL, so no
 Python runs while an account row is locked.
+
+Each ledger call has one text, in the driver's own parameter style ($1, $2, ...), with one list
+of arguments: the booker runs it on a connection of the write path's asyncpg pool, everything
+else on the connection of its session (in its transaction), through `exec_driver_sql`.
 """
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, select, text, tuple_
+from sqlalchemy import Row, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from mutualcredit.accounts.models import Account
 from mutualcredit.trades.models import Trade
 
-_CREATE = text(
-    """
+CREATE_TRADE = """
     SELECT outcome, problem_code, problem_detail::text AS problem_detail, trade::text AS trade
-    FROM mc_create_trade(:network_id, :key, :request_hash, :payer, :payee, :amount,
-                         :pending, :expires_at, :description, :external_ref,
-                         CAST(:metadata AS jsonb), :actor, :kind, :reverses_trade_id, :reason,
-                         :override, :remember_refusal)
-    """
-)
-_RESOLVE = text(
-    """
+    FROM mc_create_trade($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15,
+                         $16, $17)
+"""
+# A batch of plain trades of one network (trades/booker.py): arrays of the first twelve
+# arguments of mc_create_trade, booked in order under locks taken once for all of them.
+CREATE_TRADES = """
+    SELECT idx, outcome, problem_code, problem_detail::text AS problem_detail,
+           trade::text AS trade
+    FROM mc_create_trades($1, $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bigint[],
+                          $7::boolean[], $8::timestamptz[], $9::text[], $10::text[],
+                          $11::jsonb[], $12::text[])
+    ORDER BY idx
+"""
+RESOLVE_TRADE = """
     SELECT outcome, problem_code, problem_detail::text AS problem_detail, trade::text AS trade
-    FROM mc_resolve_trade(:network_id, :trade_id, :action, :amount, :actor)
-    """
-)
-_EXPIRE = text("SELECT mc_expire_overdue(:limit)")
-_DETAILS = text("SELECT mc_trade_json(:trade_id)::text")
+    FROM mc_resolve_trade($1, $2, $3, $4, $5)
+"""
+EXPIRE_OVERDUE = "SELECT mc_expire_overdue($1)"
+TRADE_JSON = "SELECT mc_trade_json($1)::text"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Booking:
+    """One trade to book: the arguments of mc_create_trade. A plain trade between members
+    needs the first twelve; the others say what kind of trade it is and how it is booked."""
+
+    network_id: uuid.UUID
+    key: str
+    request_hash: bytes
+    payer: str
+    payee: str
+    amount: int
+    pending: bool
+    expires_at: datetime | None
+    description: str
+    external_ref: str | None
+    metadata: dict[str, Any]
+    actor: str
+    kind: str = "transfer"
+    reverses_trade_id: uuid.UUID | None = None
+    reason: str | None = None
+    override: bool = False
+    remember_refusal: bool = True
+
+    def args(self) -> tuple[Any, ...]:
+        """The arguments of CREATE_TRADE, in its order."""
+        return (
+            self.network_id,
+            self.key,
+            self.request_hash,
+            self.payer,
+            self.payee,
+            self.amount,
+            self.pending,
+            self.expires_at,
+            self.description,
+            self.external_ref,
+            orjson.dumps(self.metadata).decode(),
+            self.actor,
+            self.kind,
+            self.reverses_trade_id,
+            self.reason,
+            self.override,
+            self.remember_refusal,
+        )
+
+
+def batch_args(bookings: Sequence[Booking]) -> tuple[Any, ...]:
+    """The arguments of CREATE_TRADES for plain trades of one network, in their order."""
+    return (
+        bookings[0].network_id,
+        [b.key for b in bookings],
+        [b.request_hash for b in bookings],
+        [b.payer for b in bookings],
+        [b.payee for b in bookings],
+        [b.amount for b in bookings],
+        [b.pending for b in bookings],
+        [b.expires_at for b in bookings],
+        [b.description for b in bookings],
+        [b.external_ref for b in bookings],
+        [orjson.dumps(b.metadata).decode() for b in bookings],
+        [b.actor for b in bookings],
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerResult:
+    """What a ledger function answered: `outcome` (created, replayed, rejected or conflict for
+    a new trade; posted, voided, expired or rejected for a resolution), the refusal's code and
+    numbers when there is one, and the trade as JSON when there is one. A refusal becomes an
+    error in one place: trades.errors.ledger_refusal."""
+
     outcome: str
     problem_code: str | None
     problem_detail: dict[str, Any]
@@ -56,52 +133,14 @@ def result_of(row: Row[Any] | Mapping[Any, Any]) -> LedgerResult:
     )
 
 
-async def create_trade(
-    session: AsyncSession,
-    *,
-    network_id: uuid.UUID,
-    key: str,
-    request_hash: bytes,
-    payer: str,
-    payee: str,
-    amount: int,
-    pending: bool,
-    expires_at: datetime | None,
-    description: str,
-    external_ref: str | None,
-    metadata: dict[str, Any],
-    actor: str,
-    kind: str = "transfer",
-    reverses_trade_id: uuid.UUID | None = None,
-    reason: str | None = None,
-    override: bool = False,
-    remember_refusal: bool = True,
-) -> LedgerResult:
-    row = (
-        await session.execute(
-            _CREATE,
-            {
-                "network_id": network_id,
-                "key": key,
-                "request_hash": request_hash,
-                "payer": payer,
-                "payee": payee,
-                "amount": amount,
-                "pending": pending,
-                "expires_at": expires_at,
-                "description": description,
-                "external_ref": external_ref,
-                "metadata": orjson.dumps(metadata).decode(),
-                "actor": actor,
-                "kind": kind,
-                "reverses_trade_id": reverses_trade_id,
-                "reason": reason,
-                "override": override,
-                "remember_refusal": remember_refusal,
-            },
-        )
-    ).one()
-    return result_of(row)
+async def _call(session: AsyncSession, sql: str, *args: Any) -> Row[Any]:
+    """A ledger call on the session's connection, in its transaction."""
+    connection = await session.connection()
+    return (await connection.exec_driver_sql(sql, args)).one()
+
+
+async def create_trade(session: AsyncSession, booking: Booking) -> LedgerResult:
+    return result_of(await _call(session, CREATE_TRADE, *booking.args()))
 
 
 async def resolve_trade(
@@ -113,28 +152,27 @@ async def resolve_trade(
     amount: int | None,
     actor: str,
 ) -> LedgerResult:
-    row = (
-        await session.execute(
-            _RESOLVE,
-            {
-                "network_id": network_id,
-                "trade_id": trade_id,
-                "action": action,
-                "amount": amount,
-                "actor": actor,
-            },
-        )
-    ).one()
-    return result_of(row)
+    return result_of(
+        await _call(session, RESOLVE_TRADE, network_id, trade_id, action, amount, actor)
+    )
 
 
 async def expire_overdue(session: AsyncSession, limit: int) -> int:
-    return int((await session.execute(_EXPIRE, {"limit": limit})).scalar_one())
+    return int((await _call(session, EXPIRE_OVERDUE, limit))[0])
 
 
 async def get_details(session: AsyncSession, trade_id: uuid.UUID) -> dict[str, Any] | None:
-    raw = (await session.execute(_DETAILS, {"trade_id": trade_id})).scalar_one_or_none()
+    """The trade as the API shows it (the trade_details view, as JSON); None if there is none."""
+    raw = (await _call(session, TRADE_JSON, trade_id))[0]
     return orjson.loads(raw) if raw else None
+
+
+async def trade_exists(session: AsyncSession, network_id: uuid.UUID, key: str) -> bool:
+    """Whether a trade was booked under the key in the network (a refusal is not a trade)."""
+    found = await session.scalar(
+        select(Trade.id).where(Trade.network_id == network_id, Trade.key == key)
+    )
+    return found is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,23 +1,24 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.datastructures import State
 from starlette.responses import Response
 
+from mutualcredit import addresses
 from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
 from mutualcredit.auth.service import Principal
 from mutualcredit.db import Session
 from mutualcredit.errors import IdempotencyKeyRequired
-from mutualcredit.federation import service as federation_service
-from mutualcredit.federation import trades as federation_trades
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
+from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.networks.errors import NetworkNotFound
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotency_key, idempotent, json_response
 from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
 from mutualcredit.trades import service
+from mutualcredit.trades.cross_network import CrossNetwork
 from mutualcredit.trades.models import TradeStatus
 from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost, TradeReverse, TradeVoid
 
@@ -27,6 +28,15 @@ router = APIRouter(
     tags=["trades"],
     responses=PROBLEM_RESPONSES,
 )
+
+
+def _cross_network(request: Request) -> CrossNetwork:
+    """Federation, as the ledger sees it: wired by create_app (trades/cross_network.py)."""
+    cross_network: CrossNetwork = request.app.state.cross_network
+    return cross_network
+
+
+CrossNetworkDep = Annotated[CrossNetwork, Depends(_cross_network)]
 
 TradeKey = Annotated[
     str | None,
@@ -59,8 +69,15 @@ async def create_trade(
         )
     # No request transaction here: the trade is booked by one statement of its own, committed
     # before this returns (trades/booker.py).
-    if federation_service.is_remote(body.payee):
-        return await federation_trades.send(request, principal, network, idempotency_key, body)
+    if addresses.is_remote(body.payee):
+        # 201 and the posted trade when the other network accepted it at once; 202 and the
+        # pending trade while it has not decided (read the trade, or retry with the same key).
+        cross_network: CrossNetwork = request.app.state.cross_network
+        sent = await cross_network.send(principal, network, idempotency_key, body)
+        return json_response(
+            sent.trade.model_dump(mode="json"), 202 if sent.in_flight else 201,
+            replayed=sent.replayed,
+        )  # fmt: skip
     return await book_local(request.app.state, principal, network, idempotency_key, body)
 
 
@@ -84,6 +101,7 @@ async def book_local(
 @router.get("", response_model=Page[Trade], summary="List trades (a member: its own)")
 async def list_trades(
     network: str,
+    net_id: NetworkId,
     session: Session,
     principal: CurrentPrincipal,
     account: Annotated[str | None, Query(max_length=64)] = None,
@@ -93,7 +111,6 @@ async def list_trades(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[Trade]:
-    net_id = await networks.network_id(session, principal, network)
     items, next_cursor = await service.list_trades(
         session,
         principal,
@@ -110,10 +127,14 @@ async def list_trades(
 
 @router.get("/{trade_id}", response_model=Trade, summary="Read a trade")
 async def get_trade(
-    network: str, trade_id: uuid.UUID, session: Session, principal: CurrentPrincipal
+    network: str,
+    net_id: NetworkId,
+    trade_id: uuid.UUID,
+    session: Session,
+    principal: CurrentPrincipal,
+    cross_network: CrossNetworkDep,
 ) -> Trade:
-    net_id = await networks.network_id(session, principal, network)
-    return await service.get_trade(session, principal, net_id, trade_id)
+    return await service.get_trade(session, principal, net_id, trade_id, cross_network)
 
 
 @router.post(
@@ -123,13 +144,13 @@ async def get_trade(
 )
 async def post_trade(
     network: str,
+    net_id: NetworkId,
     trade_id: uuid.UUID,
     session: Session,
     principal: CurrentPrincipal,
     body: TradePost | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
     data = body or TradePost()
 
     async def write() -> Trade:
@@ -154,12 +175,12 @@ async def post_trade(
 )
 async def reverse_trade(
     network: str,
+    net_id: NetworkId,
     trade_id: uuid.UUID,
     body: TradeReverse,
     session: Session,
     principal: CurrentPrincipal,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
     created = await service.reverse_trade(session, principal, net_id, trade_id, body)
     return json_response(created.trade.model_dump(mode="json"), 201, replayed=created.replayed)
 
@@ -171,14 +192,13 @@ async def reverse_trade(
 )
 async def void_trade(
     network: str,
+    net_id: NetworkId,
     trade_id: uuid.UUID,
     session: Session,
     principal: CurrentPrincipal,
     body: TradeVoid | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    net_id = await networks.network_id(session, principal, network)
-
     async def write() -> Trade:
         return await service.resolve_trade(session, principal, net_id, trade_id, "void")
 

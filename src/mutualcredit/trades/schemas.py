@@ -6,7 +6,6 @@ import orjson
 from pydantic import Field, field_validator
 
 from mutualcredit.accounts.schemas import AccountCode
-from mutualcredit.federation.schemas import TransferView
 from mutualcredit.schemas import Amount, Flag, InputModel, Moment, OutputModel
 from mutualcredit.trades.models import TradeKind, TradeStatus
 
@@ -81,6 +80,38 @@ class TradeReverse(InputModel):
         default=False,
         description="Book the reversal even if it takes an account beyond a limit. Recorded.",
     )
+
+
+class RateView(OutputModel):
+    num: int
+    den: int
+    version: int
+
+
+# A cross-network trade's hop to or from a peer network, as the trade shows it. Declared here,
+# with the trade it belongs to, so that the ledger depends on nothing above it: federation fills
+# it in (trades/cross_network.py) and shows the same view of a link's transfers. (No docstring:
+# it would become the schema's description in the OpenAPI document.)
+class TransferView(OutputModel):
+    transfer_id: uuid.UUID
+    direction: str
+    peer: str
+    kind: str
+    status: str = Field(description="in_flight, accepted or refused.")
+    payer: str
+    payee: str
+    amount_sent: int
+    amount_received: int
+    rate: RateView
+    expires_at: datetime
+    refusal_code: str | None
+    refusal_detail: dict[str, Any] | None
+    seq: int | None
+    attempts: int
+    last_error: str | None
+    reference: str | None
+    created_at: datetime
+    resolved_at: datetime | None
 
 
 class Trade(OutputModel):

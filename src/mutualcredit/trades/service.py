@@ -22,25 +22,25 @@ from mutualcredit.accounts import service as accounts
 from mutualcredit.auth.models import Role
 from mutualcredit.auth.permissions import require_operator, require_writer
 from mutualcredit.auth.service import Principal
-from mutualcredit.errors import Forbidden, ProblemError, ValidationProblem
-from mutualcredit.federation import service as federation
-from mutualcredit.federation.errors import TradeFederated
+from mutualcredit.errors import Forbidden, ValidationProblem
 from mutualcredit.hashing import request_hash
 from mutualcredit.observability import TRADES
 from mutualcredit.pagination import after_time_and_id, page
 from mutualcredit.trades import repository
 from mutualcredit.trades.booker import Booker, TradeRequest
+from mutualcredit.trades.cross_network import CrossNetwork
 from mutualcredit.trades.errors import (
-    REFUSALS,
     AmountOutOfRange,
     SameAccount,
     TradeAlreadyReversed,
+    TradeFederated,
     TradeNotFound,
     TradeNotPosted,
     TradeNotReversible,
+    ledger_refusal,
 )
 from mutualcredit.trades.models import TradeKind, TradeStatus
-from mutualcredit.trades.repository import LedgerResult
+from mutualcredit.trades.repository import Booking
 from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost, TradeReverse
 
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"
@@ -52,30 +52,6 @@ FEDERATED = (TradeKind.federation, TradeKind.settlement)
 class Created:
     trade: Trade
     replayed: bool
-
-
-def ledger_refusal(result: LedgerResult, *, commit: bool) -> ProblemError:
-    assert result.problem_code is not None
-    cls = REFUSALS[result.problem_code]
-    detail = result.problem_detail
-    messages = {
-        "credit_limit_exceeded": "{account} can pay at most {available} now",
-        "balance_max_exceeded": "{account} can receive at most {headroom} now",
-        "account_not_found": "No account {account} in this network",
-        "account_suspended": "Account {account} is suspended",
-        "account_closed": "Account {account} is closed",
-        "trade_not_pending": "The trade is {trade_status}, not pending",
-        "trade_expired": "The hold expired at {expires_at}",
-        "amount_exceeds_hold": "Only {held} is held; {requested} cannot be posted",
-        "idempotency_conflict": "Key {key} was used before with a different request",
-        "trade_already_reversed": "Trade {trade_id} has been reversed already",
-    }
-    template = messages.get(result.problem_code)
-    try:
-        message = template.format(**detail) if template else None
-    except KeyError:
-        message = None
-    return cls(message, commit=commit, **detail)
 
 
 def _sqlstate(exc: Exception) -> str | None:
@@ -190,23 +166,25 @@ async def reverse_trade(
         )
     result = await repository.create_trade(
         session,
-        network_id=network_id,
-        key=f"reversal:{trade_id}",
-        request_hash=request_hash("reversal", data.model_dump(mode="json")),
-        payer=original["payee"],
-        payee=original["payer"],
-        amount=original["posted_amount"],
-        pending=False,
-        expires_at=None,
-        description=f"Reversal of trade {trade_id}",
-        external_ref=original["external_ref"],
-        metadata={},
-        actor=principal.actor,
-        kind="reversal",
-        reverses_trade_id=trade_id,
-        reason=data.reason,
-        override=data.override_limits,
-        remember_refusal=False,
+        Booking(
+            network_id=network_id,
+            key=f"reversal:{trade_id}",
+            request_hash=request_hash("reversal", data.model_dump(mode="json")),
+            payer=original["payee"],
+            payee=original["payer"],
+            amount=original["posted_amount"],
+            pending=False,
+            expires_at=None,
+            description=f"Reversal of trade {trade_id}",
+            external_ref=original["external_ref"],
+            metadata={},
+            actor=principal.actor,
+            kind="reversal",
+            reverses_trade_id=trade_id,
+            reason=data.reason,
+            override=data.override_limits,
+            remember_refusal=False,
+        ),
     )
     if result.outcome in ("created", "replayed"):
         assert result.trade is not None
@@ -262,14 +240,18 @@ async def resolve_trade(
 
 
 async def get_trade(
-    session: AsyncSession, principal: Principal, network_id: uuid.UUID, trade_id: uuid.UUID
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    trade_id: uuid.UUID,
+    cross_network: CrossNetwork,
 ) -> Trade:
     await _trade_for(session, principal, network_id, trade_id)
     details = await repository.get_details(session, trade_id)
     assert details is not None
     trade = effective(details, datetime.now(UTC))
     if trade.kind in FEDERATED:
-        trade.transfer = await federation.transfer_of_trade(session, trade_id)
+        trade.transfer = await cross_network.transfer_of_trade(session, trade_id)
     return trade
 
 

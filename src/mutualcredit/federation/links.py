@@ -1,0 +1,280 @@
+"""Links between networks: proposing one, agreeing it with the peer, changing, suspending and
+resuming it, and the keys of the peer it trusts.
+
+A link is `proposed` until both sides have confirmed to each other, signed, that they hold the
+same rate (each the inverse of the other's); then `active`:
+
+    proposed ──agree (both sides)──► active ──suspend──► suspended
+       ▲                               │  ◄────resume─────┘  (only if agreed)
+       └─────────── a new rate ────────┘
+
+A new rate also takes the agreement from a suspended link (it stays suspended, and is agreed
+again before it resumes); an operator may suspend a proposed link too.
+"""
+
+import uuid
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mutualcredit.amounts import MAX_AMOUNT
+from mutualcredit.audit.context import explain
+from mutualcredit.auth.permissions import require_operator
+from mutualcredit.auth.service import Principal
+from mutualcredit.errors import ValidationProblem
+from mutualcredit.federation import crypto, repository
+from mutualcredit.federation.context import Federation
+from mutualcredit.federation.errors import (
+    LinkExists,
+    LinkNotActive,
+    LinkNotFound,
+    LinkRateMismatch,
+    PeerUnreachable,
+)
+from mutualcredit.federation.keys import ensure_key, signer
+from mutualcredit.federation.peers import PeerContext, call_peer
+from mutualcredit.federation.protocol import FED
+from mutualcredit.federation.repository import LinkOverview, LinkRow
+from mutualcredit.federation.schemas import LinkCreate, LinkUpdate, LinkView, PeerKeyCreate
+
+LINK_PREFIX = "link."
+SETTLEMENT_PREFIX = "settlement."
+
+
+async def link_to(session: AsyncSession, network_id: uuid.UUID, peer: str) -> LinkRow:
+    """The network's link to `peer`; link_not_found if it has none."""
+    link = await repository.get_link(session, network_id, peer)
+    if link is None:
+        raise LinkNotFound(f"No link to {peer!r}", peer=peer)
+    return link
+
+
+def _view(overview: LinkOverview) -> LinkView:
+    link = overview.link
+    return LinkView(
+        peer=link.peer_code,
+        peer_url=link.peer_url,
+        status=link.status,
+        status_reason=link.status_reason,
+        account=link.account_code,
+        settlement_account=link.settlement_account_code,
+        rate={"num": link.rate_num, "den": link.rate_den, "version": link.rate_version},
+        credit_limit=overview.credit_limit,
+        balance_max=overview.balance_max,
+        balance=overview.balance,
+        pending_debits=overview.pending_debits,
+        pending_credits=overview.pending_credits,
+        default_route=link.default_route,
+        peer_keys=overview.peer_keys,
+        agreed_at=link.agreed_at,
+        created_at=link.created_at,
+    )
+
+
+async def list_links(session: AsyncSession, network_id: uuid.UUID) -> list[LinkView]:
+    return [_view(o) for o in await repository.link_overviews(session, network_id, None)]
+
+
+async def get_link(session: AsyncSession, network_id: uuid.UUID, peer: str) -> LinkView:
+    found = await repository.link_overviews(session, network_id, peer)
+    if not found:
+        raise LinkNotFound(f"No link to {peer!r}", peer=peer)
+    return _view(found[0])
+
+
+async def create_link(
+    fed: Federation,
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    data: LinkCreate,
+) -> LinkView:
+    require_operator(principal)
+    if data.peer == await repository.network_code(session, network_id):
+        raise ValidationProblem("peer: a network cannot link to itself")
+    await ensure_key(fed, session, network_id)
+    await explain(session, data.reason or f"link to {data.peer}")
+    try:
+        async with session.begin_nested():
+            account_id = await repository.insert_account(
+                session,
+                network_id,
+                code=LINK_PREFIX + data.peer,
+                name=f"Network {data.peer}",
+                kind="link",
+                credit_limit=data.credit_limit,
+                balance_max=data.balance_max,
+            )
+            settlement_id = await repository.insert_account(
+                session,
+                network_id,
+                code=SETTLEMENT_PREFIX + data.peer,
+                name=f"Settlements with {data.peer}",
+                kind="system",
+                credit_limit=MAX_AMOUNT,
+                balance_max=None,
+            )
+            link_id = await repository.insert_link(
+                session,
+                network_id,
+                peer=data.peer,
+                peer_url=str(data.peer_url).rstrip("/"),
+                account_id=account_id,
+                settlement_account_id=settlement_id,
+                rate_num=data.rate.num,
+                rate_den=data.rate.den,
+                default_route=data.default_route,
+            )
+            await _trust(session, link_id, data.peer_key)
+    except IntegrityError as exc:
+        raise LinkExists(
+            f"A link to {data.peer!r} exists, or account {LINK_PREFIX}{data.peer} or "
+            f"{SETTLEMENT_PREFIX}{data.peer} is taken",
+            peer=data.peer,
+        ) from exc
+    return await get_link(session, network_id, data.peer)
+
+
+async def _trust(session: AsyncSession, link_id: uuid.UUID, key: PeerKeyCreate) -> None:
+    await repository.upsert_peer_key(session, link_id, key.key_id, crypto.b64d(key.public_key))
+
+
+async def add_peer_key(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    peer: str,
+    key: PeerKeyCreate,
+) -> LinkView:
+    require_operator(principal)
+    link = await link_to(session, network_id, peer)
+    await _trust(session, link.id, key)
+    return await get_link(session, network_id, peer)
+
+
+async def revoke_peer_key(
+    session: AsyncSession, principal: Principal, network_id: uuid.UUID, peer: str, key_id: str
+) -> LinkView:
+    require_operator(principal)
+    link = await link_to(session, network_id, peer)
+    await repository.revoke_peer_key(session, link.id, key_id)
+    return await get_link(session, network_id, peer)
+
+
+async def receive_key(
+    session: AsyncSession, ctx: PeerContext, key: PeerKeyCreate
+) -> dict[str, Any]:
+    """The peer's side of keys.rotate_key: it trusts the peer's new key, announced in a call
+    signed with a key it trusts already."""
+    await _trust(session, ctx.link.id, key)
+    return {"status": "registered", "key_id": key.key_id}
+
+
+async def agree_link(
+    fed: Federation, session: AsyncSession, principal: Principal, network_id: uuid.UUID, peer: str
+) -> LinkView:
+    """Confirms the link with the peer (signed both ways). Both sides must hold the same rate,
+    inverted; then both mark the link active (a suspended side stays suspended)."""
+    require_operator(principal)
+    link = await link_to(session, network_id, peer)
+    sign = await signer(fed, session, network_id)
+    keys = await repository.peer_keys(session, link.id)
+    rate = {"num": link.rate_num, "den": link.rate_den, "version": link.rate_version}
+    answer = await call_peer(fed, sign, link, keys, "POST", f"{FED}/{peer}/link", {"rate": rate})
+    if answer.status >= 400:
+        if answer.body.get("code") == "link_rate_mismatch":
+            raise LinkRateMismatch(answer.body.get("detail"), peer=peer)
+        raise PeerUnreachable(
+            f"{peer} refused: {answer.body.get('detail')}", peer_code=answer.body.get("code")
+        )
+    agreed = (answer.body.get("rate") or {}).get("version")
+    if not isinstance(agreed, int) or agreed < link.rate_version:
+        raise PeerUnreachable(f"{peer} answered without the agreed rate version")
+    await _mark_agreed(session, link, agreed)
+    return await get_link(session, network_id, peer)
+
+
+async def _mark_agreed(session: AsyncSession, link: LinkRow, version: int) -> None:
+    """Both sides end an agreement at the same rate version: the larger of the two proposals'
+    (each side counts its own proposals), so a version never goes back on either side. Only
+    the rate that was compared is marked agreed: if an operator changed it meanwhile, the
+    agreement is refused and must be made again."""
+    if not await repository.mark_agreed(session, link, version):
+        raise LinkRateMismatch("The link's rate changed while it was being agreed: agree again")
+
+
+async def confirm_link(
+    session: AsyncSession, ctx: PeerContext, body: dict[str, Any]
+) -> dict[str, Any]:
+    """The peer's side of agree_link."""
+    link = ctx.link
+    rate = body.get("rate") or {}
+    try:
+        theirs = Fraction(int(rate["num"]), int(rate["den"]))
+        version = int(rate["version"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        raise LinkRateMismatch("rate: num, den and version are required") from None
+    if theirs != Fraction(link.rate_den, link.rate_num):
+        raise LinkRateMismatch(
+            f"{ctx.network_code} holds {link.rate_num}/{link.rate_den} (version "
+            f"{link.rate_version}); the inverse of it is expected"
+        )
+    agreed = max(version, link.rate_version)
+    await _mark_agreed(session, link, agreed)
+    return {
+        "status": "agreed",
+        "network": ctx.network_code,
+        "rate": {"num": link.rate_num, "den": link.rate_den, "version": agreed},
+    }
+
+
+async def update_link(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    peer: str,
+    data: LinkUpdate,
+) -> LinkView:
+    """Changes a link's URL, routing or rate. A new rate takes the link out of use until both
+    sides agree it again (transfers in flight keep the rate they were sent at; one that
+    arrives after the change is refused with rate_mismatch or link_not_active, and its hold
+    is voided)."""
+    require_operator(principal)
+    if data.peer_url is None and data.rate is None and data.default_route is None:
+        raise ValidationProblem("Nothing to change: give peer_url, rate or default_route")
+    link = await repository.get_link_for_update(session, network_id, peer)
+    if link is None:
+        raise LinkNotFound(f"No link to {peer!r}", peer=peer)
+    await explain(session, data.reason)
+    new_rate = data.rate is not None and Fraction(data.rate.num, data.rate.den) != Fraction(
+        link.rate_num, link.rate_den
+    )
+    await repository.update_link(
+        session,
+        link.id,
+        peer_url=str(data.peer_url).rstrip("/") if data.peer_url is not None else None,
+        default_route=data.default_route,
+        new_rate=(data.rate.num, data.rate.den) if new_rate and data.rate is not None else None,
+    )
+    return await get_link(session, network_id, peer)
+
+
+async def set_link_status(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    peer: str,
+    status: str,
+    reason: str,
+) -> LinkView:
+    """Suspend: no new transfer crosses in either direction (what is in flight still ends as
+    its destination decides). Resume: back to active, if both sides had agreed."""
+    require_operator(principal)
+    link = await link_to(session, network_id, peer)
+    if status == "active" and link.agreed_at is None:
+        raise LinkNotActive("Both sides have not agreed the link's current rate: agree it first")
+    await explain(session, reason)
+    await repository.set_link_status(session, link.id, status, reason)
+    return await get_link(session, network_id, peer)

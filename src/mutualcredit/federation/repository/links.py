@@ -1,0 +1,351 @@
+"""SQL of links: the link (one text of it with its network's and accounts' codes), its chain
+head, the peer's keys and the nonces of its signed requests, and the link's accounts."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mutualcredit.federation.repository.rows import (
+    AccountRow,
+    ChainHead,
+    LinkOverview,
+    LinkRow,
+    of,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Links: one text of the link with its network's and accounts' codes, several ways to find it
+# ---------------------------------------------------------------------------------------------
+
+_LINK_COLUMNS = """
+    l.id, l.network_id, n.code AS network_code, l.peer_code, l.peer_url, l.status,
+    l.status_reason, l.account_id, a.code AS account_code, l.settlement_account_id,
+    s.code AS settlement_account_code, l.rate_num, l.rate_den, l.rate_version, l.default_route,
+    l.agreed_at, l.created_at
+"""
+_LINK_FROM = """
+    FROM links l
+    JOIN networks n ON n.id = l.network_id
+    JOIN accounts a ON a.id = l.account_id
+    JOIN accounts s ON s.id = l.settlement_account_id
+"""
+_LINK = f"SELECT {_LINK_COLUMNS} {_LINK_FROM}"
+
+
+async def _links(session: AsyncSession, where: str, params: dict[str, Any]) -> list[LinkRow]:
+    rows = await session.execute(text(f"{_LINK} {where}"), params)
+    return [of(LinkRow, r) for r in rows.mappings()]
+
+
+async def _link(session: AsyncSession, where: str, params: dict[str, Any]) -> LinkRow | None:
+    found = await _links(session, where, params)
+    return found[0] if found else None
+
+
+async def get_link(session: AsyncSession, network_id: uuid.UUID, peer: str) -> LinkRow | None:
+    return await _link(
+        session, "WHERE l.network_id = :n AND l.peer_code = :p", {"n": network_id, "p": peer}
+    )
+
+
+async def get_link_for_update(
+    session: AsyncSession, network_id: uuid.UUID, peer: str
+) -> LinkRow | None:
+    """The link, locked against other changes of it, as it is once locked. FOR NO KEY UPDATE:
+    signed requests hold KEY SHARE on it (chains.append says why that matters)."""
+    return await _link(
+        session,
+        "WHERE l.network_id = :n AND l.peer_code = :p FOR NO KEY UPDATE OF l",
+        {"n": network_id, "p": peer},
+    )
+
+
+async def get_link_by_id(session: AsyncSession, link_id: uuid.UUID) -> LinkRow:
+    link = await _link(session, "WHERE l.id = :l", {"l": link_id})
+    assert link is not None, link_id
+    return link
+
+
+async def find_link_of(session: AsyncSession, network_code: str, peer: str) -> LinkRow | None:
+    """The link of the network with code `network_code` to `peer` (who signs a request)."""
+    return await _link(
+        session,
+        "WHERE n.code = :code AND l.peer_code = :peer",
+        {"code": network_code, "peer": peer},
+    )
+
+
+async def list_links(session: AsyncSession, network_id: uuid.UUID) -> list[LinkRow]:
+    return await _links(session, "WHERE l.network_id = :n ORDER BY l.peer_code", {"n": network_id})
+
+
+async def route(
+    session: AsyncSession, network_id: uuid.UUID, network: str, exclude: uuid.UUID | None
+) -> LinkRow | None:
+    """The link toward `network`: a direct link to it, else the default route; never
+    `exclude` (the link a transfer came in over)."""
+    candidates = await _links(
+        session,
+        "WHERE l.network_id = :n AND (l.peer_code = :p OR l.default_route)"
+        " ORDER BY (l.peer_code = :p) DESC, l.created_at LIMIT 2",
+        {"n": network_id, "p": network},
+    )
+    return next((link for link in candidates if link.id != exclude), None)
+
+
+async def link_overviews(
+    session: AsyncSession, network_id: uuid.UUID, peer: str | None
+) -> list[LinkOverview]:
+    """Links of the network (or the one to `peer`), with their figures, by peer."""
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT {_LINK_COLUMNS}, a.balance, a.pending_debits, a.pending_credits,
+                   a.credit_limit, a.balance_max,
+                   (SELECT coalesce(json_agg(json_build_object('key_id', k.key_id,
+                                                               'status', k.status)
+                                             ORDER BY k.created_at), '[]')
+                    FROM link_peer_keys k WHERE k.link_id = l.id) AS peer_keys
+            {_LINK_FROM}
+            WHERE l.network_id = :n AND (CAST(:peer AS text) IS NULL OR l.peer_code = :peer)
+            ORDER BY l.peer_code
+            """
+        ),
+        {"n": network_id, "peer": peer},
+    )
+    return [
+        LinkOverview(
+            link=of(LinkRow, r),
+            balance=r["balance"],
+            pending_debits=r["pending_debits"],
+            pending_credits=r["pending_credits"],
+            credit_limit=r["credit_limit"],
+            balance_max=r["balance_max"],
+            peer_keys=r["peer_keys"],
+        )
+        for r in rows.mappings()
+    ]
+
+
+async def insert_account(
+    session: AsyncSession,
+    network_id: uuid.UUID,
+    *,
+    code: str,
+    name: str,
+    kind: str,
+    credit_limit: int,
+    balance_max: int | None,
+) -> uuid.UUID:
+    """A link's account (the peer as one account, or where its settlements land)."""
+    account_id = await session.scalar(
+        text(
+            "INSERT INTO accounts (network_id, code, name, kind, credit_limit, balance_max)"
+            " VALUES (:n, :c, :name, :kind, :cl, :bm) RETURNING id"
+        ),
+        {"n": network_id, "c": code, "name": name, "kind": kind, "cl": credit_limit,
+         "bm": balance_max},
+    )  # fmt: skip
+    assert isinstance(account_id, uuid.UUID)
+    return account_id
+
+
+async def insert_link(
+    session: AsyncSession,
+    network_id: uuid.UUID,
+    *,
+    peer: str,
+    peer_url: str,
+    account_id: uuid.UUID,
+    settlement_account_id: uuid.UUID,
+    rate_num: int,
+    rate_den: int,
+    default_route: bool,
+) -> uuid.UUID:
+    link_id = await session.scalar(
+        text(
+            "INSERT INTO links (network_id, peer_code, peer_url, account_id,"
+            " settlement_account_id, rate_num, rate_den, default_route)"
+            " VALUES (:n, :p, :u, :a, :s, :num, :den, :dr) RETURNING id"
+        ),
+        {"n": network_id, "p": peer, "u": peer_url, "a": account_id,
+         "s": settlement_account_id, "num": rate_num, "den": rate_den, "dr": default_route},
+    )  # fmt: skip
+    assert isinstance(link_id, uuid.UUID)
+    return link_id
+
+
+async def mark_agreed(session: AsyncSession, link: LinkRow, version: int) -> bool:
+    """Marks the link agreed at `version`, if its rate is still the one that was compared."""
+    marked = await session.scalar(
+        text(
+            "UPDATE links SET agreed_at = coalesce(agreed_at, now()), rate_version = :v,"
+            " status = CASE WHEN status = 'proposed' THEN 'active' ELSE status END"
+            " WHERE id = :l AND rate_num = :num AND rate_den = :den RETURNING 1"
+        ),
+        {"l": link.id, "v": version, "num": link.rate_num, "den": link.rate_den},
+    )
+    return marked is not None
+
+
+async def update_link(
+    session: AsyncSession,
+    link_id: uuid.UUID,
+    *,
+    peer_url: str | None,
+    default_route: bool | None,
+    new_rate: tuple[int, int] | None,
+) -> None:
+    """Changes what is given. A new rate is a proposal: a new version, not agreed, and an
+    active link goes back to proposed."""
+    await session.execute(
+        text(
+            "UPDATE links SET peer_url = coalesce(:u, peer_url),"
+            " default_route = coalesce(:dr, default_route),"
+            " rate_num = CASE WHEN :new THEN :num ELSE rate_num END,"
+            " rate_den = CASE WHEN :new THEN :den ELSE rate_den END,"
+            " rate_version = CASE WHEN :new THEN rate_version + 1 ELSE rate_version END,"
+            " agreed_at = CASE WHEN :new THEN NULL ELSE agreed_at END,"
+            " status = CASE WHEN :new AND status = 'active' THEN 'proposed' ELSE status END"
+            " WHERE id = :l"
+        ),
+        {
+            "l": link_id,
+            "u": peer_url,
+            "dr": default_route,
+            "new": new_rate is not None,
+            "num": new_rate[0] if new_rate is not None else None,
+            "den": new_rate[1] if new_rate is not None else None,
+        },
+    )
+
+
+async def set_link_status(
+    session: AsyncSession, link_id: uuid.UUID, status: str, reason: str
+) -> None:
+    await session.execute(
+        text("UPDATE links SET status = :s, status_reason = :r WHERE id = :l"),
+        {"s": status, "r": reason, "l": link_id},
+    )
+
+
+async def lock_chain_head(session: AsyncSession, link_id: uuid.UUID) -> ChainHead:
+    """The link's inbound chain head, the link row locked FOR NO KEY UPDATE (chains.append)."""
+    row = (
+        await session.execute(
+            text("SELECT in_seq, in_hash FROM links WHERE id = :l FOR NO KEY UPDATE"),
+            {"l": link_id},
+        )
+    ).one()
+    return ChainHead(seq=row.in_seq, hash=bytes(row.in_hash) if row.in_hash else None)
+
+
+async def set_chain_head(session: AsyncSession, link_id: uuid.UUID, seq: int, head: bytes) -> None:
+    await session.execute(
+        text("UPDATE links SET in_seq = :s, in_hash = :h WHERE id = :l"),
+        {"s": seq, "h": head, "l": link_id},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The peer's keys, and the nonces of its signed requests
+# ---------------------------------------------------------------------------------------------
+
+
+async def upsert_peer_key(
+    session: AsyncSession, link_id: uuid.UUID, key_id: str, public_key: bytes
+) -> None:
+    """Trusts the key (again, if it was revoked; a key id keeps its public key)."""
+    await session.execute(
+        text(
+            "INSERT INTO link_peer_keys (link_id, key_id, public_key) VALUES (:l, :k, :p)"
+            " ON CONFLICT (link_id, key_id) DO UPDATE SET status = 'active'"
+            " WHERE link_peer_keys.public_key = excluded.public_key"
+        ),
+        {"l": link_id, "k": key_id, "p": public_key},
+    )
+
+
+async def revoke_peer_key(session: AsyncSession, link_id: uuid.UUID, key_id: str) -> None:
+    await session.execute(
+        text("UPDATE link_peer_keys SET status = 'revoked' WHERE link_id = :l AND key_id = :k"),
+        {"l": link_id, "k": key_id},
+    )
+
+
+async def peer_keys(session: AsyncSession, link_id: uuid.UUID) -> dict[str, bytes]:
+    """The peer's active keys, by key id."""
+    rows = await session.execute(
+        text(
+            "SELECT key_id, public_key FROM link_peer_keys WHERE link_id = :l AND status = 'active'"
+        ),
+        {"l": link_id},
+    )
+    return {r.key_id: r.public_key for r in rows}
+
+
+async def get_peer_key(session: AsyncSession, link_id: uuid.UUID, key_id: str) -> bytes | None:
+    """The peer's active key with this id, if it has one."""
+    public_key = await session.scalar(
+        text(
+            "SELECT public_key FROM link_peer_keys"
+            " WHERE link_id = :l AND key_id = :k AND status = 'active'"
+        ),
+        {"l": link_id, "k": key_id},
+    )
+    return None if public_key is None else bytes(public_key)
+
+
+async def insert_nonce(session: AsyncSession, link_id: uuid.UUID, nonce: str, peer: str) -> bool:
+    """Records a signed request's nonce; False if it was seen before (a replay). A fresh nonce
+    also names the peer as the actor of everything the request writes (its audit records), for
+    the rest of the request's transaction."""
+    fresh = await session.scalar(
+        text(
+            "INSERT INTO federation_nonces (link_id, nonce) VALUES (:l, :n)"
+            " ON CONFLICT DO NOTHING"
+            " RETURNING set_config('mutualcredit.actor', 'peer:' || CAST(:peer AS text), true)"
+        ),
+        {"l": link_id, "n": nonce, "peer": peer},
+    )
+    return fresh is not None
+
+
+async def prune_nonces(session: AsyncSession, window_seconds: float) -> None:
+    await session.execute(
+        text(
+            "DELETE FROM federation_nonces WHERE seen_at < now() - make_interval(secs => :window)"
+        ),
+        {"window": window_seconds},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The link's accounts
+# ---------------------------------------------------------------------------------------------
+
+
+async def get_account(session: AsyncSession, account_id: uuid.UUID) -> AccountRow:
+    row = (
+        await session.execute(
+            text(
+                "SELECT id, code, balance, pending_debits, pending_credits FROM accounts"
+                " WHERE id = :a"
+            ),
+            {"a": account_id},
+        )
+    ).one()
+    return of(AccountRow, row._mapping)
+
+
+async def lock_balances(
+    session: AsyncSession, account_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Locks the accounts in id order, as every writer of the ledger does; their balances."""
+    rows = await session.execute(
+        text("SELECT id, balance FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        {"ids": account_ids},
+    )
+    return {r.id: int(r.balance) for r in rows}

@@ -1,0 +1,282 @@
+"""A link's records: each side's statement, their reconciliation, and checkpoints both sign.
+
+A statement is one side's record of a link: both chains of accepted transfers, in chain order
+with their hashes, the link account's figures and what is in flight. Reconciliation compares
+this side's with the peer's, entry by entry, and both ledgers' balances with what the chains
+say; a checkpoint is a point of it both sides sign.
+"""
+
+import uuid
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mutualcredit.auth.permissions import require_operator, require_reader
+from mutualcredit.auth.service import Principal
+from mutualcredit.federation import crypto, repository
+from mutualcredit.federation.context import Federation
+from mutualcredit.federation.errors import CheckpointMismatch, PeerUnreachable
+from mutualcredit.federation.keys import signer
+from mutualcredit.federation.links import link_to
+from mutualcredit.federation.peers import PeerContext, call_peer
+from mutualcredit.federation.protocol import FED
+from mutualcredit.federation.repository import CheckpointRow, LinkRow, TransferRow
+from mutualcredit.federation.schemas import CheckpointView
+
+
+def _entry(transfer: TransferRow) -> dict[str, Any]:
+    msg = transfer.message
+    assert transfer.chain_hash is not None  # accepted: in the chain
+    return {
+        "seq": transfer.seq,
+        "transfer_id": str(msg.transfer_id),
+        "kind": msg.kind,
+        "payer": msg.payer,
+        "payee": msg.payee,
+        "amount_sent": msg.amount_sent,
+        "amount_received": msg.amount_received,
+        "rate": {"num": msg.rate.num, "den": msg.rate.den, "version": msg.rate.version},
+        "reference": msg.reference,
+        "hash": crypto.b64e(transfer.chain_hash),
+    }
+
+
+async def statement(session: AsyncSession, link: LinkRow) -> dict[str, Any]:
+    """The link's accepted transfers in each direction, in chain order, with hashes, and the
+    link account's balance. 'in' chain positions are ours; 'out' ones come from the peer's
+    receipts."""
+    chains = {
+        direction: [_entry(t) for t in await repository.accepted_chain(session, link.id, direction)]
+        for direction in ("in", "out")
+    }
+    account = await repository.get_account(session, link.account_id)
+    count, amount = await repository.in_flight(session, link.id)
+    return {
+        "network": link.network_code,
+        "peer": link.peer_code,
+        "in": chains["in"],
+        "out": chains["out"],
+        "balance": account.balance,
+        "pending_debits": account.pending_debits,
+        "pending_credits": account.pending_credits,
+        "in_flight": {"count": count, "amount": amount},
+    }
+
+
+def _frac(value: Fraction) -> str:
+    return (
+        str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    )
+
+
+def _compare(
+    ours: list[dict[str, Any]], theirs: list[dict[str, Any]], chain: str
+) -> list[dict[str, Any]]:
+    mine = {e["seq"]: e for e in ours}
+    other = {e["seq"]: e for e in theirs}
+    differences = []
+    for seq in sorted(set(mine) | set(other)):
+        a, b = mine.get(seq), other.get(seq)
+        if a != b:
+            differences.append({"chain": chain, "seq": seq, "ours": a, "theirs": b})
+    return differences
+
+
+def _balances(stmt: dict[str, Any]) -> tuple[int, int, Fraction]:
+    """From one side's statement: that side's link balance (its units), the peer's (the peer's
+    units), and the rounding remainder (in the peer's units) kept on the link."""
+    own = sum(e["amount_sent"] for e in stmt["out"]) - sum(e["amount_received"] for e in stmt["in"])
+    peer = sum(e["amount_sent"] for e in stmt["in"]) - sum(
+        e["amount_received"] for e in stmt["out"]
+    )
+    remainder = sum(
+        (
+            Fraction(e["amount_sent"] * e["rate"]["num"], e["rate"]["den"]) - e["amount_received"]
+            for e in stmt["out"]
+        ),
+        Fraction(0),
+    ) + sum(
+        (
+            e["amount_sent"] - Fraction(e["amount_received"] * e["rate"]["den"], e["rate"]["num"])
+            for e in stmt["in"]
+        ),
+        Fraction(0),
+    )
+    return own, peer, remainder
+
+
+async def fetch_peer_statement(
+    fed: Federation, session: AsyncSession, link: LinkRow
+) -> dict[str, Any]:
+    """The peer's statement of the link (a signed call)."""
+    sign = await signer(fed, session, link.network_id)
+    keys = await repository.peer_keys(session, link.id)
+    answer = await call_peer(fed, sign, link, keys, "GET", f"{FED}/{link.peer_code}/statement")
+    if answer.status >= 400:
+        raise PeerUnreachable(
+            f"{link.peer_code} refused: {answer.body.get('detail')}",
+            peer_code=answer.body.get("code"),
+        )
+    return answer.body
+
+
+async def reconcile(
+    fed: Federation, session: AsyncSession, principal: Principal, network_id: uuid.UUID, peer: str
+) -> dict[str, Any]:
+    """Compares both sides' statements entry by entry, and both ledgers' balances."""
+    require_reader(principal)
+    link = await link_to(session, network_id, peer)
+    ours = await statement(session, link)
+    theirs = await fetch_peer_statement(fed, session, link)
+    me, them = link.network_code, peer
+    differences = _compare(ours["out"], theirs["in"], f"{me}->{them}") + _compare(
+        ours["in"], theirs["out"], f"{them}->{me}"
+    )
+    own, peer_from_ours, remainder = _balances(ours)
+    # The mirror: our balance, valued at each transfer's rate in the peer's units, plus the
+    # peer's balance, is exactly the rounding remainder kept on the link.
+    own_in_peer_units = sum(
+        (Fraction(e["amount_sent"] * e["rate"]["num"], e["rate"]["den"]) for e in ours["out"]),
+        Fraction(0),
+    ) - sum(
+        (Fraction(e["amount_received"] * e["rate"]["den"], e["rate"]["num"]) for e in ours["in"]),
+        Fraction(0),
+    )
+    mirror_difference = own_in_peer_units + theirs["balance"]
+    return {
+        "network": me,
+        "peer": them,
+        "agreed": not differences
+        and ours["balance"] == own
+        and theirs["balance"] == peer_from_ours,
+        "differences": differences,
+        "balances": {
+            me: {"ledger": ours["balance"], "from_statement": own},
+            them: {"ledger": theirs["balance"], "from_statement": peer_from_ours},
+        },
+        "mirror": {
+            "ours_in_peer_units": _frac(own_in_peer_units),
+            "difference": _frac(mirror_difference),
+            "tracked_remainder": _frac(remainder),
+            "holds": mirror_difference == remainder,
+        },
+        "chains": {
+            f"{me}->{them}": {"ours": len(ours["out"]), "theirs": len(theirs["in"])},
+            f"{them}->{me}": {"ours": len(ours["in"]), "theirs": len(theirs["out"])},
+        },
+        "in_flight": {me: ours["in_flight"], them: theirs.get("in_flight")},
+    }
+
+
+def checkpoint_payload(a: str, b: str, stmt_a: dict[str, Any]) -> dict[str, Any]:
+    """What both sides sign, computed from side a's statement (b computes the same from its
+    own, swapping roles): each chain's length and last hash, and both balances."""
+    own, peer, _ = _balances(stmt_a)
+    ab = stmt_a["out"]
+    ba = stmt_a["in"]
+    first, second = sorted((a, b))
+    chains = {
+        f"{a}->{b}": {"seq": len(ab), "hash": ab[-1]["hash"] if ab else None},
+        f"{b}->{a}": {"seq": len(ba), "hash": ba[-1]["hash"] if ba else None},
+    }
+    return {
+        "protocol": crypto.PROTOCOL,
+        "link": [first, second],
+        "chains": dict(sorted(chains.items())),
+        "balances": dict(sorted({a: own, b: peer}.items())),
+    }
+
+
+def _view(checkpoint: CheckpointRow) -> CheckpointView:
+    return CheckpointView(
+        id=checkpoint.id,
+        payload=checkpoint.payload,
+        signatures=checkpoint.signatures,
+        created_at=checkpoint.created_at,
+    )
+
+
+async def propose_checkpoint(
+    fed: Federation, session: AsyncSession, principal: Principal, network_id: uuid.UUID, peer: str
+) -> CheckpointView:
+    """Signs this side's checkpoint of the link and asks the peer to countersign it; kept with
+    both signatures when the peer's records give the same."""
+    require_operator(principal)
+    link = await link_to(session, network_id, peer)
+    me = link.network_code
+    payload = checkpoint_payload(me, peer, await statement(session, link))
+    sign = await signer(fed, session, network_id)
+    signature = sign.sign(crypto.canonical(payload))
+    keys = await repository.peer_keys(session, link.id)
+    answer = await call_peer(
+        fed,
+        sign,
+        link,
+        keys,
+        "POST",
+        f"{FED}/{peer}/checkpoints",
+        {"payload": payload, "key_id": sign.key_id, "signature": signature},
+    )
+    if answer.status == 409:
+        raise CheckpointMismatch(
+            f"{peer} holds different records: reconcile first",
+            ours=payload,
+            theirs=answer.body.get("theirs"),
+        )
+    if answer.status >= 400:
+        raise PeerUnreachable(f"{peer} refused: {answer.body.get('detail')}")
+    peer_key = keys.get(answer.body.get("key_id", ""))
+    if peer_key is None or not crypto.verify(
+        peer_key, answer.body.get("signature", ""), crypto.canonical(payload)
+    ):
+        raise PeerUnreachable(f"{peer} did not sign the checkpoint with its key")
+    signatures = {
+        me: {"key_id": sign.key_id, "signature": signature},
+        peer: {"key_id": answer.body["key_id"], "signature": answer.body["signature"]},
+    }
+    return _view(await repository.insert_checkpoint(session, link.id, payload, signatures))
+
+
+async def countersign_checkpoint(
+    fed: Federation, session: AsyncSession, ctx: PeerContext, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """The peer's side of propose_checkpoint: countersigns if its own records give the same
+    checkpoint, else answers 409 with its own version."""
+    link = ctx.link
+    peer = link.peer_code
+    theirs = body.get("payload")
+    mine = checkpoint_payload(link.network_code, peer, await statement(session, link))
+    keys = await repository.peer_keys(session, link.id)
+    key = keys.get(str(body.get("key_id")))
+    if (
+        key is None
+        or not isinstance(theirs, dict)
+        or not crypto.verify(key, str(body.get("signature")), crypto.canonical(theirs))
+    ):
+        raise CheckpointMismatch("The checkpoint is not signed by your registered key")
+    if theirs != mine:
+        return 409, {
+            "code": "checkpoint_mismatch",
+            "detail": "Our records differ at this point: reconcile first",
+            "theirs": mine,
+        }
+    sign = await signer(fed, session, ctx.network_id)
+    signature = sign.sign(crypto.canonical(mine))
+    await repository.insert_checkpoint(
+        session,
+        link.id,
+        mine,
+        {
+            link.network_code: {"key_id": sign.key_id, "signature": signature},
+            peer: {"key_id": body["key_id"], "signature": body["signature"]},
+        },
+    )
+    return 200, {"key_id": sign.key_id, "signature": signature}
+
+
+async def list_checkpoints(
+    session: AsyncSession, network_id: uuid.UUID, peer: str
+) -> list[CheckpointView]:
+    link = await link_to(session, network_id, peer)
+    return [_view(c) for c in await repository.list_checkpoints(session, link.id)]
