@@ -31,6 +31,7 @@ from mutualcredit.config import Settings
 from mutualcredit.db import create_engine, make_sessionmaker
 from mutualcredit.ledger_checks import run_checks
 from mutualcredit.networks.models import Network
+from tests.answers import AnswerLog
 from tests.helpers import Api
 
 
@@ -111,9 +112,13 @@ async def app(database_url: str) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture(scope="session")
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+    # Every answer is noted, and must be one the OpenAPI document declares (tests/answers.py).
+    log = AnswerLog(app)
+    transport = httpx.ASGITransport(app=log)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
+    undeclared = log.undeclared(app.openapi())
+    assert not undeclared, f"answers the OpenAPI document does not declare: {undeclared}"
 
 
 @pytest.fixture(scope="session")

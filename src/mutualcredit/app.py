@@ -13,6 +13,8 @@ from fastapi import FastAPI
 
 from mutualcredit import __version__, egress, jobs
 from mutualcredit.accounts.router import router as accounts_router
+from mutualcredit.apidoc import describe, operation_id
+from mutualcredit.apipages import add_pages
 from mutualcredit.audit.router import router as audit_router
 from mutualcredit.auth.router import router as keys_router
 from mutualcredit.config import Settings
@@ -48,7 +50,10 @@ issues up front. Every trade debits the payer and credits the payee by the same 
 network's balances always sum to zero; credit limits and upper limits bound every account.
 
 Amounts are integers in the network's minor unit (see the network's `scale`). Authenticate with
-`Authorization: Bearer <key>`. Errors are RFC 9457 problem details with a stable `code`.
+`Authorization: Bearer <key>` (the Authorize button on /docs). Every write can be retried
+safely with the same `Idempotency-Key` (required on `POST .../trades`). Errors are RFC 9457
+problem details (`application/problem+json`) with a stable `code`: branch on it. Each
+operation lists the statuses it answers and, under each, its codes.
 """
 
 
@@ -128,6 +133,10 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        # /docs and /redoc are served by apipages, with no asset from another host.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -159,6 +168,8 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         federation_peer_router,
     ):
         app.include_router(router)
+    describe(app)
+    add_pages(app)
     return app
 
 

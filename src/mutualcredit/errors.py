@@ -262,8 +262,26 @@ def _message(err: dict[str, Any]) -> str:
     return message
 
 
+def _only_the_idempotency_key_is_missing(errors: list[dict[str, Any]]) -> bool:
+    return (
+        len(errors) == 1
+        and errors[0].get("type") == "missing"
+        and [str(part).lower() for part in errors[0].get("loc", ())]
+        == ["header", "idempotency-key"]
+    )
+
+
 async def _on_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if _only_the_idempotency_key_is_missing(list(exc.errors())):
+        # A write that requires the key (a trade): the request is otherwise well formed, and
+        # the missing key has a code of its own.
+        return problem_response(
+            IdempotencyKeyRequired(
+                "Send an Idempotency-Key header (a UUID) so that a retry is never booked twice"
+            ),
+            request,
+        )
     errors = [
         {
             "location": [_jsonable(str(part)) for part in err.get("loc", ())],

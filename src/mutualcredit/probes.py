@@ -5,6 +5,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mutualcredit.apidoc import answers
 from mutualcredit.errors import ServiceUnavailable
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.migrate import head_revision
@@ -22,7 +23,14 @@ class Readiness(BaseModel):
     schema_revision: str | None
 
 
-@router.get("/healthz", response_model=Health, summary="The process is alive")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="The process is alive",
+    description="Anyone, no key: the liveness probe. The process answers; nothing else is "
+    "asked (not the database).",
+)
+@answers(database=False)
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -31,8 +39,10 @@ async def healthz() -> Health:
     "/readyz",
     response_model=Readiness,
     summary="The database answers and its schema is at the migrations' head",
-    responses={503: {"description": "Not ready", "content": {"application/problem+json": {}}}},
+    description="Anyone, no key: the readiness probe. Ready when the database answers and its "
+    "schema is at the migrations' head; otherwise 503 `service_unavailable`, which says why.",
 )
+@answers(ServiceUnavailable, database=False)
 async def readyz(request: Request) -> Readiness:
     engine: AsyncEngine = request.app.state.engine
     try:

@@ -18,28 +18,33 @@ IDEMPOTENCY_KEY_CHAR = r"[\x21-\x7e]"
 IDEMPOTENCY_KEY_MAX = 200
 
 
-def idempotency_key(description: str) -> Any:
+def idempotency_key(description: str, *, required: bool = False) -> Any:
     """The Idempotency-Key header (printable ASCII, 1-200 characters), sent once: with two,
-    which one a retry would be matched by is a guess, so the request is refused."""
+    which one a retry would be matched by is a guess, so the request is refused.
 
-    def dependency(
-        request: Request,
-        key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key",
-                min_length=1,
-                max_length=IDEMPOTENCY_KEY_MAX,
-                pattern=f"^{IDEMPOTENCY_KEY_CHAR}+$",
-                description=description,
-            ),
-        ] = None,
-    ) -> str | None:
+    `required`: the document says so, and a request without it is refused with its own code,
+    `idempotency_key_required` (errors.py answers the framework's "missing" with it)."""
+    header = Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX,
+        pattern=f"^{IDEMPOTENCY_KEY_CHAR}+$",
+        description=description,
+    )
+
+    def sent_once(request: Request) -> None:
         if len(request.headers.getlist("idempotency-key")) > 1:
             raise ValidationProblem("Idempotency-Key: send the header once")
+
+    def optional(request: Request, key: Annotated[str | None, header] = None) -> str | None:
+        sent_once(request)
         return key
 
-    return Depends(dependency)
+    def mandatory(request: Request, key: Annotated[str, header]) -> str:
+        sent_once(request)
+        return key
+
+    return Depends(mandatory if required else optional)
 
 
 IdempotencyKey = Annotated[

@@ -110,32 +110,22 @@ class Page(BaseModel, Generic[T]):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details. `code` is stable: branch on it, not on `title` or `detail`."""
+    """RFC 9457 problem details: every error the service answers, as
+    `application/problem+json`. Some problems carry more members with the numbers a client
+    needs (`available` and `shortfall` on `credit_limit_exceeded`, `errors` on
+    `validation_error`)."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
-    title: str
-    status: int
-    code: str
-    detail: str
-    instance: str | None = None
-
-
-def _problem(description: str) -> dict[str, object]:
-    return {
-        "model": Problem,
-        "description": description,
-        "content": {"application/problem+json": {}},
-    }
-
-
-# Documented on every router; each endpoint's own refusals are listed in the README.
-PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
-    401: _problem("No API key, or an unknown or revoked one (`unauthorized`)."),
-    403: _problem("The key's role may not do this (`forbidden`)."),
-    404: _problem("No such resource, or one outside the key's network."),
-    409: _problem("The ledger refuses: a limit, an account status, an idempotency conflict."),
-    413: _problem("The body is larger than the configured cap (`payload_too_large`)."),
-    422: _problem("Malformed input (`validation_error` and friends)."),
-}
+    type: str = Field(description="A URI naming the problem: its `code` under a fixed base.")
+    title: str = Field(description="A short summary of the problem's kind, for a person.")
+    status: int = Field(description="The HTTP status, repeated.")
+    code: str = Field(
+        description=(
+            "The stable code of the problem, in snake_case: branch on it, not on `title` or "
+            "`detail`. Each operation's responses list the codes it can answer (as examples); "
+            "the README's error table says what each means and whether a retry can succeed."
+        )
+    )
+    detail: str = Field(description="What went wrong in this request, for a person.")
+    instance: str | None = Field(default=None, description="The request's path.")

@@ -6,6 +6,13 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from mutualcredit.accounts import service
+from mutualcredit.accounts.errors import (
+    AccountClosed,
+    AccountCodeTaken,
+    AccountNotEmpty,
+    AccountNotFound,
+    WriteOffAccountInvalid,
+)
 from mutualcredit.accounts.models import AccountStatus
 from mutualcredit.accounts.schemas import (
     Account,
@@ -16,6 +23,7 @@ from mutualcredit.accounts.schemas import (
     StatusAction,
     StatusChange,
 )
+from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_operator, require_reader
 from mutualcredit.db import Session
@@ -25,13 +33,12 @@ from mutualcredit.networks import service as networks
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotent
-from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
+from mutualcredit.schemas import Moment, Page
 
 router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/v1/networks/{network}/accounts",
     tags=["accounts"],
-    responses=PROBLEM_RESPONSES,
 )
 
 Since = Annotated[
@@ -50,6 +57,7 @@ def _check_period(since: datetime | None, until: datetime | None) -> None:
 
 
 @router.post("", status_code=201, response_model=Account, summary="Open an account (operator)")
+@answers(AccountCodeTaken)
 async def open_account(
     network: str,
     body: AccountCreate,
@@ -57,6 +65,9 @@ async def open_account(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). Opens an account with a code unique in the
+    network; its limits default to the network's. Refused with 409 `account_code_taken` when the
+    code is in use."""
     net = await networks.get_network(session, principal, network)
     require_operator(principal)
 
@@ -84,6 +95,8 @@ async def list_accounts(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[Account]:
+    """An operator or auditor of the network (or the platform). The network's accounts with their
+    balances and limits, optionally of one status, a page at a time."""
     require_reader(principal)
     rows, next_cursor = await service.list_accounts(
         session, net_id, status=status, cursor=cursor, limit=limit
@@ -96,9 +109,13 @@ async def list_accounts(
     response_model=Account,
     summary="Read an account: balance, holds, limits, what it can still pay",
 )
+@answers(AccountNotFound)
 async def get_account(
     network: str, net_id: NetworkId, account: str, session: Session, principal: CurrentPrincipal
 ) -> Account:
+    """An operator or auditor of the network (or the platform), or a member key for its own account.
+    Balance, pending debits and credits, limits, and what the account can still pay (`available`)
+    and receive (`headroom`)."""
     service.check_can_read(principal, account)
     return Account.model_validate(await service.get_account(session, net_id, account))
 
@@ -137,6 +154,7 @@ async def _change_status(
     response_model=Account,
     summary="Suspend an account: no trades in or out (operator)",
 )
+@answers(AccountNotFound, AccountClosed)
 async def suspend_account(
     network: str,
     net_id: NetworkId,
@@ -146,6 +164,9 @@ async def suspend_account(
     body: StatusChange | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). No trade moves money in or out of the account
+    until it is reactivated; its holds stay. An optional `reason` is kept on record. Refused with
+    409 `account_closed` for a closed account."""
     return await _change_status(
         network, net_id, account, "suspend", body or StatusChange(), session, principal,
         idempotency_key,
@@ -153,6 +174,7 @@ async def suspend_account(
 
 
 @router.post("/{account}/reactivate", response_model=Account, summary="Reactivate (operator)")
+@answers(AccountNotFound, AccountClosed)
 async def reactivate_account(
     network: str,
     net_id: NetworkId,
@@ -162,6 +184,8 @@ async def reactivate_account(
     body: StatusChange | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). A suspended account trades again. Refused with
+    409 `account_closed` for a closed account: closing is final."""
     return await _change_status(
         network, net_id, account, "reactivate", body or StatusChange(), session, principal,
         idempotency_key,
@@ -173,6 +197,7 @@ async def reactivate_account(
     response_model=Account,
     summary="Close an account for good: at zero with no holds, or with a write-off (operator)",
 )
+@answers(AccountNotFound, AccountClosed, AccountNotEmpty, WriteOffAccountInvalid)
 async def close_account(
     network: str,
     net_id: NetworkId,
@@ -182,6 +207,10 @@ async def close_account(
     body: AccountClose | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). Closes the account for good. It needs a zero
+    balance and no holds (409 `account_not_empty`), or `write_off_to` another active system account,
+    which takes over the balance in a recorded write-off trade (with a `reason`; 409
+    `write_off_account_invalid` for another kind of account)."""
     return await _change_status(
         network, net_id, account, "close", body or AccountClose(), session, principal,
         idempotency_key,
@@ -193,6 +222,7 @@ async def close_account(
     response_model=Page[StatementEntry],
     summary="An account's entries in booking order",
 )
+@answers(AccountNotFound)
 async def list_entries(
     network: str,
     net_id: NetworkId,
@@ -204,6 +234,9 @@ async def list_entries(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[StatementEntry]:
+    """An operator or auditor of the network (or the platform), or a member key for its own account.
+    The account's entries in booking order, each with the balance after it, optionally within `from`
+    and `to`, a page at a time."""
     _check_period(since, until)
     service.check_can_read(principal, account)
     acc = await service.get_account(session, net_id, account)
@@ -218,6 +251,7 @@ async def list_entries(
     response_model=Statement,
     summary="A statement for a period: opening and closing balance, totals, entries",
 )
+@answers(AccountNotFound)
 async def get_statement(
     network: str,
     net_id: NetworkId,
@@ -229,6 +263,9 @@ async def get_statement(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Statement:
+    """An operator or auditor of the network (or the platform), or a member key for its own account.
+    The opening and closing balance of a period (`from`, `to`), its totals, and its entries a page
+    at a time."""
     _check_period(since, until)
     service.check_can_read(principal, account)
     acc = await service.get_account(session, net_id, account)

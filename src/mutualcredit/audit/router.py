@@ -11,13 +11,12 @@ from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
-from mutualcredit.schemas import PROBLEM_RESPONSES, Page
+from mutualcredit.schemas import Page
 
 router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/v1/networks/{network}/audit",
     tags=["audit"],
-    responses=PROBLEM_RESPONSES,
 )
 
 
@@ -34,6 +33,9 @@ async def list_audit(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[AuditEntry]:
+    """An operator or auditor of the network (or the platform). The network's audit log, oldest
+    first: who, what, when, why and the fields that changed, with each record's place in the hash
+    chain; optionally of one `action` or one `subject_id`, a page at a time."""
     require_reader(principal)
     items, next_cursor = await service.list_records(
         session, net_id, action=action, subject_id=subject_id, cursor=cursor, limit=limit
@@ -47,6 +49,9 @@ async def list_audit(
     summary="Recompute the hash chain; report the first broken record (operator, auditor)",
 )
 async def verify_audit(network: str, session: Session, principal: CurrentPrincipal) -> Verification:
+    """An operator or auditor of the network (or the platform). Recomputes the audit log's hash
+    chain from its genesis and names the first broken record (altered, missing, or a truncated
+    tail); keep the reported `head_hash` elsewhere to detect a rewrite of the whole chain."""
     net = await networks.get_network(session, principal, network)
     require_reader(principal)
     return await service.verify(session, net.id, net.code)

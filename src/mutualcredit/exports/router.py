@@ -5,20 +5,22 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from mutualcredit.accounts import service as accounts
+from mutualcredit.accounts.errors import AccountNotFound
+from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_reader
 from mutualcredit.db import Session
 from mutualcredit.errors import ValidationProblem
 from mutualcredit.exports import service
+from mutualcredit.exports.service import ExportTooLarge
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
-from mutualcredit.schemas import PROBLEM_RESPONSES, Moment
+from mutualcredit.schemas import Moment
 
 router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/v1/networks/{network}",
     tags=["exports"],
-    responses=PROBLEM_RESPONSES,
 )
 
 Since = Annotated[Moment | None, Query(alias="from", description="Inclusive.")]
@@ -48,7 +50,8 @@ def _period(since: datetime | None, until: datetime | None) -> str:
     responses=CSV,
     summary="An account's statement for a period, as CSV",
 )
-async def statement_csv(
+@answers(AccountNotFound, ExportTooLarge)
+async def export_statement_csv(
     network: str,
     account: str,
     session: Session,
@@ -56,6 +59,9 @@ async def statement_csv(
     since: Since = None,
     until: Until = None,
 ) -> Response:
+    """An operator or auditor of the network (or the platform), or a member key for its own account.
+    The account's statement for a period (`from`, `to`) as CSV, amounts in the network's unit.
+    Refused with 422 `export_too_large` past 200,000 rows: narrow the period."""
     period = _period(since, until)
     net = await networks.get_network(session, principal, network)
     accounts.check_can_read(principal, account)
@@ -70,13 +76,17 @@ async def statement_csv(
     responses=CSV,
     summary="All the network's trades for a period, as CSV (operator, auditor)",
 )
-async def trades_csv(
+@answers(ExportTooLarge)
+async def export_trades_csv(
     network: str,
     session: Session,
     principal: CurrentPrincipal,
     since: Since = None,
     until: Until = None,
 ) -> Response:
+    """An operator or auditor of the network (or the platform). Every trade of a period (`from`,
+    `to`) as CSV, amounts in the network's unit. Refused with 422 `export_too_large` past 200,000
+    rows: narrow the period."""
     period = _period(since, until)
     net = await networks.get_network(session, principal, network)
     require_reader(principal)

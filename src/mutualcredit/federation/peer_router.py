@@ -14,16 +14,28 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from mutualcredit.apidoc import Endpoint, answers
 from mutualcredit.db import unit_of_work
-from mutualcredit.errors import ValidationProblem
+from mutualcredit.errors import ProblemError, ValidationProblem
 from mutualcredit.federation import crypto, inbound, links, outbound, statements
 from mutualcredit.federation.context import Federation
+from mutualcredit.federation.errors import (
+    CheckpointMismatch,
+    LinkRateMismatch,
+    PeerForbidden,
+    PeerReplay,
+    PeerSignatureInvalid,
+    PeerSignatureMissing,
+    PeerSignatureStale,
+    PeerUnknown,
+    TransferConflict,
+)
 from mutualcredit.federation.keys import descriptor as network_descriptor
 from mutualcredit.federation.keys import signer
 from mutualcredit.federation.peers import PeerContext, authenticate_peer
 from mutualcredit.federation.schemas import PeerKeyCreate, TransferMessage
 from mutualcredit.jsonbody import StrictJSONRoute
-from mutualcredit.schemas import PROBLEM_RESPONSES
+from mutualcredit.networks.errors import NetworkNotFound
 
 log = logging.getLogger("mutualcredit.federation")
 
@@ -31,10 +43,37 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/federation/v1/networks/{network}",
     tags=["federation (node to node)"],
-    responses=PROBLEM_RESPONSES,
 )
 
-SIGNED = "Signed by the calling network (MC-* headers); the answer is signed by this one."
+# What each header of a signed request says (crypto.py: how the signature base is built).
+SIGNATURE_HEADERS: dict[str, str] = {
+    "mc-from": "The calling network's code.",
+    "mc-to": "This network's code (the path's `{network}`).",
+    "mc-key-id": "The id of the caller's signing key, registered on this side of the link.",
+    "mc-created": "When the request was signed, in unix seconds; refused beyond the allowed "
+    "clock skew.",
+    "mc-nonce": "A random value, never sent twice: a replay is refused.",
+    "mc-signature": "Base64url Ed25519 signature over the method, path, both network codes, "
+    "`MC-Created`, `MC-Nonce` and the body's SHA-256. The answer is signed by this network "
+    "(`MC-Key-Id`, `MC-Signature` over the nonce, the status and the body's SHA-256).",
+}
+SIGNATURE_PROBLEMS = (
+    PeerSignatureMissing,
+    PeerUnknown,
+    PeerSignatureInvalid,
+    PeerSignatureStale,
+    PeerReplay,
+    PeerForbidden,
+)
+
+
+def signed(*problems: type[ProblemError]) -> Callable[[Endpoint], Endpoint]:
+    """A node-to-node endpoint: signed by the calling network, not authenticated by a key."""
+    return answers(
+        *problems,
+        signed={name.title(): SIGNATURE_HEADERS[name] for name in crypto.SIGNED_HEADERS},
+        signature_problems=SIGNATURE_PROBLEMS,
+    )
 
 
 def _fed(request: Request) -> Federation:
@@ -87,14 +126,22 @@ def _json(body: bytes) -> dict[str, Any]:
 
 
 @router.get("/descriptor", summary="The network's public federation descriptor (no signature)")
-async def descriptor(network: str, request: Request) -> dict[str, Any]:
+@answers(NetworkNotFound)
+async def get_descriptor(network: str, request: Request) -> dict[str, Any]:
+    """Anyone: no key, no signature. The network's public federation descriptor (address, unit,
+    public URL, signing keys), which a peer's operator reads to link with it."""
     fed = _fed(request)
     async with fed.sessionmaker.begin() as session:
         return await network_descriptor(fed, session, network)
 
 
-@router.post("/link", summary="Confirm a link and its rate", description=SIGNED)
+@router.post("/link", summary="Confirm a link and its rate")
+@signed(LinkRateMismatch)
 async def confirm_link(network: str, request: Request) -> Response:
+    """A linked network, signed. Confirms that both sides hold the same rate (inverted) for the
+    link; the answer is signed by this network. Refused with 409 `link_rate_mismatch`
+    otherwise."""
+
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
@@ -106,10 +153,14 @@ async def confirm_link(network: str, request: Request) -> Response:
 @router.post(
     "/transfers",
     summary="Deliver a transfer, or ask again for its outcome (idempotent by transfer id)",
-    description=SIGNED + " 200 with a final receipt (accepted or refused), 202 while the next "
-    "network on the route has not decided.",
+    responses={202: {"description": "Not decided yet: the receipt of a pending transfer."}},
 )
-async def transfers(network: str, request: Request) -> Response:
+@signed(TransferConflict)
+async def deliver_transfer(network: str, request: Request) -> Response:
+    """A linked network, signed. Delivers a transfer, or asks again for its outcome: delivery is
+    idempotent by transfer id, and the answer is the signed receipt (200 once decided, accepted
+    or refused; 202 while the next network on the route has not decided). Refused with 409
+    `transfer_conflict` when the transfer id was delivered before with other content."""
     fed = _fed(request)
     forward: list[int] = []
 
@@ -144,8 +195,12 @@ async def transfers(network: str, request: Request) -> Response:
     return await _signed(fed, network_id, nonce, 200, receipt)
 
 
-@router.get("/statement", summary="This side's statement of the caller's link", description=SIGNED)
-async def peer_statement(network: str, request: Request) -> Response:
+@router.get("/statement", summary="This side's statement of the caller's link")
+@signed()
+async def get_peer_statement(network: str, request: Request) -> Response:
+    """A linked network, signed. This side's statement of the caller's link, signed, for the
+    caller's reconciliation."""
+
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
@@ -154,8 +209,11 @@ async def peer_statement(network: str, request: Request) -> Response:
     return await _serve(request, network, handle)
 
 
-@router.post("/checkpoints", summary="Countersign a checkpoint", description=SIGNED)
-async def checkpoints(network: str, request: Request) -> Response:
+@router.post("/checkpoints", summary="Countersign a checkpoint")
+@signed(CheckpointMismatch)
+async def countersign_checkpoint(network: str, request: Request) -> Response:
+    """A linked network, signed. Countersigns a checkpoint of the link when this side's records
+    agree. Refused with 409 `checkpoint_mismatch` when they differ."""
     fed = _fed(request)
 
     async def handle(
@@ -169,9 +227,12 @@ async def checkpoints(network: str, request: Request) -> Response:
 @router.post(
     "/keys",
     summary="Register the caller's new key (a rotation), signed with its current key",
-    description=SIGNED,
 )
-async def keys(network: str, request: Request) -> Response:
+@signed()
+async def register_peer_key(network: str, request: Request) -> Response:
+    """A linked network, signed with its current key. Registers the caller's new signing key (a
+    rotation), so that its requests signed with it are accepted."""
+
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:

@@ -8,12 +8,27 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from mutualcredit.apidoc import also_answers, answers
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_reader
 from mutualcredit.auth.service import Principal
 from mutualcredit.db import Session
 from mutualcredit.federation import keys, links, outbound, settlements, statements, trades
 from mutualcredit.federation.context import Federation
+from mutualcredit.federation.errors import (
+    AmountTooSmall,
+    CheckpointMismatch,
+    InvalidAddress,
+    LinkExists,
+    LinkNotActive,
+    LinkNotFound,
+    LinkRateMismatch,
+    NoRoute,
+    PeerUnreachable,
+    SettlementExists,
+    SettlementInvalid,
+    TransferRefused,
+)
 from mutualcredit.federation.schemas import (
     CheckpointView,
     LinkCreate,
@@ -27,14 +42,22 @@ from mutualcredit.federation.schemas import (
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.responses import IdempotencyKey, idempotent
-from mutualcredit.schemas import PROBLEM_RESPONSES, Count
+from mutualcredit.schemas import Count
+from mutualcredit.trades.errors import BalanceMaxExceeded, CreditLimitExceeded
 from mutualcredit.trades.schemas import TransferView
 
 router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/v1/networks/{network}/federation",
     tags=["federation"],
-    responses=PROBLEM_RESPONSES,
+)
+
+
+# A payee in another network makes the ledger's trade route (`POST .../trades`) hand the trade
+# to federation (trades/cross_network.py); the route, below federation, cannot name the refusals
+# it then answers, so federation declares them for the API description.
+also_answers(
+    "create_trade", InvalidAddress, NoRoute, LinkNotActive, AmountTooSmall, TransferRefused
 )
 
 
@@ -44,9 +67,12 @@ def _fed(request: Request) -> Federation:
 
 
 @router.get("/identity", summary="This network's federation descriptor (address, unit, keys)")
-async def identity(
+async def get_identity(
     network: str, net_id: NetworkId, request: Request, session: Session, principal: CurrentPrincipal
 ) -> dict[str, Any]:
+    """An operator or auditor of the network (or the platform). This network's federation
+    descriptor: its address, unit, public URL and signing keys, as a peer's operator links with it.
+    """
     require_reader(principal)
     return await keys.descriptor(_fed(request), session, network)
 
@@ -58,6 +84,10 @@ async def identity(
 async def rotate_key(
     network: str, net_id: NetworkId, request: Request, session: Session, principal: CurrentPrincipal
 ) -> dict[str, Any]:
+    """An operator of the network (or the platform). Makes a new signing key and retires the old
+    one; every linked peer is told in a request signed with the old key, so that it registers the
+    new one. A peer that cannot be told is named in the answer (`peers`), not refused: register the
+    new key there by hand (`POST .../peer-keys`)."""
     return await keys.rotate_key(_fed(request), session, principal, net_id)
 
 
@@ -65,6 +95,8 @@ async def rotate_key(
 async def list_links(
     network: str, net_id: NetworkId, session: Session, principal: CurrentPrincipal
 ) -> list[LinkView]:
+    """An operator or auditor of the network (or the platform). Every link to another network: its
+    status, rate, trust caps, peer URL and keys."""
     require_reader(principal)
     return await links.list_links(session, net_id)
 
@@ -75,6 +107,7 @@ async def list_links(
     response_model=LinkView,
     summary="Propose a link to another network: its URL and key, the rate, the trust caps",
 )
+@answers(LinkExists)
 async def create_link(
     network: str,
     net_id: NetworkId,
@@ -84,6 +117,12 @@ async def create_link(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). Proposes a link: the peer's network code, URL
+    and signing key (from its descriptor), the exchange rate `num/den` (what one minor unit here is
+    worth there), and the trust caps (`credit_limit`: how much the peer may owe; `balance_max`: how
+    much this network lets itself owe). No value crosses until the link is agreed. Refused with 409
+    `link_exists` when a link to that network exists."""
+
     async def write() -> LinkView:
         return await links.create_link(_fed(request), session, principal, net_id, body)
 
@@ -99,9 +138,12 @@ async def create_link(
 
 
 @router.get("/links/{peer}", response_model=LinkView, summary="A link")
+@answers(LinkNotFound)
 async def get_link(
     network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
 ) -> LinkView:
+    """An operator or auditor of the network (or the platform). One link, by the peer's network
+    code."""
     require_reader(principal)
     return await links.get_link(session, net_id, peer)
 
@@ -111,6 +153,7 @@ async def get_link(
     response_model=LinkView,
     summary="Change a link's peer URL, routing or rate; a new rate must be agreed again (operator)",
 )
+@answers(LinkNotFound)
 async def update_link(
     network: str,
     net_id: NetworkId,
@@ -120,6 +163,10 @@ async def update_link(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). Changes the peer's URL or whether the link is
+    the default route, at once; a new rate takes the link out of use until both sides agree it
+    again. A `reason` is kept on record."""
+
     async def write() -> LinkView:
         return await links.update_link(session, principal, net_id, peer, body)
 
@@ -138,6 +185,7 @@ async def update_link(
     response_model=LinkView,
     summary="Confirm the link with the peer (signed, both ways): value crosses once agreed",
 )
+@answers(LinkNotFound, LinkRateMismatch, PeerUnreachable)
 async def agree_link(
     network: str,
     net_id: NetworkId,
@@ -146,6 +194,10 @@ async def agree_link(
     session: Session,
     principal: CurrentPrincipal,
 ) -> LinkView:
+    """An operator of the network (or the platform). Confirms the link with the peer by a signed
+    call: both must hold the same rate, inverted. Then both sides are `active` and value crosses.
+    Refused with 409 `link_rate_mismatch` when the peer holds another rate, and 502
+    `peer_unreachable` when the peer gives no signed answer."""
     return await links.agree_link(_fed(request), session, principal, net_id, peer)
 
 
@@ -177,6 +229,7 @@ async def _status(
     response_model=LinkView,
     summary="Suspend a link: no new trade crosses it (operator)",
 )
+@answers(LinkNotFound)
 async def suspend_link(
     network: str,
     net_id: NetworkId,
@@ -186,12 +239,15 @@ async def suspend_link(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). No new trade crosses the link until it is
+    resumed; transfers in flight finish. A `reason` is kept on record."""
     return await _status(
         network, net_id, peer, body, session, principal, idempotency_key, "suspended"
     )
 
 
 @router.post("/links/{peer}/resume", response_model=LinkView, summary="Resume a link (operator)")
+@answers(LinkNotFound, LinkNotActive)
 async def resume_link(
     network: str,
     net_id: NetworkId,
@@ -201,6 +257,9 @@ async def resume_link(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). A suspended link carries trades again, with a
+    `reason`. Refused with 409 `link_not_active` for a link whose rate both sides have not agreed.
+    """
     return await _status(network, net_id, peer, body, session, principal, idempotency_key, "active")
 
 
@@ -209,6 +268,7 @@ async def resume_link(
     response_model=LinkView,
     summary="Register another key of the peer (after it rotated) (operator)",
 )
+@answers(LinkNotFound)
 async def add_peer_key(
     network: str,
     net_id: NetworkId,
@@ -217,6 +277,8 @@ async def add_peer_key(
     session: Session,
     principal: CurrentPrincipal,
 ) -> LinkView:
+    """An operator of the network (or the platform). Trusts another signing key of the peer (after
+    it rotated and could not tell this network itself)."""
     return await links.add_peer_key(session, principal, net_id, peer, body)
 
 
@@ -225,6 +287,7 @@ async def add_peer_key(
     response_model=LinkView,
     summary="Stop trusting a key of the peer (operator)",
 )
+@answers(LinkNotFound)
 async def revoke_peer_key(
     network: str,
     net_id: NetworkId,
@@ -233,6 +296,8 @@ async def revoke_peer_key(
     session: Session,
     principal: CurrentPrincipal,
 ) -> LinkView:
+    """An operator of the network (or the platform). Stops trusting a signing key of the peer:
+    requests signed with it are refused from then on."""
     return await links.revoke_peer_key(session, principal, net_id, peer, key_id)
 
 
@@ -241,6 +306,7 @@ async def revoke_peer_key(
     response_model=list[TransferView],
     summary="Transfers over a link, newest first",
 )
+@answers(LinkNotFound)
 async def list_transfers(
     network: str,
     net_id: NetworkId,
@@ -250,14 +316,19 @@ async def list_transfers(
     status: Annotated[str | None, Query(pattern="^(prepared|forwarded|accepted|refused)$")] = None,
     limit: Annotated[Count, Query(ge=1, le=1000)] = 100,
 ) -> list[TransferView]:
+    """An operator or auditor of the network (or the platform). The transfers over a link, newest
+    first, optionally of one status."""
     require_reader(principal)
     return await trades.list_transfers(session, net_id, peer, status, limit)
 
 
 @router.get("/links/{peer}/statement", summary="This side's statement of the link")
-async def statement(
+@answers(LinkNotFound)
+async def get_link_statement(
     network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
 ) -> dict[str, Any]:
+    """An operator or auditor of the network (or the platform). This side's statement of the link:
+    its transfers' chain positions and hashes, and the balances they add up to."""
     require_reader(principal)
     return await statements.statement(session, await links.link_to(session, net_id, peer))
 
@@ -266,7 +337,8 @@ async def statement(
     "/links/{peer}/reconcile",
     summary="Compare both sides' statements and balances, and check the mirror",
 )
-async def reconcile(
+@answers(LinkNotFound, PeerUnreachable)
+async def reconcile_link(
     network: str,
     net_id: NetworkId,
     peer: str,
@@ -274,6 +346,10 @@ async def reconcile(
     session: Session,
     principal: CurrentPrincipal,
 ) -> dict[str, Any]:
+    """An operator or auditor of the network (or the platform). Reads the peer's statement of the
+    link (a signed call) and compares it with this side's: chains, balances, and the mirror (each
+    side's link balance, converted at the rate, is the other's with the sign turned). Refused with
+    502 `peer_unreachable` when the peer gives no signed answer."""
     return await statements.reconcile(_fed(request), session, principal, net_id, peer)
 
 
@@ -283,6 +359,7 @@ async def reconcile(
     response_model=CheckpointView,
     summary="Agree a checkpoint with the peer: both sign chain positions, hashes and balances",
 )
+@answers(LinkNotFound, CheckpointMismatch, PeerUnreachable)
 async def create_checkpoint(
     network: str,
     net_id: NetworkId,
@@ -291,6 +368,10 @@ async def create_checkpoint(
     session: Session,
     principal: CurrentPrincipal,
 ) -> CheckpointView:
+    """An operator of the network (or the platform). Agrees a checkpoint with the peer: both sides
+    sign the chain positions, hashes and balances of the link as they stand. Refused with 409
+    `checkpoint_mismatch` when the two sides' records differ (reconcile first), and 502
+    `peer_unreachable` when the peer gives no signed answer."""
     return await statements.propose_checkpoint(_fed(request), session, principal, net_id, peer)
 
 
@@ -299,9 +380,12 @@ async def create_checkpoint(
     response_model=list[CheckpointView],
     summary="Checkpoints both sides signed, newest first",
 )
+@answers(LinkNotFound)
 async def list_checkpoints(
     network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
 ) -> list[CheckpointView]:
+    """An operator or auditor of the network (or the platform). The checkpoints both sides signed,
+    newest first."""
     require_reader(principal)
     return await statements.list_checkpoints(session, net_id, peer)
 
@@ -311,6 +395,14 @@ async def list_checkpoints(
     status_code=201,
     response_model=SettlementView,
     summary="Record a settlement agreed with the peer; the side that is owed executes it",
+)
+@answers(
+    LinkNotFound,
+    LinkNotActive,
+    SettlementInvalid,
+    SettlementExists,
+    CreditLimitExceeded,
+    BalanceMaxExceeded,
 )
 async def record_settlement(
     network: str,
@@ -323,6 +415,11 @@ async def record_settlement(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). Records a settlement agreed with the peer (a
+    `reference` and an `amount`): the side that is owed executes it, moving the link's balance
+    toward zero. Refused with 409 `settlement_invalid` when it would not move the balance toward
+    zero or is more than is owed, `settlement_exists` for a reference recorded before, and
+    `link_not_active`."""
     fed = _fed(request)
 
     async def write() -> SettlementView:
@@ -350,8 +447,11 @@ async def record_settlement(
     response_model=list[SettlementView],
     summary="Settlements of a link, newest first",
 )
+@answers(LinkNotFound)
 async def list_settlements(
     network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
 ) -> list[SettlementView]:
+    """An operator or auditor of the network (or the platform). The settlements of a link, newest
+    first."""
     require_reader(principal)
     return await settlements.list_settlements(session, net_id, peer)

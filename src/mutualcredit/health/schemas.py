@@ -55,7 +55,7 @@ class Dormant(OutputModel):
     balance_abs_total: int
 
 
-class Health(OutputModel):
+class NetworkHealth(OutputModel):
     network: str
     as_of: datetime
     period: Literal["day", "week", "month"]

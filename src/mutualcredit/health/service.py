@@ -18,8 +18,8 @@ from mutualcredit.health.schemas import (
     Band,
     Bucket,
     Dormant,
-    Health,
     LimitUse,
+    NetworkHealth,
     Totals,
     Velocity,
 )
@@ -154,7 +154,7 @@ async def network_health(
     until: datetime | None,
     near_percent: int,
     dormant_days: int,
-) -> Health:
+) -> NetworkHealth:
     now = datetime.now(UTC)
     until = until or now
     since = since or until - DEFAULT_SPAN[period]
@@ -203,7 +203,7 @@ async def network_health(
         await session.execute(_DORMANT, {"network_id": network.id, "quiet_since": quiet_since})
     ).one()
 
-    return Health(
+    return NetworkHealth(
         network=network.code,
         as_of=now,
         period=period,

@@ -5,12 +5,15 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from mutualcredit.accounts import service as accounts
+from mutualcredit.accounts.errors import AccountNotFound
 from mutualcredit.accounts.schemas import Account
+from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_operator, require_reader
 from mutualcredit.db import Session
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.limits import service
+from mutualcredit.limits.errors import NoLimitsThen
 from mutualcredit.limits.schemas import (
     DefaultsApplied,
     DefaultsApply,
@@ -23,13 +26,12 @@ from mutualcredit.networks import service as networks
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotent
-from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
+from mutualcredit.schemas import Moment, Page
 
 router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/v1/networks/{network}",
     tags=["limits"],
-    responses=PROBLEM_RESPONSES,
 )
 
 
@@ -38,6 +40,7 @@ router = APIRouter(
     response_model=LimitsSet,
     summary="Set an account's limits, with a reason; optionally until a date (operator)",
 )
+@answers(AccountNotFound)
 async def set_limits(
     network: str,
     net_id: NetworkId,
@@ -47,6 +50,10 @@ async def set_limits(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). Sets `credit_limit` (how far below zero the
+    account may go) and `balance_max` (how much it may hold; null: no cap) with a `reason`, kept
+    with the change; with `until`, only until then. A limit below what the account already uses is
+    allowed: the answer lists `beyond_limits`, and the account can then only move back toward it."""
     require_operator(principal)
 
     async def write() -> LimitsSet:
@@ -79,7 +86,8 @@ async def set_limits(
     response_model=Page[LimitChange],
     summary="Every change of an account's limits: who, when, before, after, why",
 )
-async def limit_history(
+@answers(AccountNotFound)
+async def get_limit_history(
     network: str,
     net_id: NetworkId,
     account: str,
@@ -88,6 +96,8 @@ async def limit_history(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[LimitChange]:
+    """An operator or auditor of the network (or the platform), or a member key for its own account.
+    Every change of the account's limits: who, when, before, after and why, a page at a time."""
     accounts.check_can_read(principal, account)
     acc = await accounts.get_account(session, net_id, account)
     rows, next_cursor = await service.history(session, acc.id, cursor=cursor, limit=limit)
@@ -101,7 +111,8 @@ async def limit_history(
     response_model=LimitsAt,
     summary="The limits in force at a moment (default: now)",
 )
-async def limits_at(
+@answers(AccountNotFound, NoLimitsThen)
+async def get_limits(
     network: str,
     net_id: NetworkId,
     account: str,
@@ -109,6 +120,9 @@ async def limits_at(
     principal: CurrentPrincipal,
     at: Annotated[Moment | None, Query(description="ISO 8601 with offset.")] = None,
 ) -> LimitsAt:
+    """An operator or auditor of the network (or the platform), or a member key for its own account.
+    The limits in force at a moment (`at`, default now), and the change they come from. Refused with
+    404 `no_limits_then` for a moment before the account existed."""
     accounts.check_can_read(principal, account)
     acc = await accounts.get_account(session, net_id, account)
     moment = at or datetime.now(UTC)
@@ -128,9 +142,11 @@ async def limits_at(
     response_model=list[LimitChange],
     summary="Every change of the network's default limits (operator, auditor)",
 )
-async def default_history(
+async def get_default_limit_history(
     network: str, net_id: NetworkId, session: Session, principal: CurrentPrincipal
 ) -> list[LimitChange]:
+    """An operator or auditor of the network (or the platform). Every change of the network's
+    default limits: who, when, before, after and why."""
     require_reader(principal)
     return [LimitChange.model_validate(c) for c in await service.default_history(session, net_id)]
 
@@ -147,6 +163,9 @@ async def apply_defaults(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """An operator of the network (or the platform). Brings existing member accounts to the
+    network's default limits, with a `reason`. By default a dry run: it lists each account's change,
+    and whether the account would then be beyond its limit, without changing anything."""
     net = await networks.get_network(session, principal, network)
     require_operator(principal)
 

@@ -4,12 +4,15 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from mutualcredit.accounts.errors import AccountClosed, AccountNotFound, AccountSuspended
+from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.db import Session
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.requests import service
+from mutualcredit.requests.errors import RequestExpired, RequestNotFound, RequestNotOpen
 from mutualcredit.requests.schemas import (
     Approval,
     ApprovalSet,
@@ -19,13 +22,13 @@ from mutualcredit.requests.schemas import (
     RequestReject,
 )
 from mutualcredit.responses import IdempotencyKey, idempotent
-from mutualcredit.schemas import PROBLEM_RESPONSES, Page
+from mutualcredit.schemas import Page
+from mutualcredit.trades.errors import BalanceMaxExceeded, CreditLimitExceeded, SameAccount
 
 router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/v1/networks/{network}",
     tags=["payment requests"],
-    responses=PROBLEM_RESPONSES,
 )
 
 
@@ -35,6 +38,7 @@ router = APIRouter(
     response_model=PaymentRequest,
     summary="Request payment (payee); posts at once if the payer approved the payee",
 )
+@answers(AccountNotFound, SameAccount)
 async def create_request(
     network: str,
     net_id: NetworkId,
@@ -44,6 +48,10 @@ async def create_request(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """The payee's member key, or an operator of the network (or the platform). Asks the payer for
+    an amount (an invoice), open until `expires_at` (default 7 days). When the payer has approved
+    the payee (up to `max_amount`), it is paid at once if the ledger allows."""
+
     async def write() -> PaymentRequest:
         return await service.create_request(
             session, principal, net_id, body, default_ttl=request.app.state.request_ttl
@@ -63,6 +71,7 @@ async def create_request(
 @router.get(
     "/requests", response_model=Page[PaymentRequest], summary="List requests (a member: its own)"
 )
+@answers(any_key=True)
 async def list_requests(
     network: str,
     net_id: NetworkId,
@@ -72,6 +81,8 @@ async def list_requests(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[PaymentRequest]:
+    """An operator or auditor of the network (or the platform): every request; a member key: those
+    its account is payer or payee of. Optionally of one status, a page at a time."""
     items, next_cursor = await service.list_requests(
         session, principal, net_id, status=status, cursor=cursor, limit=limit
     )
@@ -79,6 +90,7 @@ async def list_requests(
 
 
 @router.get("/requests/{request_id}", response_model=PaymentRequest, summary="Read a request")
+@answers(RequestNotFound)
 async def get_request(
     network: str,
     net_id: NetworkId,
@@ -86,6 +98,8 @@ async def get_request(
     session: Session,
     principal: CurrentPrincipal,
 ) -> PaymentRequest:
+    """An operator or auditor of the network (or the platform), or a member key of the payer or the
+    payee (to anyone else it is 404 `request_not_found`)."""
     return await service.get_request(session, principal, net_id, request_id)
 
 
@@ -93,6 +107,15 @@ async def get_request(
     "/requests/{request_id}/accept",
     response_model=PaymentRequest,
     summary="Accept a request: the trade posts (payer or operator)",
+)
+@answers(
+    RequestNotFound,
+    RequestNotOpen,
+    RequestExpired,
+    CreditLimitExceeded,
+    BalanceMaxExceeded,
+    AccountSuspended,
+    AccountClosed,
 )
 async def accept_request(
     network: str,
@@ -102,6 +125,10 @@ async def accept_request(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """The payer's member key, or an operator of the network (or the platform). Pays the request:
+    its trade posts, once. Refused with 409 `request_not_open` once answered, `request_expired` past
+    its `expires_at`, or the ledger's refusal of the trade (a limit, an account's status)."""
+
     async def write() -> PaymentRequest:
         return await service.accept_request(session, principal, net_id, request_id)
 
@@ -145,6 +172,7 @@ async def _close(
     response_model=PaymentRequest,
     summary="Reject a request, with a reason (payer or operator)",
 )
+@answers(RequestNotFound, RequestNotOpen, RequestExpired)
 async def reject_request(
     network: str,
     net_id: NetworkId,
@@ -154,6 +182,9 @@ async def reject_request(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """The payer's member key, or an operator of the network (or the platform). Refuses the request,
+    with a `reason`. Refused with 409 `request_not_open` once answered and `request_expired` past
+    its `expires_at`."""
     return await _close(
         network, net_id, request_id, "rejected", body, session, principal, idempotency_key
     )
@@ -164,6 +195,7 @@ async def reject_request(
     response_model=PaymentRequest,
     summary="Cancel a request (payee or operator)",
 )
+@answers(RequestNotFound, RequestNotOpen, RequestExpired)
 async def cancel_request(
     network: str,
     net_id: NetworkId,
@@ -173,6 +205,9 @@ async def cancel_request(
     body: RequestCancel | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """The payee's member key, or an operator of the network (or the platform). Withdraws the
+    request. Refused with 409 `request_not_open` once answered and `request_expired` past its
+    `expires_at`."""
     return await _close(
         network, net_id, request_id, "cancelled", body or RequestCancel(), session, principal,
         idempotency_key,
@@ -184,9 +219,12 @@ async def cancel_request(
     response_model=list[Approval],
     summary="Payees this account has approved",
 )
+@answers(AccountNotFound)
 async def list_approvals(
     network: str, net_id: NetworkId, account: str, session: Session, principal: CurrentPrincipal
 ) -> list[Approval]:
+    """An operator or auditor of the network (or the platform), or the payer's member key. The
+    payees this account has approved, each with its `max_amount`."""
     return await service.list_approvals(session, principal, net_id, account)
 
 
@@ -195,6 +233,7 @@ async def list_approvals(
     response_model=Approval,
     summary="Approve a payee: its requests (up to max_amount) post at once (payer or operator)",
 )
+@answers(AccountNotFound, SameAccount)
 async def set_approval(
     network: str,
     net_id: NetworkId,
@@ -204,6 +243,8 @@ async def set_approval(
     session: Session,
     principal: CurrentPrincipal,
 ) -> Approval:
+    """The payer's member key, or an operator of the network (or the platform). Approves a payee:
+    its requests up to `max_amount` (null: any amount) are paid as soon as they are made."""
     return await service.set_approval(session, principal, net_id, account, payee, body)
 
 
@@ -212,6 +253,7 @@ async def set_approval(
     status_code=204,
     summary="Withdraw an approval (payer or operator)",
 )
+@answers(AccountNotFound)
 async def delete_approval(
     network: str,
     net_id: NetworkId,
@@ -220,5 +262,7 @@ async def delete_approval(
     session: Session,
     principal: CurrentPrincipal,
 ) -> Response:
+    """The payer's member key, or an operator of the network (or the platform). Withdraws an
+    approval; requests made from then on wait for the payer's answer."""
     await service.delete_approval(session, principal, net_id, account, payee)
     return Response(status_code=204)

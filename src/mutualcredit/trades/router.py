@@ -6,6 +6,8 @@ from starlette.datastructures import State
 from starlette.responses import Response
 
 from mutualcredit import addresses
+from mutualcredit.accounts.errors import AccountClosed, AccountNotFound, AccountSuspended
+from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
 from mutualcredit.auth.service import Principal
 from mutualcredit.db import Session
@@ -16,9 +18,23 @@ from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.networks.errors import NetworkNotFound
 from mutualcredit.pagination import Cursor, PageSize
 from mutualcredit.responses import IdempotencyKey, idempotency_key, idempotent, json_response
-from mutualcredit.schemas import PROBLEM_RESPONSES, Moment, Page
+from mutualcredit.schemas import Moment, Page
 from mutualcredit.trades import service
 from mutualcredit.trades.cross_network import CrossNetwork
+from mutualcredit.trades.errors import (
+    AmountExceedsHold,
+    AmountOutOfRange,
+    BalanceMaxExceeded,
+    CreditLimitExceeded,
+    SameAccount,
+    TradeAlreadyReversed,
+    TradeExpired,
+    TradeFederated,
+    TradeNotFound,
+    TradeNotPending,
+    TradeNotPosted,
+    TradeNotReversible,
+)
 from mutualcredit.trades.models import TradeStatus
 from mutualcredit.trades.schemas import Trade, TradeCreate, TradePost, TradeReverse, TradeVoid
 
@@ -26,7 +42,6 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     prefix="/v1/networks/{network}/trades",
     tags=["trades"],
-    responses=PROBLEM_RESPONSES,
 )
 
 
@@ -39,11 +54,13 @@ def _cross_network(request: Request) -> CrossNetwork:
 CrossNetworkDep = Annotated[CrossNetwork, Depends(_cross_network)]
 
 TradeKey = Annotated[
-    str | None,
+    str,
     idempotency_key(
-        "Required. The trade's key, unique in the network: a retry with the same key and body "
-        "returns the original outcome (the trade, or the same refusal); with a different body "
-        "it is a 409 idempotency_conflict."
+        "The trade's key, unique in the network (a UUID is ideal): a retry with the same key "
+        "and body returns the original outcome (the trade, or the same refusal); with a "
+        "different body it is a 409 idempotency_conflict. Without it: 422 "
+        "idempotency_key_required.",
+        required=True,
     ),
 ]
 
@@ -53,20 +70,43 @@ TradeKey = Annotated[
     status_code=201,
     response_model=Trade,
     summary="Pay: book a trade at once, or hold it (pending) to post or void later",
+    responses={
+        202: {
+            "model": Trade,
+            "description": "Across networks, not decided yet: the pending trade. Read it, or "
+            "retry with the same Idempotency-Key, to learn the outcome.",
+        }
+    },
+)
+@answers(
+    IdempotencyKeyRequired,
+    AccountNotFound,
+    SameAccount,
+    CreditLimitExceeded,
+    BalanceMaxExceeded,
+    AccountSuspended,
+    AccountClosed,
+    AmountOutOfRange,
 )
 async def create_trade(
     network: str,
     body: TradeCreate,
     request: Request,
     principal: BookingPrincipal,
-    idempotency_key: TradeKey = None,
+    idempotency_key: TradeKey,
 ) -> Response:
-    # Required, but declared optional so that its absence is our own clear problem, not a
-    # generic validation error.
-    if idempotency_key is None:
-        raise IdempotencyKeyRequired(
-            "Send an Idempotency-Key header (a UUID) so that a retry can never pay twice"
-        )
+    """An operator of the network (or the platform), or a member key paying from its own account.
+    Debits the payer and credits the payee by `amount`, at once (201, `status: posted`); with
+    `"pending": true` it holds the amount until the hold is posted, voided or expires. A payee
+    `network/account` pays a member of a linked network: 201 with the posted trade when that network
+    accepted it at once, 202 with the pending trade while it has not decided.
+
+    Requires an `Idempotency-Key`: a retry with the same key and body answers as the first time
+    (`Idempotent-Replayed: true`), refusals included. Refusals: 409 `credit_limit_exceeded`,
+    `balance_max_exceeded`, `account_suspended`, `account_closed` (with the numbers: `available`,
+    `shortfall`, `headroom`, `excess`); 404 `account_not_found`; 422 `same_account`; across networks
+    409 `no_route`, `link_not_active`, `transfer_refused`, and 422 `invalid_address`,
+    `amount_too_small`."""
     # No request transaction here: the trade is booked by one statement of its own, committed
     # before this returns (trades/booker.py).
     if addresses.is_remote(body.payee):
@@ -111,6 +151,9 @@ async def list_trades(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[Trade]:
+    """An operator or auditor of the network (or the platform): every trade, or those of one
+    `account`; a member key: its own account's trades only (403 for another `account`). Optionally
+    of one status and within `from` and `to`, a page at a time."""
     items, next_cursor = await service.list_trades(
         session,
         principal,
@@ -126,6 +169,7 @@ async def list_trades(
 
 
 @router.get("/{trade_id}", response_model=Trade, summary="Read a trade")
+@answers(TradeNotFound)
 async def get_trade(
     network: str,
     net_id: NetworkId,
@@ -134,6 +178,9 @@ async def get_trade(
     principal: CurrentPrincipal,
     cross_network: CrossNetworkDep,
 ) -> Trade:
+    """An operator or auditor of the network (or the platform), or a member key of the payer or the
+    payee (to anyone else it is 404 `trade_not_found`). The trade, its status and, across networks,
+    its transfer."""
     return await service.get_trade(session, principal, net_id, trade_id, cross_network)
 
 
@@ -142,6 +189,7 @@ async def get_trade(
     response_model=Trade,
     summary="Post a pending trade, in full or in part (payer, payee or operator)",
 )
+@answers(TradeNotFound, TradeNotPending, TradeExpired, AmountExceedsHold, TradeFederated)
 async def post_trade(
     network: str,
     net_id: NetworkId,
@@ -151,6 +199,11 @@ async def post_trade(
     body: TradePost | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """The payer, the payee or an operator of the network (or the platform). Posts a hold: all of
+    it, or `{"amount": n}` of it (the rest is released). Refused with 409 `trade_not_pending` once
+    it is posted, voided or expired, `trade_expired` past its `expires_at`, `amount_exceeds_hold`
+    for more than is held, and `trade_federated` for a cross-network hold (the protocol finishes
+    it)."""
     data = body or TradePost()
 
     async def write() -> Trade:
@@ -173,6 +226,16 @@ async def post_trade(
     response_model=Trade,
     summary="Reverse a posted trade: a new, linked trade back, with a reason (operator)",
 )
+@answers(
+    TradeNotFound,
+    TradeNotPosted,
+    TradeNotReversible,
+    TradeAlreadyReversed,
+    CreditLimitExceeded,
+    BalanceMaxExceeded,
+    AccountSuspended,
+    AccountClosed,
+)
 async def reverse_trade(
     network: str,
     net_id: NetworkId,
@@ -181,6 +244,10 @@ async def reverse_trade(
     session: Session,
     principal: CurrentPrincipal,
 ) -> Response:
+    """An operator of the network (or the platform). Corrects a posted trade with a new trade back,
+    linked both ways, with a `reason`; it respects limits unless `override_limits` is set, which is
+    recorded on the trade. Refused with 409 `trade_not_posted`, `trade_not_reversible` (a reversal),
+    `trade_already_reversed` (at most one reversal per trade), or a limit or account refusal."""
     created = await service.reverse_trade(session, principal, net_id, trade_id, body)
     return json_response(created.trade.model_dump(mode="json"), 201, replayed=created.replayed)
 
@@ -190,6 +257,7 @@ async def reverse_trade(
     response_model=Trade,
     summary="Void a pending trade: release the hold (payee or operator)",
 )
+@answers(TradeNotFound, TradeNotPending, TradeFederated)
 async def void_trade(
     network: str,
     net_id: NetworkId,
@@ -199,6 +267,10 @@ async def void_trade(
     body: TradeVoid | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """The payee or an operator of the network (or the platform): a hold is the payer's promise,
+    which the payer cannot withdraw alone. Releases the hold. Refused with 409 `trade_not_pending`
+    once it is posted, voided or expired, and `trade_federated` for a cross-network hold."""
+
     async def write() -> Trade:
         return await service.resolve_trade(session, principal, net_id, trade_id, "void")
 
