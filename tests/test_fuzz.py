@@ -2,7 +2,8 @@
 openapi/openapi.json (schemathesis), authenticated, against a live service process.
 
 For every generated request, valid by the schema or deliberately not: no 5xx, responses match
-the document, and every error is application/problem+json with a stable code. Path parameters
+the document (a status it lists for the operation, its content type and its schema), and every
+error is application/problem+json with a stable code. Path parameters
 are pinned to real resources so that the fuzzer reaches the ledger instead of 404s.
 """
 
@@ -26,7 +27,11 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.transport import Response
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from mutualcredit.auth import service as keys
 from mutualcredit.auth.models import Role
@@ -160,7 +165,9 @@ def test_fuzzing_finds_no_server_error_and_only_problems(
     def check(case: schemathesis.Case) -> None:
         headers = {"Authorization": f"Bearer {target.token}"}
         response = case.call(base_url=target.base, headers=headers, timeout=10)
-        checks = [response_schema_conformance]
+        # The answer is one the document lists for the operation (its status, its content
+        # type: problem+json for a problem) and has the declared shape.
+        checks = [status_code_conformance, content_type_conformance, response_schema_conformance]
         # The world's federation link points at a peer that is not running: a 502
         # peer_unreachable is the documented answer there, not a server error.
         if not (response.status_code == 502 and b"peer_unreachable" in response.content):

@@ -27,8 +27,10 @@ endpoint (`answers`) where only its work does:
 | 503    | `database_unavailable`        | every operation that reads the database               |
 
 Everything else (a ledger's refusal, a peer's 502, an account not found) is declared by the
-endpoint with `@answers(...)`. tests/answers.py holds every answer the test suite receives
-against the document, so an answer the document does not declare fails the suite.
+endpoint with `@answers(...)`, or, for what an operation answers through a domain above its
+own (federation, behind the trade route), by that domain with `also_answers`.
+tests/answers.py holds every answer the test suite receives against the document, so an answer
+the document does not declare fails the suite.
 """
 
 from collections import defaultdict

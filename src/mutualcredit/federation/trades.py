@@ -16,7 +16,7 @@ from mutualcredit.auth.models import Role
 from mutualcredit.auth.permissions import require_writer
 from mutualcredit.auth.service import Principal
 from mutualcredit.db import unit_of_work
-from mutualcredit.errors import Forbidden, ProblemError
+from mutualcredit.errors import Forbidden, ValidationProblem
 from mutualcredit.federation import outbound, protocol, repository
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import (
@@ -91,7 +91,7 @@ async def send_trade(
     if not peer_network or not account or peer_network == network_code:
         raise InvalidAddress(f"{data.payee!r}: pay a member of this network by its code alone")
     if data.pending or data.expires_at is not None:
-        raise ProblemError(
+        raise ValidationProblem(
             "A cross-network trade is held and settled by the protocol: omit pending and expires_at"
         )
     link = await repository.route(session, network_id, peer_network, exclude=None)
