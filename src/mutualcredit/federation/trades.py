@@ -123,13 +123,12 @@ async def send_trade(
             kind="federation",
         ),
     )
-    if result.outcome == "replayed":
-        assert result.trade is not None
-        return None, uuid.UUID(result.trade["id"])
-    if result.outcome != "created":
+    if result.refused:
         # Recorded under the key (a retry must find it): committed with the refusal.
         raise ledger_refusal(result, commit=True)
     assert result.trade is not None
+    if result.outcome == "replayed":
+        return None, uuid.UUID(result.trade["id"])
     trade_id = uuid.UUID(result.trade["id"])
     row_id = await outbound.queue(
         session,

@@ -111,15 +111,21 @@ def batch_args(bookings: Sequence[Booking]) -> tuple[Any, ...]:
 
 @dataclass(frozen=True, slots=True)
 class LedgerResult:
-    """What a ledger function answered: `outcome` (created, replayed, rejected or conflict for
-    a new trade; posted, voided, expired or rejected for a resolution), the refusal's code and
-    numbers when there is one, and the trade as JSON when there is one. A refusal becomes an
-    error in one place: trades.errors.ledger_refusal."""
+    """What a ledger function answered: `outcome` (for a new trade: created, replayed (the first
+    answer to the key: its trade, or its refusal), rejected, invalid or conflict; for a
+    resolution: posted, voided, expired or rejected), the refusal's code and numbers when there
+    is one, and the trade as JSON when there is one. A refusal becomes an error in one place:
+    trades.errors.ledger_refusal."""
 
     outcome: str
     problem_code: str | None
     problem_detail: dict[str, Any]
     trade: dict[str, Any] | None
+
+    @property
+    def refused(self) -> bool:
+        """Refused now, or before under the same key (a replayed refusal), or invalid."""
+        return self.problem_code is not None
 
 
 def result_of(row: Row[Any] | Mapping[Any, Any]) -> LedgerResult:
