@@ -207,7 +207,6 @@ def upgrade() -> None:
     op.replace_entity(public_mc_create_trade)
 
 
-
 def downgrade() -> None:
     public_mc_create_trade = PGFunction(
         schema="public",
@@ -371,4 +370,3 @@ def downgrade() -> None:
         ),
     )
     op.replace_entity(public_mc_create_trade)
-
