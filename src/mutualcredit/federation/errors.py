@@ -51,6 +51,20 @@ class LinkNotFound(NotFound):
     title = "No such link"
 
 
+class PeerKeyNotFound(NotFound):
+    code = "peer_key_not_found"
+    title = "No such key of the peer on this link"
+
+
+class PeerKeyConflict(ProblemError):
+    """A key id of the peer is registered already with another public key: a key id names one
+    key for good, so a new key needs a new id."""
+
+    status = 409
+    code = "peer_key_conflict"
+    title = "This key id is registered with another public key"
+
+
 class LinkExists(ProblemError):
     status = 409
     code = "link_exists"

@@ -1,7 +1,9 @@
 """Node-to-node endpoints: /federation/v1/networks/{network}/...
 
-Every call but the descriptor is signed by the calling network (peers.authenticate_peer) and
-every successful answer is signed by this one, so a sender keeps a receipt it can prove."""
+Every call but the descriptor is signed by the calling network (peers.authenticate_peer), and
+every answer to an authenticated call is signed by this one, refusals included: a sender keeps a
+receipt it can prove, and a caller can tell its peer's answer from anything else that might
+answer at the peer's address (which it reports alike, whatever it was: peers.call_peer)."""
 
 import logging
 import uuid
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from mutualcredit.db import unit_of_work
-from mutualcredit.errors import ValidationProblem
+from mutualcredit.errors import ProblemError, ValidationProblem
 from mutualcredit.federation import crypto, inbound, links, outbound, statements
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.keys import descriptor as network_descriptor
@@ -43,7 +45,14 @@ def _fed(request: Request) -> Federation:
 
 
 async def _signed(
-    fed: Federation, network_id: uuid.UUID, nonce: str, status: int, body: dict[str, Any]
+    fed: Federation,
+    network_id: uuid.UUID,
+    nonce: str,
+    status: int,
+    body: dict[str, Any],
+    *,
+    media_type: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> Response:
     content = orjson.dumps(body)
     async with fed.sessionmaker.begin() as session:
@@ -51,8 +60,9 @@ async def _signed(
     return Response(
         content=content,
         status_code=status,
-        media_type="application/json",
+        media_type=media_type,
         headers={
+            **(headers or {}),
             "MC-Key-Id": sign.key_id,
             "MC-Signature": sign.sign(crypto.response_base(nonce, status, content)),
         },
@@ -68,11 +78,25 @@ async def _serve(request: Request, network: str, handle: Handler) -> Response:
     fed = _fed(request)
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    async with unit_of_work(fed.sessionmaker) as session:
-        ctx = await authenticate_peer(
-            fed, session, network, request.method, path, request.headers, body
+    ctx: PeerContext | None = None
+    try:
+        async with unit_of_work(fed.sessionmaker) as session:
+            ctx = await authenticate_peer(
+                fed, session, network, request.method, path, request.headers, body
+            )
+            status, answer = await handle(session, ctx, body)
+    except ProblemError as exc:
+        if ctx is None:
+            raise  # not authenticated: answered unsigned, as to anyone
+        return await _signed(
+            fed,
+            ctx.network_id,
+            ctx.nonce,
+            exc.status,
+            exc.to_problem(request.url.path),
+            media_type="application/problem+json",
+            headers=exc.headers,
         )
-        status, answer = await handle(session, ctx, body)
     return await _signed(fed, ctx.network_id, ctx.nonce, status, answer)
 
 

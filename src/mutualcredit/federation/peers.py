@@ -5,6 +5,7 @@ answer verified with the peer's registered keys, and a received call is traced t
 the network that signed it.
 """
 
+import logging
 import secrets
 import time
 import uuid
@@ -29,6 +30,8 @@ from mutualcredit.federation.errors import (
 )
 from mutualcredit.federation.repository import LinkRow
 
+log = logging.getLogger("mutualcredit.federation")
+
 
 @dataclass(frozen=True, slots=True)
 class PeerCall:
@@ -51,8 +54,13 @@ async def call_peer(
 ) -> PeerCall:
     """Sends a signed request to the link's peer and checks the signature of its answer.
 
-    Raises PeerUnreachable for anything that is not a verified answer (network errors, 5xx,
-    unsigned or wrongly signed answers); a verified 4xx is returned for the caller to read."""
+    Only an answer signed by one of the peer's registered keys is the peer's: it is returned,
+    whatever its status, for the caller to read (a refusal's code and detail are the peer's own
+    words). Anything else (no connection, an address the egress policy refuses, a timeout, an
+    unsigned or wrongly signed answer of any status, a body that is not a JSON object) raises
+    PeerUnreachable with one and the same detail: an operator who may point a link at any URL
+    must not learn what is listening there (a closed port, a database, a web server). The
+    cause is logged for the deployment's own operators."""
     body = b"" if payload is None else crypto.canonical(payload)
     created = str(int(time.time()))
     nonce = secrets.token_urlsafe(18)
@@ -69,6 +77,7 @@ async def call_peer(
         "Content-Type": "application/json",
     }
     url = link.peer_url.rstrip("/") + path
+    unreachable = PeerUnreachable(f"{link.peer_code} gave no answer signed by its key")
     try:
         response = await fed.http.request(
             method,
@@ -78,28 +87,26 @@ async def call_peer(
             timeout=seconds or fed.settings.federation_timeout_seconds,
         )
     except httpx.HTTPError as exc:
-        raise PeerUnreachable(f"{link.peer_code}: {type(exc).__name__}") from exc
+        log.warning("call to peer %s failed: %s", link.peer_code, type(exc).__name__)
+        raise unreachable from exc
     raw = response.content
+    key = keys.get(response.headers.get("MC-Key-Id", ""))
+    if key is None or not crypto.verify(
+        key,
+        response.headers.get("MC-Signature", ""),
+        crypto.response_base(nonce, response.status_code, raw),
+    ):
+        log.warning(
+            "peer %s answered %d without a valid signature", link.peer_code, response.status_code
+        )
+        raise unreachable
     try:
         answer = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:
-        answer = {}
-    if response.status_code >= 500:
-        raise PeerUnreachable(
-            f"{link.peer_code} answered {response.status_code}",
-            peer_status=response.status_code,
-            peer_code=answer.get("code") if isinstance(answer, dict) else None,
-        )
-    key_id = response.headers.get("MC-Key-Id", "")
-    signature = response.headers.get("MC-Signature", "")
-    if response.status_code < 300:
-        key = keys.get(key_id)
-        if key is None or not crypto.verify(
-            key, signature, crypto.response_base(nonce, response.status_code, raw)
-        ):
-            raise PeerUnreachable(f"{link.peer_code} sent an answer not signed by its key")
+        answer = None
     if not isinstance(answer, dict):
-        raise PeerUnreachable(f"{link.peer_code} sent an answer that is not an object")
+        log.warning("peer %s signed an answer that is not a JSON object", link.peer_code)
+        raise unreachable
     return PeerCall(status=response.status_code, body=answer)
 
 
