@@ -83,9 +83,7 @@ async def _bootstrap_demo(url: str) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from mutualcredit import migrate
+    from mutualcredit import migrate, server
 
     url, embedded = resolve_database(settings)
     if not args.no_migrate:
@@ -111,19 +109,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker keeps its own counters; /metrics adds up the files in this directory.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mutualcredit-metrics-")
-    uvicorn.run(
-        "mutualcredit.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        timeout_graceful_shutdown=30,
-        # Our own JSON access log (observability.py) replaces uvicorn's.
-        access_log=False,
-        log_config=None,
-    )
+    server.run(settings)
     return 0
 
 

@@ -234,17 +234,20 @@ class PeerContext:
     nonce: str
 
 
-async def authenticate_peer(
-    fed: Federation,
-    session: AsyncSession,
-    network_code: str,
-    method: str,
-    path: str,
-    headers: Any,
-    body: bytes,
-) -> PeerContext:
-    """Checks a node-to-node request: signed, fresh, not replayed, by a key registered for the
-    sending network on this network's link to it. Raises the matching problem otherwise."""
+@dataclass(frozen=True, slots=True)
+class PeerIdentity:
+    """Who a node-to-node request says it is from, checked against this network's records:
+    everything about its authentication that does not need the body."""
+
+    link: RowMapping
+    public_key: bytes
+    values: dict[str, str]
+
+
+async def identify_peer(session: AsyncSession, network_code: str, headers: Any) -> PeerIdentity:
+    """Checks a node-to-node request's headers: signed, for this network, by a key registered
+    for the sending network on this network's link to it. Raises the matching problem
+    otherwise. auth.gate runs it before the body is read, authenticate_peer after."""
     values = {h: headers.get(h) for h in crypto.SIGNED_HEADERS}
     if any(not v for v in values.values()):
         raise PeerSignatureMissing("Sign node-to-node requests (MC-* headers)")
@@ -276,8 +279,25 @@ async def authenticate_peer(
     )
     if public_key is None:
         raise PeerUnknown(f"Key {values['mc-key-id']!r} is not registered for {sender}")
+    return PeerIdentity(link, public_key, {name: str(value) for name, value in values.items()})
+
+
+async def authenticate_peer(
+    fed: Federation,
+    session: AsyncSession,
+    network_code: str,
+    method: str,
+    path: str,
+    headers: Any,
+    body: bytes,
+) -> PeerContext:
+    """Checks a node-to-node request: signed, fresh, not replayed, by a key registered for the
+    sending network on this network's link to it. Raises the matching problem otherwise."""
+    identity = await identify_peer(session, network_code, headers)
+    link, public_key, values = identity.link, identity.public_key, identity.values
+    sender, receiver = values["mc-from"], values["mc-to"]
     try:
-        created = int(str(values["mc-created"]))
+        created = int(values["mc-created"])
     except ValueError:
         raise PeerSignatureInvalid("MC-Created must be unix seconds") from None
     if abs(time.time() - created) > fed.settings.federation_clock_skew_seconds:
@@ -286,15 +306,9 @@ async def authenticate_peer(
             skew_seconds=fed.settings.federation_clock_skew_seconds,
         )
     base = crypto.request_base(
-        method,
-        path,
-        str(sender),
-        str(receiver),
-        str(values["mc-created"]),
-        str(values["mc-nonce"]),
-        body,
+        method, path, sender, receiver, values["mc-created"], values["mc-nonce"], body
     )
-    if not crypto.verify(public_key, str(values["mc-signature"]), base):
+    if not crypto.verify(public_key, values["mc-signature"], base):
         raise PeerSignatureInvalid()
     fresh = await session.scalar(
         text(

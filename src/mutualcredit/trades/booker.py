@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from mutualcredit.db import write_connection
 from mutualcredit.errors import database_unreachable
 from mutualcredit.observability import BATCH_SIZE
 from mutualcredit.trades.repository import LedgerResult, result_of
@@ -66,8 +67,16 @@ class TradeRequest:
 class Booker:
     """Books one trade per statement (batch_size 1) or batches (batch_size > 1)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, flushers: int, batch_size: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        flushers: int,
+        batch_size: int,
+        acquire_timeout: float | None = None,
+    ) -> None:
         self.pool = pool
+        self.acquire_timeout = acquire_timeout
         self.batch_size = batch_size
         self.flushers = flushers
         self._queue: asyncio.Queue[TradeRequest] = asyncio.Queue()
@@ -91,7 +100,7 @@ class Booker:
         return await request.future
 
     async def _one(self, r: TradeRequest) -> LedgerResult:
-        async with self.pool.acquire() as conn:
+        async with write_connection(self.pool, self.acquire_timeout) as conn:
             row = await conn.fetchrow(
                 _ONE,
                 r.network_id,
@@ -155,7 +164,7 @@ class Booker:
             # statements (every key's lock, every account's lock, the arrays) only pay off when
             # shared: about 15% more trades per second in PostgreSQL (bench/README.md).
             return [await self._one(group[0])]
-        async with self.pool.acquire() as conn:
+        async with write_connection(self.pool, self.acquire_timeout) as conn:
             rows = await conn.fetch(
                 _BATCH,
                 group[0].network_id,
