@@ -113,6 +113,24 @@ async def test_a_connection_that_sends_no_head_or_half_a_head_is_cut(
             writer.close()
 
 
+async def test_a_kept_alive_connection_that_sends_half_a_head_is_cut(
+    service: ServiceProcess,
+) -> None:
+    reader, writer = await _open(service)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    # The next request starts, and stalls: its head's deadline runs from its first byte.
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: te")
+    started = time.monotonic()
+    answer, _ = await _cut_after(reader, started, HEADER_TIMEOUT)
+    status, problem = _problem(answer)
+    assert (status, problem["code"]) == (408, "request_timeout")
+    writer.close()
+
+
 async def test_a_stalled_body_is_cut_and_one_without_a_key_is_never_read(
     service: ServiceProcess, net: dict[str, Any]
 ) -> None:

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         default=10.0,
         gt=0,
         description="A request's line and headers must arrive within this many seconds of the "
-        "connection opening or of the previous response ending.",
+        "connection opening (on a kept-alive connection, of the request's first byte).",
     )
     body_timeout_seconds: float = Field(
         default=20.0,

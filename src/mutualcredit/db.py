@@ -6,9 +6,10 @@ after the endpoint returns), so that a failed COMMIT reaches the client as an er
 never commit.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Annotated, Any
 
 import asyncpg
@@ -173,19 +174,37 @@ async def create_write_pool(
     )
 
 
-@asynccontextmanager
-async def write_connection(pool: asyncpg.Pool, wait: float | None) -> AsyncIterator[Any]:
+class write_connection:  # named as what it is used as, like contextlib.suppress
     """A connection of the write path's pool, waited for at most `wait` seconds.
 
-    A statement on it that times out terminates it (asyncpg would otherwise try to cancel the
+    The wait is an `asyncio.timeout` around the acquire rather than asyncpg's own
+    `acquire(timeout=...)`, which on Python 3.11 runs every acquire in a task of its own; and
+    this is a class rather than a generator-based context manager: on the trade path, which
+    takes two connections a trade, each costs microseconds (bench/README.md). A statement on
+    the connection that times out terminates it (asyncpg would otherwise try to cancel the
     statement and make the release wait for that): its outcome is unknown, which the ledger's
     keys make safe to retry, and on a stalled link the cancellation never arrives."""
-    async with pool.acquire(timeout=wait) as conn:
-        try:
-            yield conn
-        except TimeoutError:
-            conn.terminate()
-            raise
+
+    __slots__ = ("conn", "pool", "wait")
+
+    def __init__(self, pool: asyncpg.Pool, wait: float | None) -> None:
+        self.pool = pool
+        self.wait = wait
+
+    async def __aenter__(self) -> Any:
+        async with asyncio.timeout(self.wait):
+            self.conn = await self.pool.acquire()
+        return self.conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and issubclass(exc_type, TimeoutError):
+            self.conn.terminate()
+        await self.pool.release(self.conn)
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:

@@ -12,7 +12,7 @@ compared does, measured with bench/slow_clients.py.)
 `GuardedHttpToolsProtocol` is uvicorn's httptools protocol with those limits, passed to uvicorn
 as its `http` class; everything else is uvicorn's own. Each request has deadlines:
 
-    connection opened, or previous response sent
+    connection opened, or the request's first byte on a kept-alive connection
         │  header_timeout: the request line and headers, at most max_header_bytes
         ▼
     headers complete ── the application starts (it authenticates before reading a body)
@@ -21,7 +21,8 @@ as its `http` class; everything else is uvicorn's own. Each request has deadline
     body complete ── the application answers (the database's own timeouts bound it: db.py)
         │  send_timeout: while the client reads too slowly for the response to be written
         ▼
-    response sent ── keep-alive: the next request's header_timeout starts
+    response sent ── keep-alive: uvicorn closes the connection if nothing comes within
+                     timeout_keep_alive; the next request's first byte starts header_timeout
 
 A request that misses a deadline is answered 408 (if no answer has started) and its
 connection closed. Each worker also bounds what it holds: `max_connections` open connections
@@ -148,7 +149,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             writer.close()
             return
         super().connection_made(transport)  # type: ignore[arg-type]
-        self._expect_head()
+        # A new connection owes a request's head, even before its first byte.
+        self._deadline = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._clear_deadline()
@@ -164,27 +166,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._reading_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if (
-            self._reading_head
-            and self._head_bytes > self.limits.max_header_bytes
-            and not self.transport.is_closing()
-        ):
-            CUT.labels("headers_too_large").inc()
-            self._cut(
-                HeadersTooLarge(
-                    f"The request line and headers are limited to {self.limits.max_header_bytes}"
-                    " bytes"
+        if self.transport.is_closing():
+            return
+        # A deadline starts only for a phase that this read left unfinished: a request that
+        # arrives whole in one read, as most do, costs no timer.
+        if self._reading_head:
+            if self._head_bytes > self.limits.max_header_bytes:
+                CUT.labels("headers_too_large").inc()
+                limit = self.limits.max_header_bytes
+                self._cut(
+                    HeadersTooLarge(f"The request line and headers are limited to {limit} bytes")
                 )
-            )
+            elif self._head_bytes and self._deadline is None:
+                # Part of a head, the rest still to come. (A kept-alive connection that sends
+                # nothing is closed by uvicorn's keep-alive timeout.)
+                self._deadline = self.loop.call_later(
+                    self.limits.header_timeout, self._head_timed_out
+                )
+        elif self._deadline is None:
+            # A body still to come.
+            self._deadline = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
 
-    # Parser callbacks: each phase of a request starts its deadline
+    # Parser callbacks: a request's head, then its body
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._head_bytes = 0
         self._clear_deadline()
         super().on_headers_complete()
-        self._deadline = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
 
     def on_body(self, body: bytes) -> None:
         if not self.cycle.response_complete:
@@ -206,10 +215,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self._release()
-        pipelined = bool(self.pipeline)
         super().on_response_complete()
-        if not pipelined and not self.transport.is_closing():
-            self._expect_head()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._running = cycle
@@ -231,12 +237,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._send_deadline = None
 
     # Deadlines
-
-    def _expect_head(self) -> None:
-        self._clear_deadline()
-        self._reading_head = True
-        self._head_bytes = 0
-        self._deadline = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
 
     def _clear_deadline(self) -> None:
         if self._deadline is not None:
