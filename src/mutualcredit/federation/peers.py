@@ -120,17 +120,23 @@ class PeerContext:
     nonce: str
 
 
-async def authenticate_peer(
-    fed: Federation,
-    session: AsyncSession,
-    network_code: str,
-    method: str,
-    path: str,
-    headers: Mapping[str, str],
-    body: bytes,
-) -> PeerContext:
-    """Checks a node-to-node request: signed, fresh, not replayed, by a key registered for the
-    sending network on this network's link to it. Raises the matching problem otherwise."""
+@dataclass(frozen=True, slots=True)
+class PeerIdentity:
+    """Who a node-to-node request says it is from, checked against this network's records:
+    everything about its authentication that does not need the body."""
+
+    link: LinkRow
+    public_key: bytes
+    values: dict[str, str]
+
+
+async def identify_peer(
+    session: AsyncSession, network_code: str, headers: Mapping[str, str]
+) -> PeerIdentity:
+    """Checks a node-to-node request's headers: signed, for this network, by a key registered
+    for the sending network on this network's link to it. Raises the matching problem
+    otherwise. Run before the body is read (check_headers, by auth.gate) and again, with the
+    signature over the body, by authenticate_peer."""
     values = {h: headers.get(h) for h in crypto.SIGNED_HEADERS}
     if any(not v for v in values.values()):
         raise PeerSignatureMissing("Sign node-to-node requests (MC-* headers)")
@@ -143,8 +149,32 @@ async def authenticate_peer(
     public_key = await repository.get_peer_key(session, link.id, str(values["mc-key-id"]))
     if public_key is None:
         raise PeerUnknown(f"Key {values['mc-key-id']!r} is not registered for {sender}")
+    return PeerIdentity(link, public_key, {name: str(value) for name, value in values.items()})
+
+
+async def check_headers(scope: Any, network_code: str, headers: Mapping[str, str]) -> None:
+    """identify_peer in a short transaction of its own, for a request whose body is not read
+    yet (auth.gate.PeerCheck)."""
+    fed: Federation = scope["app"].state.federation
+    async with fed.sessionmaker() as session:
+        await identify_peer(session, network_code, headers)
+
+
+async def authenticate_peer(
+    fed: Federation,
+    session: AsyncSession,
+    network_code: str,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> PeerContext:
+    """Checks a node-to-node request: signed, fresh, not replayed, by a key registered for the
+    sending network on this network's link to it. Raises the matching problem otherwise."""
+    identity = await identify_peer(session, network_code, headers)
+    link, public_key, values = identity.link, identity.public_key, identity.values
     try:
-        created = int(str(values["mc-created"]))
+        created = int(values["mc-created"])
     except ValueError:
         raise PeerSignatureInvalid("MC-Created must be unix seconds") from None
     if abs(time.time() - created) > fed.settings.federation_clock_skew_seconds:
@@ -155,19 +185,19 @@ async def authenticate_peer(
     base = crypto.request_base(
         method,
         path,
-        sender,
-        receiver,
-        str(values["mc-created"]),
-        str(values["mc-nonce"]),
+        values["mc-from"],
+        values["mc-to"],
+        values["mc-created"],
+        values["mc-nonce"],
         body,
     )
-    if not crypto.verify(public_key, str(values["mc-signature"]), base):
+    if not crypto.verify(public_key, values["mc-signature"], base):
         raise PeerSignatureInvalid()
-    if not await repository.insert_nonce(session, link.id, str(values["mc-nonce"]), sender):
+    if not await repository.insert_nonce(session, link.id, values["mc-nonce"], values["mc-from"]):
         raise PeerReplay()
     return PeerContext(
         network_id=link.network_id,
         network_code=network_code,
         link=link,
-        nonce=str(values["mc-nonce"]),
+        nonce=values["mc-nonce"],
     )
