@@ -113,6 +113,15 @@ class AmountTooSmall(ProblemError):
     title = "The amount converts to nothing on the other side"
 
 
+class AmountTooLarge(ProblemError):
+    """At the link's rate, the amount is worth more on the other side than an amount may be
+    (2^53 - 1 minor units)."""
+
+    status = 422
+    code = "amount_too_large"
+    title = "The amount converts to more than an amount may be on the other side"
+
+
 class TransferRefused(ProblemError):
     """The destination (or a network on the route) refused the trade; the hold is voided.
     Members: `refused_by`, `remote_code` (the refusal's own code), `trade_id`."""

@@ -40,7 +40,13 @@ from mutualcredit.federation.keys import ensure_key, signer
 from mutualcredit.federation.peers import PeerContext, call_peer
 from mutualcredit.federation.protocol import FED
 from mutualcredit.federation.repository import LinkOverview, LinkRow
-from mutualcredit.federation.schemas import LinkCreate, LinkUpdate, LinkView, PeerKeyCreate
+from mutualcredit.federation.schemas import (
+    LinkConfirm,
+    LinkCreate,
+    LinkUpdate,
+    LinkView,
+    PeerKeyCreate,
+)
 
 LINK_PREFIX = "link."
 SETTLEMENT_PREFIX = "settlement."
@@ -216,16 +222,12 @@ async def _mark_agreed(session: AsyncSession, link: LinkRow, version: int) -> No
 
 
 async def confirm_link(
-    session: AsyncSession, ctx: PeerContext, body: dict[str, Any]
+    session: AsyncSession, ctx: PeerContext, data: LinkConfirm
 ) -> dict[str, Any]:
     """The peer's side of agree_link."""
     link = ctx.link
-    rate = body.get("rate") or {}
-    try:
-        theirs = Fraction(int(rate["num"]), int(rate["den"]))
-        version = int(rate["version"])
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        raise LinkRateMismatch("rate: num, den and version are required") from None
+    theirs = Fraction(data.rate.num, data.rate.den)
+    version = data.rate.version
     if theirs != Fraction(link.rate_den, link.rate_num):
         raise LinkRateMismatch(
             f"{ctx.network_code} holds {link.rate_num}/{link.rate_den} (version "

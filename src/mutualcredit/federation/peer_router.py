@@ -8,14 +8,15 @@ answer at the peer's address (which it reports alike, whatever it was: peers.cal
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from mutualcredit import jsonbody
 from mutualcredit.db import unit_of_work
 from mutualcredit.errors import ProblemError, ValidationProblem
 from mutualcredit.federation import crypto, inbound, links, outbound, statements
@@ -23,7 +24,7 @@ from mutualcredit.federation.context import Federation
 from mutualcredit.federation.keys import descriptor as network_descriptor
 from mutualcredit.federation.keys import signer
 from mutualcredit.federation.peers import PeerContext, authenticate_peer
-from mutualcredit.federation.schemas import PeerKeyCreate, TransferMessage
+from mutualcredit.federation.schemas import LinkConfirm, PeerKeyCreate, TransferMessage
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.schemas import PROBLEM_RESPONSES
 
@@ -100,14 +101,27 @@ async def _serve(request: Request, network: str, handle: Handler) -> Response:
     return await _signed(fed, ctx.network_id, ctx.nonce, status, answer)
 
 
+Model = TypeVar("Model", bound=BaseModel)
+
+
 def _json(body: bytes) -> dict[str, Any]:
+    """A signed body, read as strictly as every other (jsonbody): no member twice, no NaN."""
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ValidationProblem("The body must be a JSON object") from None
+        value = jsonbody.loads(body)
+    except ValueError as exc:
+        raise ValidationProblem(f"The body is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ValidationProblem("The body must be a JSON object")
     return value
+
+
+def _parse(model: type[Model], body: bytes, what: str) -> Model:
+    try:
+        return model.model_validate(_json(body))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValidationProblem(f"Not {what}: {where}: {error['msg']}") from None
 
 
 @router.get("/descriptor", summary="The network's public federation descriptor (no signature)")
@@ -122,7 +136,7 @@ async def confirm_link(network: str, request: Request) -> Response:
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        return 200, await links.confirm_link(session, ctx, _json(body))
+        return 200, await links.confirm_link(session, ctx, _parse(LinkConfirm, body, "a rate"))
 
     return await _serve(request, network, handle)
 
@@ -140,10 +154,7 @@ async def transfers(network: str, request: Request) -> Response:
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        try:
-            msg = TransferMessage.model_validate_json(body)
-        except ValidationError as exc:
-            raise ValidationProblem(f"Not a transfer: {exc.errors()[0]['msg']}") from None
+        msg = _parse(TransferMessage, body, "a transfer")
         receipt, out_row = await inbound.receive(fed, session, ctx, msg)
         if out_row is not None:
             forward.append(out_row)
@@ -199,10 +210,7 @@ async def keys(network: str, request: Request) -> Response:
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        try:
-            key = PeerKeyCreate.model_validate_json(body)
-        except ValidationError as exc:
-            raise ValidationProblem(f"Not a key: {exc.errors()[0]['msg']}") from None
+        key = _parse(PeerKeyCreate, body, "a key")
         return 200, await links.receive_key(session, ctx, key)
 
     return await _serve(request, network, handle)

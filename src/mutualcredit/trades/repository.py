@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, select, tuple_
+from sqlalchemy import Row, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -173,12 +173,16 @@ async def get_details(session: AsyncSession, trade_id: uuid.UUID) -> dict[str, A
     return orjson.loads(raw) if raw else None
 
 
-async def trade_exists(session: AsyncSession, network_id: uuid.UUID, key: str) -> bool:
-    """Whether a trade was booked under the key in the network (a refusal is not a trade)."""
-    found = await session.scalar(
-        select(Trade.id).where(Trade.network_id == network_id, Trade.key == key)
-    )
-    return found is not None
+_KEY_USED = text(
+    "SELECT EXISTS (SELECT 1 FROM trades WHERE network_id = :n AND key = :k)"
+    " OR EXISTS (SELECT 1 FROM trade_rejections WHERE network_id = :n AND key = :k)"
+)
+
+
+async def key_used(session: AsyncSession, network_id: uuid.UUID, key: str) -> bool:
+    """Whether the key has an answer in the network: a trade booked, or a refusal recorded. A
+    retry with it is answered by the ledger (replayed or conflict) before anything else."""
+    return bool(await session.scalar(_KEY_USED, {"n": network_id, "k": key}))
 
 
 @dataclass(frozen=True, slots=True)
