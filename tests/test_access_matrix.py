@@ -65,13 +65,14 @@ async def build(api: Api, foreign: Net) -> World:
         headers=auth(net.operator),
     )
     world.ids["request"] = r.json()["id"]
-    # A link to a network whose deployment is not running: every check of the caller happens
-    # before the call to the peer, which then fails (502 peer_unreachable) for allowed callers.
+    # A link to a network whose deployment cannot be reached (.invalid never resolves): every
+    # check of the caller happens before the call to the peer, which then fails (502
+    # peer_unreachable) for allowed callers.
     r = await api.client.post(
         f"{net.base}/federation/links",
         json={
             "peer": "px",
-            "peer_url": "http://127.0.0.1:9",
+            "peer_url": "http://px.invalid:9",
             "peer_key": {"key_id": "px.1", "public_key": _public_key()},
             "rate": {"num": 1, "den": 1},
             "credit_limit": 100,
@@ -95,7 +96,7 @@ def _public_key() -> str:
 # {request}, {key} for the world's resources.
 LIMITS = {"credit_limit": 50, "balance_max": None, "reason": "review"}
 LINK = {
-    "peer_url": "http://127.0.0.1:9",
+    "peer_url": "http://px.invalid:9",
     "peer_key": {"key_id": "py.1", "public_key": "@key"},
     "rate": {"num": 2, "den": 1},
     "credit_limit": 100,

@@ -75,11 +75,14 @@ async def test_a_burst_is_booked_in_batches_with_each_outcome_its_own(
     ] * 10
     assert (await api.get_account(net, "shop"))["balance"] == 600
     assert await network_sums(db, net.code) == (0, 0, 0)
-    # Retried (new requests, same keys and bodies), in a batch: each replays its own outcome.
+    # Retried (new requests, same keys and bodies), in a batch: each replays its own outcome,
+    # the trade it booked or the refusal it was given.
     retries = [dataclasses.replace(t, future=asyncio.Future()) for t in burst]
     replay = await asyncio.gather(*(booker.book(t) for t in retries))
-    assert [r.outcome for r in replay] == [
-        "replayed" if o == "created" else "rejected" for o in outcomes
+    assert [r.outcome for r in replay] == ["replayed"] * len(burst)
+    assert [r.problem_code for r in replay] == [r.problem_code for r in results]
+    assert [r.trade["id"] if r.trade else None for r in replay] == [
+        r.trade["id"] if r.trade else None for r in results
     ]
 
 

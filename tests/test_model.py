@@ -152,7 +152,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if payer == payee:
             return ("", payer, payee, amount, None)
         key, row = self._trade(payer, payee, amount, pending=False)
-        return (key, payer, payee, amount, row["outcome"])
+        return (key, payer, payee, amount, (row["problem_code"], row["id"]))
 
     @rule(
         target=holds,
@@ -170,12 +170,13 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(previous=keys)
     def replay(self, previous: tuple[str, str, str, int, Any]) -> None:
-        """A retry with the same key and request repeats the outcome and changes nothing."""
-        key, payer, payee, amount, outcome = previous
+        """A retry with the same key and request repeats the first answer (the same trade, or
+        the same refusal) and changes nothing."""
+        key, payer, payee, amount, first = previous
         if not key:
             return
         row = self._create(key, payer, payee, amount, False)
-        assert row["outcome"] == ("replayed" if outcome == "created" else "rejected")
+        assert (row["outcome"], (row["problem_code"], row["id"])) == ("replayed", first)
         other = self._create(key, payer, payee, amount + 1, False)
         assert (other["outcome"], other["problem_code"]) == ("conflict", "idempotency_conflict")
 

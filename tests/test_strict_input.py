@@ -228,8 +228,8 @@ async def test_a_cross_network_trade_refuses_pending_and_expires_at_as_malformed
     api: Api, net: Net
 ) -> None:
     # The protocol holds and settles a cross-network trade itself: a request that asks for a
-    # hold of its own is malformed (422, as the README says), not a 400 the document never
-    # declared (found by the fuzzing test's status check).
+    # hold of its own is malformed (422, as the README says), refused before any link is
+    # looked up (the fuzzing test's status check found it answering an undeclared 400).
     for extra in ({"pending": True}, {"expires_at": "2099-01-01T00:00:00Z"}):
         r = await api.pay(net, "alice", "elsewhere/bob", 5, **extra)
         problem = assert_problem(r, 422, "validation_error")

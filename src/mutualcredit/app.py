@@ -16,12 +16,14 @@ from mutualcredit.accounts.router import router as accounts_router
 from mutualcredit.apidoc import describe, operation_id
 from mutualcredit.apipages import add_pages
 from mutualcredit.audit.router import router as audit_router
+from mutualcredit.auth.gate import AuthenticateBeforeBody
 from mutualcredit.auth.router import router as keys_router
 from mutualcredit.config import Settings
-from mutualcredit.db import create_engine, make_sessionmaker, plain_url
+from mutualcredit.db import DatabaseTimeouts, create_engine, create_write_pool, make_sessionmaker
 from mutualcredit.errors import install_handlers
 from mutualcredit.exports.router import router as exports_router
 from mutualcredit.federation import outbound as federation_outbound
+from mutualcredit.federation import peers as federation_peers
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.peer_router import router as federation_peer_router
 from mutualcredit.federation.router import router as federation_router
@@ -74,26 +76,27 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
     if settings.database_url is None:
         raise ValueError("create_app needs a database URL; the CLI starts the embedded server")
     database_url = settings.database_url
+    timeouts = DatabaseTimeouts(
+        connect=settings.database_connect_timeout_seconds,
+        statement=settings.database_statement_timeout_seconds,
+        pool=settings.database_pool_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(database_url, pool_size=settings.pool_size)
+        engine = create_engine(database_url, pool_size=settings.pool_size, timeouts=timeouts)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         # The trade write path (authentication and bookings): single statements, each its own
         # transaction, on a plain asyncpg pool (trades/booker.py says why).
-        app.state.fast_pool = await asyncpg.create_pool(
-            # min_size=0: connect lazily, so the service starts (and /readyz answers) while the
-            # database is still down.
-            plain_url(database_url),
-            min_size=0,
-            max_size=settings.pool_size,
-            reset=_keep_session,
+        app.state.fast_pool = await create_write_pool(
+            database_url, size=settings.pool_size, timeouts=timeouts, reset=_keep_session
         )
         app.state.booker = Booker(
             app.state.fast_pool,
             flushers=settings.trade_batch_flushers,
             batch_size=settings.trade_batch_size,
+            acquire_timeout=timeouts.pool,
         )
         app.state.booker.start()
         # Everything loaded so far lives as long as the process: keep it out of the garbage
@@ -139,11 +142,14 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.pool_timeout = timeouts.pool
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.pending_ttl = timedelta(seconds=settings.pending_ttl_seconds)
     app.state.request_ttl = timedelta(seconds=settings.request_ttl_seconds)
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # No body is read for a caller who is not known (the trade lane does the same itself).
+    app.add_middleware(AuthenticateBeforeBody, check_peer=federation_peers.check_headers)
     app.add_middleware(ObservabilityMiddleware)
     # The request id is known to everything inside, the access log included.
     app.add_middleware(RequestIdMiddleware)

@@ -257,22 +257,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_server(settings: Settings) -> None:
-    """The HTTP server itself, until it is told to stop."""
-    import uvicorn
+    """The HTTP server itself (server.py: uvicorn with the limits of a server that faces the
+    internet), until it is told to stop."""
+    from mutualcredit import server
 
-    uvicorn.run(
-        "mutualcredit.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        timeout_graceful_shutdown=30,
-        # Our own JSON access log (observability.py) replaces uvicorn's.
-        access_log=False,
-        log_config=None,
-    )
+    server.run(settings)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

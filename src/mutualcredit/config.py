@@ -32,6 +32,54 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     pool_size: int = Field(default=10, ge=1, le=200)
     max_body_bytes: int = Field(default=65_536, ge=1024)
+    # Slow and stalled clients (server.py): the server faces the internet directly, so every
+    # phase of a request has a deadline and every worker a bound on what it holds.
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this many seconds of the "
+        "connection opening (on a kept-alive connection, of the request's first byte).",
+    )
+    body_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="A request's whole body must arrive within this many seconds of its headers.",
+    )
+    send_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="How long a response may wait for a client that does not read it.",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="Open connections per worker; beyond it, a new connection is answered 503.",
+    )
+    max_header_bytes: int = Field(
+        default=32_768, ge=1024, description="Most bytes of a request's line and headers."
+    )
+    max_buffered_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=65_536,
+        description="Most bytes of request bodies a worker holds at once; a body that would "
+        "take it past this is answered 503.",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5, ge=1, description="How long an idle connection is kept open between requests."
+    )
+    # A stalled database (db.py): bounded waits, so that a request answers 503 within seconds.
+    database_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Opening a database connection, its handshake included."
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="One statement: PostgreSQL cancels it after this (statement_timeout), and "
+        "the service gives up on an answer one second later.",
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Waiting for a free connection of a pool."
+    )
     pending_ttl_seconds: int = Field(
         default=86_400, ge=1, description="Expiry of a pending trade created without expires_at."
     )

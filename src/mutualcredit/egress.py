@@ -40,6 +40,20 @@ def allowed(address: IPAddress, *, allow_private: bool) -> bool:
     return allow_private or address.is_global
 
 
+def refused_at_sight(url: str, *, allow_private: bool) -> bool:
+    """True when a URL's host is an address (or `localhost`) the policy refuses: caught when an
+    operator saves it, before any call. A host name is checked when it is connected to, after
+    DNS, since what it resolves to can change."""
+    host = (httpx.URL(url).host or "").strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return not allow_private
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not allowed(address, allow_private=allow_private)
+
+
 class OutboundPolicy(httpcore.AsyncNetworkBackend):
     """A network backend that connects only to addresses the policy allows."""
 

@@ -25,6 +25,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
@@ -121,6 +122,36 @@ class PayloadTooLarge(ProblemError):
     status = 413
     code = "payload_too_large"
     title = "The request body is too large"
+
+
+class RequestTimeout(ProblemError):
+    """The request's headers or body did not arrive in time; the connection is closed."""
+
+    status = 408
+    code = "request_timeout"
+    title = "The request did not arrive in time"
+    retryable = True
+
+
+class HeadersTooLarge(ProblemError):
+    """The request line and headers are longer than the server reads."""
+
+    status = 431
+    code = "headers_too_large"
+    title = "The request headers are too large"
+
+
+class ServerBusy(ProblemError):
+    """The worker holds as many connections, or as many bytes of request bodies, as it may."""
+
+    status = 503
+    code = "server_busy"
+    title = "The server is busy"
+    retryable = True
+
+    def __init__(self, detail: str | None = None, **fields: Any) -> None:
+        super().__init__(detail, **fields)
+        self.headers["Retry-After"] = "1"
 
 
 class MethodNotAllowed(ProblemError):
@@ -229,6 +260,8 @@ def database_unreachable(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
+        if isinstance(current, PoolTimeout):
+            return True  # no pooled connection came free in time: the database is too slow
         sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES):
             return True
@@ -367,6 +400,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 # write path talks to asyncpg directly: its errors arrive unwrapped.
 INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
     DBAPIError,
+    PoolTimeout,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,

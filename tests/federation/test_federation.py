@@ -354,3 +354,61 @@ def test_a_new_rate_is_agreed_again_before_value_crosses(cluster: Cluster) -> No
         "PATCH", link, alpha.members["ann"], json={"rate": {"num": 1, "den": 1}, "reason": "x"}
     )
     assert r.status_code == 403, r.text
+
+
+def test_a_retry_across_networks_gets_its_first_answer(cluster: Cluster) -> None:
+    """A cross-network trade, accepted or refused (here or at the destination), retried with
+    its key after the link was suspended, gets the first answer; a new key gets the refusal of
+    the moment."""
+    alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    first: dict[str, tuple[str, int, httpx.Response]] = {}
+    # Accepted; refused at the destination (no such member there); refused here (beyond ann's
+    # own credit).
+    for payee, amount, code in (
+        ("bravo/bob", 5, None),
+        ("bravo/nobody", 5, "transfer_refused"),
+        ("bravo/bob", 10**12, "credit_limit_exceeded"),
+    ):
+        key = str(uuid.uuid4())
+        answer = alpha.pay("ann", payee, amount, key=key)
+        if code is None:
+            assert answer.status_code == 201, answer.text
+        else:
+            assert (answer.status_code, answer.json()["code"]) == (409, code), answer.text
+        first[key] = (payee, amount, answer)
+    r = alpha.request(
+        "POST", "/federation/links/bravo/suspend", alpha.operator, json={"reason": "review"}
+    )
+    assert r.status_code == 200, r.text
+    try:
+        for key, (payee, amount, answer) in first.items():
+            again = alpha.pay("ann", payee, amount, key=key)
+            assert again.status_code == answer.status_code, again.text
+            assert again.headers["idempotent-replayed"] == "true"
+            if answer.status_code == 201:
+                assert again.json()["id"] == answer.json()["id"]
+            else:
+                assert again.json() == answer.json()
+        fresh = alpha.pay("ann", "bravo/bob", 5)
+        assert (fresh.status_code, fresh.json()["code"]) == (409, "link_not_active")
+    finally:
+        alpha.request(
+            "POST", "/federation/links/bravo/resume", alpha.operator, json={"reason": "done"}
+        )
+    settled(alpha, bravo)
+
+
+def test_a_cross_network_trade_is_refused_clearly_for_what_it_cannot_be(
+    cluster: Cluster,
+) -> None:
+    alpha = cluster.nodes["alpha"]
+    r = alpha.pay("ann", "bravo/bob", 5, pending=True)
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error")
+    assert r.json()["detail"].startswith("pending:")
+    # At the link's rate (above one: 3/2, or 2/1 once a test agreed a new one), the largest
+    # amount there is would be worth more than an amount may be at bravo.
+    rate = alpha.request("GET", "/federation/links/bravo", alpha.operator).json()["rate"]
+    assert rate["num"] > rate["den"]
+    r = alpha.pay("ann", "bravo/bob", 2**53 - 1)
+    assert (r.status_code, r.json()["code"]) == (422, "amount_too_large"), r.text
+    assert r.json()["rate"] == f"{rate['num']}/{rate['den']}"

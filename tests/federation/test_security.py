@@ -182,3 +182,51 @@ def test_an_expiry_no_clock_can_hold_is_malformed_not_a_crash(world: World) -> N
         r = signed_post(world.bank, world.mallory, "/transfers", body)
         assert _code(r) == (422, "validation_error"), r.text
     assert asyncio.run(world.bank.fetch(count)) == before
+
+
+def _verified(world: World, r: httpx.Response, nonce: str) -> bool:
+    key = next(k for k in world.bank.descriptor()["keys"] if k["key_id"] == r.headers["MC-Key-Id"])
+    return crypto.verify(
+        crypto.b64d(key["public_key"]),
+        r.headers["MC-Signature"],
+        crypto.response_base(nonce, r.status_code, r.content),
+    )
+
+
+@pytest.mark.parametrize("tail", ["/transfers", "/link", "/keys", "/checkpoints"])
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"transfer_id": "a", "transfer_id": "b"}', "more than once"),
+        (b'{"rate": {"num": NaN, "den": 1, "version": 1}}', "NaN is not a JSON number"),
+        (b'{"amount_sent": 1e400}', "out of range"),
+        (b"[1, 2]", "must be a JSON object"),
+    ],
+)
+def test_every_signed_body_is_read_strictly_and_its_refusal_signed(
+    world: World, tail: str, body: bytes, says: str
+) -> None:
+    nonce = uuid.uuid4().hex
+    r = signed_post(world.bank, world.mallory, tail, body, nonce=nonce)
+    assert _code(r) == (422, "validation_error"), r.text
+    assert says in r.json()["detail"]
+    # A refusal of an authenticated call is signed too: the caller can tell it is the bank's.
+    assert _verified(world, r, nonce)
+
+
+@pytest.mark.parametrize(
+    "rate",
+    [
+        {"num": "1", "den": 1, "version": 1},
+        {"num": 1.0, "den": 1, "version": 1},
+        {"num": 1, "den": 0, "version": 1},
+        {"num": 1, "den": 1},
+        {"num": True, "den": 1, "version": 1},
+    ],
+)
+def test_a_rate_is_read_as_the_exact_integers_it_must_be(
+    world: World, rate: dict[str, object]
+) -> None:
+    r = signed_post(world.bank, world.mallory, "/link", crypto.canonical({"rate": rate}))
+    assert _code(r) == (422, "validation_error"), r.text
+    assert r.json()["detail"].startswith("Not a rate: rate.")

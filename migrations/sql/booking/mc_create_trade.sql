@@ -1,8 +1,14 @@
 -- mc_create_trade: the write path of a trade, in one call.
 --
--- outcome: 'created' | 'replayed' (same key, same request) | 'rejected' (refused now or before;
--- the refusal is recorded under the key) | 'conflict' (same key, different request).
+-- outcome: 'created' | 'replayed' (same key, same request: the first answer, a trade or, with a
+-- problem_code, the refusal recorded under the key) | 'rejected' (refused now; the refusal is
+-- recorded under the key) | 'invalid' (the request cannot be booked as sent: a hold that would
+-- expire before it is booked; nothing is recorded) | 'conflict' (same key, different request).
 -- Refusals are returned, not raised, so the caller's transaction commits the record of them.
+--
+-- The key is looked up before anything that depends on the time or on state that can change:
+-- a retry gets the first answer, whatever happened since (an expiry passed, a limit changed, an
+-- account was suspended).
 --
 -- Operators' variants use the optional parameters: p_kind ('reversal', 'write_off', 'request'),
 -- p_reverses_trade_id (a reversal's original; one reversal per trade), p_override (book even
@@ -60,11 +66,22 @@ BEGIN
     WHERE r.network_id = p_network_id AND r.key = p_key;
     IF FOUND THEN
         IF v_rejection.request_hash = p_request_hash THEN
-            RETURN QUERY SELECT 'rejected'::text, v_rejection.code, v_rejection.detail, NULL::jsonb;
+            RETURN QUERY SELECT 'replayed'::text, v_rejection.code, v_rejection.detail, NULL::jsonb;
         ELSE
             RETURN QUERY SELECT 'conflict'::text, 'idempotency_conflict'::text,
                                 jsonb_build_object('key', p_key), NULL::jsonb;
         END IF;
+        RETURN;
+    END IF;
+
+    -- A hold ends after it is booked. Checked only now that the key is known to be new.
+    IF p_pending AND p_expires_at <= clock_timestamp() THEN
+        RETURN QUERY SELECT 'invalid'::text, 'validation_error'::text,
+                            jsonb_build_object('errors', jsonb_build_array(jsonb_build_object(
+                                'location', jsonb_build_array('body', 'expires_at'),
+                                'message', 'must be in the future',
+                                'type', 'value_error'))),
+                            NULL::jsonb;
         RETURN;
     END IF;
 

@@ -6,7 +6,7 @@ from fastapi import Depends, Request
 from starlette.types import Scope
 
 from mutualcredit.auth.service import Principal, authenticate, authenticate_raw
-from mutualcredit.db import Session
+from mutualcredit.db import Session, write_connection
 from mutualcredit.errors import Unauthorized
 
 
@@ -34,13 +34,26 @@ async def current_principal(request: Request, session: Session) -> Principal:
     return admit(request.scope, await authenticate(session, token))
 
 
+async def identify(scope: Scope, authorization: str | None) -> Principal:
+    """Authenticates the key in one autocommit round trip on the write path's pool, once per
+    request: the principal is kept in the request's state, where the layers after the first
+    one to ask find it (auth.gate authenticates before a body is read, the trade lane and the
+    booking route use the same answer)."""
+    state = scope.setdefault("state", {})
+    principal: Principal | None = state.get("principal")
+    if principal is None:
+        token = bearer_token(authorization)
+        app_state = scope["app"].state
+        async with write_connection(app_state.fast_pool, app_state.pool_timeout) as conn:
+            principal = await authenticate_raw(conn, token)
+        state["principal"] = principal
+    return principal
+
+
 async def authenticate_booking(scope: Scope, authorization: str | None) -> Principal:
-    """Authenticates in one autocommit round trip, for the trade write path, which books in
-    statements of its own and so needs no request transaction (nor holds a connection)."""
-    token = bearer_token(authorization)
-    async with scope["app"].state.fast_pool.acquire() as conn:
-        principal = await authenticate_raw(conn, token)
-    return admit(scope, principal)
+    """Authenticates for the trade write path, which books in statements of its own and so
+    needs no request transaction (nor holds a connection)."""
+    return admit(scope, await identify(scope, authorization))
 
 
 async def booking_principal(request: Request) -> Principal:

@@ -51,6 +51,20 @@ class LinkNotFound(NotFound):
     title = "No such link"
 
 
+class PeerKeyNotFound(NotFound):
+    code = "peer_key_not_found"
+    title = "No such key of the peer on this link"
+
+
+class PeerKeyConflict(ProblemError):
+    """A key id of the peer is registered already with another public key: a key id names one
+    key for good, so a new key needs a new id."""
+
+    status = 409
+    code = "peer_key_conflict"
+    title = "This key id is registered with another public key"
+
+
 class LinkExists(ProblemError):
     status = 409
     code = "link_exists"
@@ -97,6 +111,15 @@ class AmountTooSmall(ProblemError):
     status = 422
     code = "amount_too_small"
     title = "The amount converts to nothing on the other side"
+
+
+class AmountTooLarge(ProblemError):
+    """At the link's rate, the amount is worth more on the other side than an amount may be
+    (2^53 - 1 minor units)."""
+
+    status = 422
+    code = "amount_too_large"
+    title = "The amount converts to more than an amount may be on the other side"
 
 
 class TransferRefused(ProblemError):

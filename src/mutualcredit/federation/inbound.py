@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit import addresses
+from mutualcredit.amounts import MAX_AMOUNT
 from mutualcredit.federation import chains, outbound, protocol, repository
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import PeerForbidden, TransferConflict
@@ -165,8 +166,11 @@ async def _forward(
     expires_at = msg.expires_at - margin
     if expires_at <= datetime.now(UTC) + margin / 2:
         return None, ("expiry_too_short", {"expires_at": protocol.iso(msg.expires_at)})
-    if protocol.convert(msg.amount_received, nxt.rate_num, nxt.rate_den) < 1:
+    onward = protocol.convert(msg.amount_received, nxt.rate_num, nxt.rate_den)
+    if onward < 1:
         return None, ("amount_too_small", {})
+    if onward > MAX_AMOUNT:
+        return None, ("amount_too_large", {})
     result = await ledger.create_trade(
         session,
         ledger.Booking(

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mutualcredit import egress
 from mutualcredit.amounts import MAX_AMOUNT
 from mutualcredit.audit.context import explain
 from mutualcredit.auth.permissions import require_operator
@@ -31,13 +32,21 @@ from mutualcredit.federation.errors import (
     LinkNotActive,
     LinkNotFound,
     LinkRateMismatch,
+    PeerKeyConflict,
+    PeerKeyNotFound,
     PeerUnreachable,
 )
 from mutualcredit.federation.keys import ensure_key, signer
 from mutualcredit.federation.peers import PeerContext, call_peer
 from mutualcredit.federation.protocol import FED
 from mutualcredit.federation.repository import LinkOverview, LinkRow
-from mutualcredit.federation.schemas import LinkCreate, LinkUpdate, LinkView, PeerKeyCreate
+from mutualcredit.federation.schemas import (
+    LinkConfirm,
+    LinkCreate,
+    LinkUpdate,
+    LinkView,
+    PeerKeyCreate,
+)
 
 LINK_PREFIX = "link."
 SETTLEMENT_PREFIX = "settlement."
@@ -94,6 +103,7 @@ async def create_link(
     require_operator(principal)
     if data.peer == await repository.network_code(session, network_id):
         raise ValidationProblem("peer: a network cannot link to itself")
+    _check_peer_url(fed, str(data.peer_url))
     await ensure_key(fed, session, network_id)
     await explain(session, data.reason or f"link to {data.peer}")
     try:
@@ -138,7 +148,12 @@ async def create_link(
 
 
 async def _trust(session: AsyncSession, link_id: uuid.UUID, key: PeerKeyCreate) -> None:
-    await repository.upsert_peer_key(session, link_id, key.key_id, crypto.b64d(key.public_key))
+    if not await repository.upsert_peer_key(
+        session, link_id, key.key_id, crypto.b64d(key.public_key)
+    ):
+        raise PeerKeyConflict(
+            f"Key {key.key_id!r} is registered with another public key", key_id=key.key_id
+        )
 
 
 async def add_peer_key(
@@ -159,7 +174,8 @@ async def revoke_peer_key(
 ) -> LinkView:
     require_operator(principal)
     link = await link_to(session, network_id, peer)
-    await repository.revoke_peer_key(session, link.id, key_id)
+    if not await repository.revoke_peer_key(session, link.id, key_id):
+        raise PeerKeyNotFound(f"The link to {peer} has no key {key_id!r}", key_id=key_id)
     return await get_link(session, network_id, peer)
 
 
@@ -206,16 +222,12 @@ async def _mark_agreed(session: AsyncSession, link: LinkRow, version: int) -> No
 
 
 async def confirm_link(
-    session: AsyncSession, ctx: PeerContext, body: dict[str, Any]
+    session: AsyncSession, ctx: PeerContext, data: LinkConfirm
 ) -> dict[str, Any]:
     """The peer's side of agree_link."""
     link = ctx.link
-    rate = body.get("rate") or {}
-    try:
-        theirs = Fraction(int(rate["num"]), int(rate["den"]))
-        version = int(rate["version"])
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        raise LinkRateMismatch("rate: num, den and version are required") from None
+    theirs = Fraction(data.rate.num, data.rate.den)
+    version = data.rate.version
     if theirs != Fraction(link.rate_den, link.rate_num):
         raise LinkRateMismatch(
             f"{ctx.network_code} holds {link.rate_num}/{link.rate_den} (version "
@@ -230,7 +242,16 @@ async def confirm_link(
     }
 
 
+def _check_peer_url(fed: Federation, url: str) -> None:
+    if egress.refused_at_sight(url, allow_private=fed.settings.outbound_allow_private):
+        raise ValidationProblem(
+            "peer_url: not an address this service may call (loopback, private, link-local or"
+            " reserved; see MUTUALCREDIT_OUTBOUND_ALLOW_PRIVATE)"
+        )
+
+
 async def update_link(
+    fed: Federation,
     session: AsyncSession,
     principal: Principal,
     network_id: uuid.UUID,
@@ -244,6 +265,8 @@ async def update_link(
     require_operator(principal)
     if data.peer_url is None and data.rate is None and data.default_route is None:
         raise ValidationProblem("Nothing to change: give peer_url, rate or default_route")
+    if data.peer_url is not None:
+        _check_peer_url(fed, str(data.peer_url))
     link = await repository.get_link_for_update(session, network_id, peer)
     if link is None:
         raise LinkNotFound(f"No link to {peer!r}", peer=peer)

@@ -1,19 +1,22 @@
 """Node-to-node endpoints: /federation/v1/networks/{network}/...
 
-Every call but the descriptor is signed by the calling network (peers.authenticate_peer) and
-every successful answer is signed by this one, so a sender keeps a receipt it can prove."""
+Every call but the descriptor is signed by the calling network (peers.authenticate_peer), and
+every answer to an authenticated call is signed by this one, refusals included: a sender keeps a
+receipt it can prove, and a caller can tell its peer's answer from anything else that might
+answer at the peer's address (which it reports alike, whatever it was: peers.call_peer)."""
 
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from mutualcredit import jsonbody
 from mutualcredit.apidoc import Endpoint, answers
 from mutualcredit.db import unit_of_work
 from mutualcredit.errors import ProblemError, ValidationProblem
@@ -33,7 +36,7 @@ from mutualcredit.federation.errors import (
 from mutualcredit.federation.keys import descriptor as network_descriptor
 from mutualcredit.federation.keys import signer
 from mutualcredit.federation.peers import PeerContext, authenticate_peer
-from mutualcredit.federation.schemas import PeerKeyCreate, TransferMessage
+from mutualcredit.federation.schemas import LinkConfirm, PeerKeyCreate, TransferMessage
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.errors import NetworkNotFound
 
@@ -82,7 +85,14 @@ def _fed(request: Request) -> Federation:
 
 
 async def _signed(
-    fed: Federation, network_id: uuid.UUID, nonce: str, status: int, body: dict[str, Any]
+    fed: Federation,
+    network_id: uuid.UUID,
+    nonce: str,
+    status: int,
+    body: dict[str, Any],
+    *,
+    media_type: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> Response:
     content = orjson.dumps(body)
     async with fed.sessionmaker.begin() as session:
@@ -90,8 +100,9 @@ async def _signed(
     return Response(
         content=content,
         status_code=status,
-        media_type="application/json",
+        media_type=media_type,
         headers={
+            **(headers or {}),
             "MC-Key-Id": sign.key_id,
             "MC-Signature": sign.sign(crypto.response_base(nonce, status, content)),
         },
@@ -107,22 +118,49 @@ async def _serve(request: Request, network: str, handle: Handler) -> Response:
     fed = _fed(request)
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    async with unit_of_work(fed.sessionmaker) as session:
-        ctx = await authenticate_peer(
-            fed, session, network, request.method, path, request.headers, body
+    ctx: PeerContext | None = None
+    try:
+        async with unit_of_work(fed.sessionmaker) as session:
+            ctx = await authenticate_peer(
+                fed, session, network, request.method, path, request.headers, body
+            )
+            status, answer = await handle(session, ctx, body)
+    except ProblemError as exc:
+        if ctx is None:
+            raise  # not authenticated: answered unsigned, as to anyone
+        return await _signed(
+            fed,
+            ctx.network_id,
+            ctx.nonce,
+            exc.status,
+            exc.to_problem(request.url.path),
+            media_type="application/problem+json",
+            headers=exc.headers,
         )
-        status, answer = await handle(session, ctx, body)
     return await _signed(fed, ctx.network_id, ctx.nonce, status, answer)
 
 
+Model = TypeVar("Model", bound=BaseModel)
+
+
 def _json(body: bytes) -> dict[str, Any]:
+    """A signed body, read as strictly as every other (jsonbody): no member twice, no NaN."""
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ValidationProblem("The body must be a JSON object") from None
+        value = jsonbody.loads(body)
+    except ValueError as exc:
+        raise ValidationProblem(f"The body is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ValidationProblem("The body must be a JSON object")
     return value
+
+
+def _parse(model: type[Model], body: bytes, what: str) -> Model:
+    try:
+        return model.model_validate(_json(body))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValidationProblem(f"Not {what}: {where}: {error['msg']}") from None
 
 
 @router.get("/descriptor", summary="The network's public federation descriptor (no signature)")
@@ -145,7 +183,7 @@ async def confirm_link(network: str, request: Request) -> Response:
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        return 200, await links.confirm_link(session, ctx, _json(body))
+        return 200, await links.confirm_link(session, ctx, _parse(LinkConfirm, body, "a rate"))
 
     return await _serve(request, network, handle)
 
@@ -167,10 +205,7 @@ async def deliver_transfer(network: str, request: Request) -> Response:
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        try:
-            msg = TransferMessage.model_validate_json(body)
-        except ValidationError as exc:
-            raise ValidationProblem(f"Not a transfer: {exc.errors()[0]['msg']}") from None
+        msg = _parse(TransferMessage, body, "a transfer")
         receipt, out_row = await inbound.receive(fed, session, ctx, msg)
         if out_row is not None:
             forward.append(out_row)
@@ -236,10 +271,7 @@ async def register_peer_key(network: str, request: Request) -> Response:
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        try:
-            key = PeerKeyCreate.model_validate_json(body)
-        except ValidationError as exc:
-            raise ValidationProblem(f"Not a key: {exc.errors()[0]['msg']}") from None
+        key = _parse(PeerKeyCreate, body, "a key")
         return 200, await links.receive_key(session, ctx, key)
 
     return await _serve(request, network, handle)

@@ -5,6 +5,7 @@ answer verified with the peer's registered keys, and a received call is traced t
 the network that signed it.
 """
 
+import logging
 import secrets
 import time
 import uuid
@@ -29,6 +30,8 @@ from mutualcredit.federation.errors import (
 )
 from mutualcredit.federation.repository import LinkRow
 
+log = logging.getLogger("mutualcredit.federation")
+
 
 @dataclass(frozen=True, slots=True)
 class PeerCall:
@@ -51,8 +54,13 @@ async def call_peer(
 ) -> PeerCall:
     """Sends a signed request to the link's peer and checks the signature of its answer.
 
-    Raises PeerUnreachable for anything that is not a verified answer (network errors, 5xx,
-    unsigned or wrongly signed answers); a verified 4xx is returned for the caller to read."""
+    Only an answer signed by one of the peer's registered keys is the peer's: it is returned,
+    whatever its status, for the caller to read (a refusal's code and detail are the peer's own
+    words). Anything else (no connection, an address the egress policy refuses, a timeout, an
+    unsigned or wrongly signed answer of any status, a body that is not a JSON object) raises
+    PeerUnreachable with one and the same detail: an operator who may point a link at any URL
+    must not learn what is listening there (a closed port, a database, a web server). The
+    cause is logged for the deployment's own operators."""
     body = b"" if payload is None else crypto.canonical(payload)
     created = str(int(time.time()))
     nonce = secrets.token_urlsafe(18)
@@ -69,6 +77,7 @@ async def call_peer(
         "Content-Type": "application/json",
     }
     url = link.peer_url.rstrip("/") + path
+    unreachable = PeerUnreachable(f"{link.peer_code} gave no answer signed by its key")
     try:
         response = await fed.http.request(
             method,
@@ -78,28 +87,26 @@ async def call_peer(
             timeout=seconds or fed.settings.federation_timeout_seconds,
         )
     except httpx.HTTPError as exc:
-        raise PeerUnreachable(f"{link.peer_code}: {type(exc).__name__}") from exc
+        log.warning("call to peer %s failed: %s", link.peer_code, type(exc).__name__)
+        raise unreachable from exc
     raw = response.content
+    key = keys.get(response.headers.get("MC-Key-Id", ""))
+    if key is None or not crypto.verify(
+        key,
+        response.headers.get("MC-Signature", ""),
+        crypto.response_base(nonce, response.status_code, raw),
+    ):
+        log.warning(
+            "peer %s answered %d without a valid signature", link.peer_code, response.status_code
+        )
+        raise unreachable
     try:
         answer = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:
-        answer = {}
-    if response.status_code >= 500:
-        raise PeerUnreachable(
-            f"{link.peer_code} answered {response.status_code}",
-            peer_status=response.status_code,
-            peer_code=answer.get("code") if isinstance(answer, dict) else None,
-        )
-    key_id = response.headers.get("MC-Key-Id", "")
-    signature = response.headers.get("MC-Signature", "")
-    if response.status_code < 300:
-        key = keys.get(key_id)
-        if key is None or not crypto.verify(
-            key, signature, crypto.response_base(nonce, response.status_code, raw)
-        ):
-            raise PeerUnreachable(f"{link.peer_code} sent an answer not signed by its key")
+        answer = None
     if not isinstance(answer, dict):
-        raise PeerUnreachable(f"{link.peer_code} sent an answer that is not an object")
+        log.warning("peer %s signed an answer that is not a JSON object", link.peer_code)
+        raise unreachable
     return PeerCall(status=response.status_code, body=answer)
 
 
@@ -113,17 +120,23 @@ class PeerContext:
     nonce: str
 
 
-async def authenticate_peer(
-    fed: Federation,
-    session: AsyncSession,
-    network_code: str,
-    method: str,
-    path: str,
-    headers: Mapping[str, str],
-    body: bytes,
-) -> PeerContext:
-    """Checks a node-to-node request: signed, fresh, not replayed, by a key registered for the
-    sending network on this network's link to it. Raises the matching problem otherwise."""
+@dataclass(frozen=True, slots=True)
+class PeerIdentity:
+    """Who a node-to-node request says it is from, checked against this network's records:
+    everything about its authentication that does not need the body."""
+
+    link: LinkRow
+    public_key: bytes
+    values: dict[str, str]
+
+
+async def identify_peer(
+    session: AsyncSession, network_code: str, headers: Mapping[str, str]
+) -> PeerIdentity:
+    """Checks a node-to-node request's headers: signed, for this network, by a key registered
+    for the sending network on this network's link to it. Raises the matching problem
+    otherwise. Run before the body is read (check_headers, by auth.gate) and again, with the
+    signature over the body, by authenticate_peer."""
     values = {h: headers.get(h) for h in crypto.SIGNED_HEADERS}
     if any(not v for v in values.values()):
         raise PeerSignatureMissing("Sign node-to-node requests (MC-* headers)")
@@ -136,8 +149,32 @@ async def authenticate_peer(
     public_key = await repository.get_peer_key(session, link.id, str(values["mc-key-id"]))
     if public_key is None:
         raise PeerUnknown(f"Key {values['mc-key-id']!r} is not registered for {sender}")
+    return PeerIdentity(link, public_key, {name: str(value) for name, value in values.items()})
+
+
+async def check_headers(scope: Any, network_code: str, headers: Mapping[str, str]) -> None:
+    """identify_peer in a short transaction of its own, for a request whose body is not read
+    yet (auth.gate.PeerCheck)."""
+    fed: Federation = scope["app"].state.federation
+    async with fed.sessionmaker() as session:
+        await identify_peer(session, network_code, headers)
+
+
+async def authenticate_peer(
+    fed: Federation,
+    session: AsyncSession,
+    network_code: str,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> PeerContext:
+    """Checks a node-to-node request: signed, fresh, not replayed, by a key registered for the
+    sending network on this network's link to it. Raises the matching problem otherwise."""
+    identity = await identify_peer(session, network_code, headers)
+    link, public_key, values = identity.link, identity.public_key, identity.values
     try:
-        created = int(str(values["mc-created"]))
+        created = int(values["mc-created"])
     except ValueError:
         raise PeerSignatureInvalid("MC-Created must be unix seconds") from None
     if abs(time.time() - created) > fed.settings.federation_clock_skew_seconds:
@@ -148,19 +185,19 @@ async def authenticate_peer(
     base = crypto.request_base(
         method,
         path,
-        sender,
-        receiver,
-        str(values["mc-created"]),
-        str(values["mc-nonce"]),
+        values["mc-from"],
+        values["mc-to"],
+        values["mc-created"],
+        values["mc-nonce"],
         body,
     )
-    if not crypto.verify(public_key, str(values["mc-signature"]), base):
+    if not crypto.verify(public_key, values["mc-signature"], base):
         raise PeerSignatureInvalid()
-    if not await repository.insert_nonce(session, link.id, str(values["mc-nonce"]), sender):
+    if not await repository.insert_nonce(session, link.id, values["mc-nonce"], values["mc-from"]):
         raise PeerReplay()
     return PeerContext(
         network_id=link.network_id,
         network_code=network_code,
         link=link,
-        nonce=str(values["mc-nonce"]),
+        nonce=values["mc-nonce"],
     )

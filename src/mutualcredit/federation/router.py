@@ -159,6 +159,7 @@ async def update_link(
     net_id: NetworkId,
     peer: str,
     body: LinkUpdate,
+    request: Request,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
@@ -168,7 +169,7 @@ async def update_link(
     again. A `reason` is kept on record."""
 
     async def write() -> LinkView:
-        return await links.update_link(session, principal, net_id, peer, body)
+        return await links.update_link(_fed(request), session, principal, net_id, peer, body)
 
     return await idempotent(
         session,

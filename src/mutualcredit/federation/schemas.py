@@ -115,6 +115,12 @@ class TransferRate(InputModel):
     version: Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
 
 
+class LinkConfirm(InputModel):
+    """A peer's agreement call: the rate it holds, with its version of it."""
+
+    rate: TransferRate
+
+
 class TransferMessage(InputModel):
     """One hop of a cross-network trade, as the sending network states it: validated once when
     it arrives, then passed on as it is; hashed, chained and sent as protocol.message."""

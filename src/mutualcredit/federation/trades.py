@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit import addresses
+from mutualcredit.amounts import MAX_AMOUNT
 from mutualcredit.auth.models import Role
 from mutualcredit.auth.permissions import require_writer
 from mutualcredit.auth.service import Principal
@@ -20,6 +21,7 @@ from mutualcredit.errors import Forbidden, ValidationProblem
 from mutualcredit.federation import outbound, protocol, repository
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import (
+    AmountTooLarge,
     AmountTooSmall,
     InvalidAddress,
     LinkNotActive,
@@ -61,7 +63,10 @@ class CrossNetworkTrades:
             trade.transfer = await self.transfer_of_trade(session, trade_id)
         assert trade.transfer is not None
         if trade.transfer.status == "refused":
-            raise refusal_problem(trade_id, trade.transfer)
+            refusal = refusal_problem(trade_id, trade.transfer)
+            if row_id is None:
+                refusal.headers["Idempotent-Replayed"] = "true"
+            raise refusal
         return SentTrade(
             trade, in_flight=trade.transfer.status != "accepted", replayed=row_id is None
         )
@@ -92,18 +97,29 @@ async def send_trade(
         raise InvalidAddress(f"{data.payee!r}: pay a member of this network by its code alone")
     if data.pending or data.expires_at is not None:
         raise ValidationProblem(
-            "A cross-network trade is held and settled by the protocol: omit pending and expires_at"
+            "pending: a cross-network trade is held and settled by the protocol: omit pending"
+            " and expires_at"
         )
+    # A key with an answer already is answered by the ledger (the trade or its refusal): the
+    # route, the link's status and its rate, which can change, are checked only for a new one.
+    known = await ledger.key_used(session, network_id, key)
     link = await repository.route(session, network_id, peer_network, exclude=None)
-    if link is None:
-        raise NoRoute(f"No link leads to {peer_network!r}", network=peer_network)
-    if not await ledger.trade_exists(session, network_id, key):
+    if not known:
+        if link is None:
+            raise NoRoute(f"No link leads to {peer_network!r}", network=peer_network)
         if link.status != "active":
             raise LinkNotActive(
                 f"The link to {link.peer_code} is {link.status}", peer=link.peer_code
             )
-        if protocol.convert(data.amount, link.rate_num, link.rate_den) < 1:
+        received = protocol.convert(data.amount, link.rate_num, link.rate_den)
+        if received < 1:
             raise AmountTooSmall(rate=f"{link.rate_num}/{link.rate_den}")
+        if received > MAX_AMOUNT:
+            raise AmountTooLarge(
+                f"At the rate {link.rate_num}/{link.rate_den} the amount is worth {received}"
+                f" on the other side, more than {MAX_AMOUNT}",
+                rate=f"{link.rate_num}/{link.rate_den}",
+            )
     expires_at = datetime.now(UTC) + timedelta(seconds=fed.settings.federation_ttl_seconds)
     result = await ledger.create_trade(
         session,
@@ -112,7 +128,8 @@ async def send_trade(
             key=key,
             request_hash=request_hash("trade", data.model_dump(mode="json")),
             payer=data.payer,
-            payee=link.account_code,
+            # A replay is answered before the payee is read: the link may be gone from the route.
+            payee=link.account_code if link is not None else data.payee,
             amount=data.amount,
             pending=True,
             expires_at=expires_at,
@@ -123,14 +140,14 @@ async def send_trade(
             kind="federation",
         ),
     )
-    if result.outcome == "replayed":
-        assert result.trade is not None
-        return None, uuid.UUID(result.trade["id"])
-    if result.outcome != "created":
+    if result.refused:
         # Recorded under the key (a retry must find it): committed with the refusal.
         raise ledger_refusal(result, commit=True)
     assert result.trade is not None
+    if result.outcome == "replayed":
+        return None, uuid.UUID(result.trade["id"])
     trade_id = uuid.UUID(result.trade["id"])
+    assert link is not None  # a new trade was routed above
     row_id = await outbound.queue(
         session,
         network_id=network_id,

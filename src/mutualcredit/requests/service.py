@@ -161,7 +161,7 @@ async def _pay(
             remember_refusal=False,
         ),
     )
-    if result.outcome in ("created", "replayed"):
+    if not result.refused:
         assert result.trade is not None
         request.status = "accepted"
         request.trade_id = uuid.UUID(result.trade["id"])

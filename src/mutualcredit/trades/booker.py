@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from mutualcredit.db import write_connection
 from mutualcredit.errors import database_unreachable
 from mutualcredit.observability import BATCH_SIZE
 from mutualcredit.trades.repository import (
@@ -47,8 +48,16 @@ class TradeRequest(Booking):
 class Booker:
     """Books one trade per statement (batch_size 1) or batches (batch_size > 1)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, flushers: int, batch_size: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        flushers: int,
+        batch_size: int,
+        acquire_timeout: float | None = None,
+    ) -> None:
         self.pool = pool
+        self.acquire_timeout = acquire_timeout
         self.batch_size = batch_size
         self.flushers = flushers
         self._queue: asyncio.Queue[TradeRequest] = asyncio.Queue()
@@ -72,7 +81,7 @@ class Booker:
         return await request.future
 
     async def _one(self, r: TradeRequest) -> LedgerResult:
-        async with self.pool.acquire() as conn:
+        async with write_connection(self.pool, self.acquire_timeout) as conn:
             row = await conn.fetchrow(CREATE_TRADE, *r.args())
         return result_of(row)
 
@@ -122,6 +131,6 @@ class Booker:
             # statements (every key's lock, every account's lock, the arrays) only pay off when
             # shared: about 15% more trades per second in PostgreSQL (bench/README.md).
             return [await self._one(group[0])]
-        async with self.pool.acquire() as conn:
+        async with write_connection(self.pool, self.acquire_timeout) as conn:
             rows = await conn.fetch(CREATE_TRADES, *batch_args(group))
         return [result_of(row) for row in rows]

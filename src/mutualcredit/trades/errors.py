@@ -1,7 +1,7 @@
 """The ledger's refusals of a trade. Each has a stable code, listed in the README."""
 
 from mutualcredit.accounts.errors import AccountClosed, AccountNotFound, AccountSuspended
-from mutualcredit.errors import IdempotencyConflict, NotFound, ProblemError
+from mutualcredit.errors import IdempotencyConflict, NotFound, ProblemError, ValidationProblem
 from mutualcredit.trades.repository import LedgerResult
 
 
@@ -109,6 +109,7 @@ REFUSALS: dict[str, type[ProblemError]] = {
         AmountExceedsHold,
         TradeAlreadyReversed,
         IdempotencyConflict,
+        ValidationProblem,
     )
 }
 
@@ -142,4 +143,11 @@ def ledger_refusal(result: LedgerResult, *, commit: bool = False) -> ProblemErro
         message = template.format(**detail) if template else None
     except KeyError:
         message = None
-    return REFUSALS[result.problem_code](message, commit=commit, **detail)
+    if result.problem_code == ValidationProblem.code and detail.get("errors"):
+        first = detail["errors"][0]
+        message = f"{'.'.join(first['location'][1:])}: {first['message']}"
+    error = REFUSALS[result.problem_code](message, commit=commit, **detail)
+    if result.outcome == "replayed":
+        # The first answer to this key, sent again: marked as a replayed trade is.
+        error.headers["Idempotent-Replayed"] = "true"
+    return error

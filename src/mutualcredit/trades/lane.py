@@ -13,6 +13,10 @@ full application, with the body it has read replayed: a body or header that does
 a content type other than JSON, a repeated Idempotency-Key, a body over the cap, a payee in
 another network, an application mounted under a root path. So every validation error is still
 built by the framework, from the route's declaration, which the OpenAPI document describes.
+
+It authenticates the key before it reads the body, as auth.gate does for every other request
+with a body: a caller without a valid key is answered 401 (the route's own refusal) and the
+connection closed, with its body never read.
 """
 
 import re
@@ -25,7 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mutualcredit import jsonbody
 from mutualcredit.addresses import is_remote
-from mutualcredit.auth.dependencies import authenticate_booking
+from mutualcredit.auth.dependencies import admit, identify
+from mutualcredit.auth.gate import AuthenticateBeforeBody
 from mutualcredit.errors import exception_response
 from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware, request_id_of
 from mutualcredit.observability import ObservabilityMiddleware, record_request
@@ -42,11 +47,13 @@ _KEY = re.compile(f"{IDEMPOTENCY_KEY_CHAR}{{1,{IDEMPOTENCY_KEY_MAX}}}".encode())
 
 class TradeLane:
     # The middlewares the lane does the work of, for the trades it answers itself: it hands a
-    # body over the cap on (the cap answers), and it does the request id, the metrics and the
-    # access log. It must be the outermost, and the application must have no other middleware:
-    # a new one (CORS, tracing) is added here with its work done by the lane, or trades would
-    # skip it. A test compares this with the application's middlewares.
+    # body over the cap on (the cap answers), it authenticates before it reads the body (as the
+    # gate does), and it does the request id, the metrics and the access log. It must be the
+    # outermost, and the application must have no other middleware: a new one (CORS, tracing)
+    # is added here with its work done by the lane, or trades would skip it. A test compares
+    # this with the application's middlewares.
     STANDS_IN_FOR: ClassVar[tuple[type, ...]] = (
+        AuthenticateBeforeBody,
         BodyLimitMiddleware,
         ObservabilityMiddleware,
         RequestIdMiddleware,
@@ -81,40 +88,53 @@ class TradeLane:
                 await self.app(scope, receive, send)
                 return
 
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client has gone: there is nobody to answer
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            more = message.get("more_body", False)
-            if size > self.max_bytes:
-                await self.app(scope, _replay(chunks, more, receive), send)
-                return
-
-        body = b"".join(chunks)
-        trade = _well_formed(body, content_type, keys)
-        if trade is None:
-            await self.app(scope, _replay(chunks, False, receive), send)
-            return
-
         request_id = request_id_of(scope)
         token = current_request_id.set(scope["state"]["request_id"])
         status = 500
         try:
             try:
-                principal = await authenticate_booking(
+                # Authenticated before the body is read (auth.gate says why); the principal
+                # is kept in the request's state, so the route does not ask again if the
+                # request is handed on.
+                principal = await identify(
                     scope, authorization.decode("latin-1") if authorization is not None else None
-                )
-                response = await book_local(
-                    scope["app"].state, principal, match.group(1), keys[0].decode(), trade
                 )
             except Exception as exc:
                 response = await exception_response(Request(scope), exc)
+                # The body is never read: close the connection rather than wait for it.
+                response.headers["connection"] = "close"
+            else:
+                chunks: list[bytes] = []
+                size = 0
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        status = 0
+                        return  # the client has gone: there is nobody to answer
+                    chunk = message.get("body", b"")
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    more = message.get("more_body", False)
+                    if size > self.max_bytes:
+                        status = 0  # the application answers, and records it
+                        await self.app(scope, _replay(chunks, more, receive), send)
+                        return
+                trade = _well_formed(b"".join(chunks), content_type, keys)
+                if trade is None:
+                    status = 0
+                    await self.app(scope, _replay(chunks, False, receive), send)
+                    return
+                try:
+                    response = await book_local(
+                        scope["app"].state,
+                        admit(scope, principal),
+                        match.group(1),
+                        keys[0].decode(),
+                        trade,
+                    )
+                except Exception as exc:
+                    response = await exception_response(Request(scope), exc)
             status = response.status_code
             await send(
                 {
@@ -125,7 +145,8 @@ class TradeLane:
             )
             await send({"type": "http.response.body", "body": response.body})
         finally:
-            record_request(scope, TEMPLATE, status, started)
+            if status:  # 0: handed on, or nobody to answer
+                record_request(scope, TEMPLATE, status, started)
             current_request_id.reset(token)
 
 

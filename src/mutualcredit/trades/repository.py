@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, select, tuple_
+from sqlalchemy import Row, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -111,15 +111,21 @@ def batch_args(bookings: Sequence[Booking]) -> tuple[Any, ...]:
 
 @dataclass(frozen=True, slots=True)
 class LedgerResult:
-    """What a ledger function answered: `outcome` (created, replayed, rejected or conflict for
-    a new trade; posted, voided, expired or rejected for a resolution), the refusal's code and
-    numbers when there is one, and the trade as JSON when there is one. A refusal becomes an
-    error in one place: trades.errors.ledger_refusal."""
+    """What a ledger function answered: `outcome` (for a new trade: created, replayed (the first
+    answer to the key: its trade, or its refusal), rejected, invalid or conflict; for a
+    resolution: posted, voided, expired or rejected), the refusal's code and numbers when there
+    is one, and the trade as JSON when there is one. A refusal becomes an error in one place:
+    trades.errors.ledger_refusal."""
 
     outcome: str
     problem_code: str | None
     problem_detail: dict[str, Any]
     trade: dict[str, Any] | None
+
+    @property
+    def refused(self) -> bool:
+        """Refused now, or before under the same key (a replayed refusal), or invalid."""
+        return self.problem_code is not None
 
 
 def result_of(row: Row[Any] | Mapping[Any, Any]) -> LedgerResult:
@@ -167,12 +173,16 @@ async def get_details(session: AsyncSession, trade_id: uuid.UUID) -> dict[str, A
     return orjson.loads(raw) if raw else None
 
 
-async def trade_exists(session: AsyncSession, network_id: uuid.UUID, key: str) -> bool:
-    """Whether a trade was booked under the key in the network (a refusal is not a trade)."""
-    found = await session.scalar(
-        select(Trade.id).where(Trade.network_id == network_id, Trade.key == key)
-    )
-    return found is not None
+_KEY_USED = text(
+    "SELECT EXISTS (SELECT 1 FROM trades WHERE network_id = :n AND key = :k)"
+    " OR EXISTS (SELECT 1 FROM trade_rejections WHERE network_id = :n AND key = :k)"
+)
+
+
+async def key_used(session: AsyncSession, network_id: uuid.UUID, key: str) -> bool:
+    """Whether the key has an answer in the network: a trade booked, or a refusal recorded. A
+    retry with it is answered by the ledger (replayed or conflict) before anything else."""
+    return bool(await session.scalar(_KEY_USED, {"n": network_id, "k": key}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from mutualcredit.accounts.errors import AccountClosed, AccountNotFound, Account
 from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
 from mutualcredit.auth.service import Principal
-from mutualcredit.db import Session
+from mutualcredit.db import Session, write_connection
 from mutualcredit.errors import IdempotencyKeyRequired
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks import service as networks
@@ -128,7 +128,7 @@ async def book_local(
     is known to be well formed, shared with the trade lane (trades/lane.py)."""
     net_id = networks.own_network_id(principal, network)
     if net_id is None:  # a platform key names any network: look it up
-        async with state.fast_pool.acquire() as conn:
+        async with write_connection(state.fast_pool, state.pool_timeout) as conn:
             net_id = await conn.fetchval("SELECT id FROM networks WHERE code = $1", network)
         if net_id is None:
             raise NetworkNotFound(f"No network {network!r}")

@@ -99,11 +99,10 @@ async def create_trade(
     expires_at = data.expires_at
     if not data.pending and expires_at is not None:
         raise ValidationProblem("expires_at: only a pending trade expires")
-    if data.pending:
-        if expires_at is None:
-            expires_at = now + default_ttl
-        elif expires_at <= now:
-            raise ValidationProblem("expires_at: must be in the future")
+    if data.pending and expires_at is None:
+        expires_at = now + default_ttl
+    # Whether a hold's expiry is still ahead is the ledger's to say, once it knows the key is
+    # new: a retry of a hold booked before its expiry passed gets its first answer.
 
     fingerprint = request_hash("trade", data.model_dump(mode="json"))
     try:
@@ -129,14 +128,13 @@ async def create_trade(
         raise
 
     TRADES.labels(result.outcome, result.problem_code or "").inc()
-    if result.outcome == "created":
-        assert result.trade is not None
-        return Created(Trade.model_validate(result.trade), replayed=False)
+    if result.refused:
+        # The booking committed already (the refusal is recorded under its key); nothing to do.
+        raise ledger_refusal(result, commit=False)
+    assert result.trade is not None
     if result.outcome == "replayed":
-        assert result.trade is not None
         return Created(Trade.model_validate(_as_created(result.trade)), replayed=True)
-    # The booking committed already (the refusal is recorded under its key); nothing to do.
-    raise ledger_refusal(result, commit=False)
+    return Created(Trade.model_validate(result.trade), replayed=False)
 
 
 async def reverse_trade(
@@ -186,7 +184,7 @@ async def reverse_trade(
             remember_refusal=False,
         ),
     )
-    if result.outcome in ("created", "replayed"):
+    if not result.refused:
         assert result.trade is not None
         return Created(Trade.model_validate(result.trade), replayed=result.outcome == "replayed")
     if result.outcome == "conflict":

@@ -256,23 +256,31 @@ async def set_chain_head(session: AsyncSession, link_id: uuid.UUID, seq: int, he
 
 async def upsert_peer_key(
     session: AsyncSession, link_id: uuid.UUID, key_id: str, public_key: bytes
-) -> None:
-    """Trusts the key (again, if it was revoked; a key id keeps its public key)."""
-    await session.execute(
+) -> bool:
+    """Trusts the key (again, if it was revoked). False, and nothing changed, when the key id is
+    known with another public key: a key id keeps its public key."""
+    row = await session.execute(
         text(
             "INSERT INTO link_peer_keys (link_id, key_id, public_key) VALUES (:l, :k, :p)"
             " ON CONFLICT (link_id, key_id) DO UPDATE SET status = 'active'"
             " WHERE link_peer_keys.public_key = excluded.public_key"
+            " RETURNING 1"
         ),
         {"l": link_id, "k": key_id, "p": public_key},
     )
+    return row.first() is not None
 
 
-async def revoke_peer_key(session: AsyncSession, link_id: uuid.UUID, key_id: str) -> None:
-    await session.execute(
-        text("UPDATE link_peer_keys SET status = 'revoked' WHERE link_id = :l AND key_id = :k"),
+async def revoke_peer_key(session: AsyncSession, link_id: uuid.UUID, key_id: str) -> bool:
+    """Stops trusting the key (again: no change). False when the link has no such key."""
+    row = await session.execute(
+        text(
+            "UPDATE link_peer_keys SET status = 'revoked' WHERE link_id = :l AND key_id = :k"
+            " RETURNING 1"
+        ),
         {"l": link_id, "k": key_id},
     )
+    return row.first() is not None
 
 
 async def peer_keys(session: AsyncSession, link_id: uuid.UUID) -> dict[str, bytes]:
