@@ -163,6 +163,11 @@ def _statuses(method: str, path: str) -> set[str]:
     return set(SPEC["paths"][path][method.lower()]["responses"])
 
 
+def _codes(method: str, path: str, status: str) -> set[str]:
+    response = SPEC["paths"][path][method.lower()]["responses"][status]
+    return set(response["content"]["application/problem+json"]["examples"])
+
+
 def test_each_operation_lists_the_statuses_it_answers() -> None:
     # Not one set for all: the operations differ by what they can answer.
     assert len({frozenset(_statuses(m, p)) for m, p, _ in OPERATIONS}) >= 10
@@ -175,8 +180,13 @@ def test_each_operation_lists_the_statuses_it_answers() -> None:
             assert "429" not in _statuses(method, path), (method, path)
         if method == "GET":
             assert "413" not in _statuses(method, path), (method, path)
-    assert _statuses("GET", "/healthz") == {"200"}
-    assert _statuses("GET", "/readyz") == {"200", "503"}
+    for method, path, _ in OPERATIONS:
+        # The server answers these for any request, before a route runs (server.py).
+        assert {"408", "431", "503"} <= _statuses(method, path), (method, path)
+    assert _statuses("GET", "/healthz") == {"200", "408", "431", "503"}
+    assert _statuses("GET", "/readyz") == {"200", "408", "431", "503"}
+    assert _codes("GET", "/healthz", "503") == {"server_busy"}  # it asks no database
+    assert _codes("GET", "/readyz", "503") == {"server_busy", "service_unavailable"}
     # Any key may ask who it is: no 403; no network in the path: no 404.
     assert {"403", "404"}.isdisjoint(_statuses("GET", "/v1/me"))
     trade = _statuses("POST", "/v1/networks/{network}/trades")
@@ -194,12 +204,13 @@ def test_the_codes_of_a_trade_refusal_are_listed_under_their_statuses() -> None:
     responses = SPEC["paths"]["/v1/networks/{network}/trades"]["post"]["responses"]
 
     def codes(status: str) -> set[str]:
-        return set(responses[status]["content"]["application/problem+json"]["examples"])
+        return _codes("POST", "/v1/networks/{network}/trades", status)
 
     assert {"credit_limit_exceeded", "balance_max_exceeded", "idempotency_conflict"} <= codes("409")
     assert {"no_route", "link_not_active", "transfer_refused"} <= codes("409")
     assert {"idempotency_key_required", "same_account", "validation_error"} <= codes("422")
-    assert codes("503") == {"database_unavailable"}
+    assert {"amount_too_small", "amount_too_large", "invalid_address"} <= codes("422")
+    assert codes("503") == {"database_unavailable", "server_busy"}
     assert "Retry-After" in responses["429"]["headers"]
     assert "WWW-Authenticate" in responses["401"]["headers"]
 

@@ -25,6 +25,9 @@ endpoint (`answers`) where only its work does:
 | 422    | `validation_error`            | any parameter or body                                 |
 | 429    | `rate_limited`                | an API key (the rate limit is per key)                |
 | 503    | `database_unavailable`        | every operation that reads the database               |
+| 408    | `request_timeout`             | every operation: the server (server.py) answers these |
+| 431    | `headers_too_large`           | before any route runs, for any request                |
+| 503    | `server_busy`                 |                                                       |
 
 Everything else (a ledger's refusal, a peer's 502, an account not found) is declared by the
 endpoint with `@answers(...)`, or, for what an operation answers through a domain above its
@@ -48,10 +51,13 @@ from mutualcredit.errors import (
     PROBLEM_TYPE_BASE,
     DatabaseUnavailable,
     Forbidden,
+    HeadersTooLarge,
     IdempotencyConflict,
     PayloadTooLarge,
     ProblemError,
     RateLimited,
+    RequestTimeout,
+    ServerBusy,
     Unauthorized,
     ValidationProblem,
 )
@@ -79,9 +85,11 @@ LEADS: dict[int, str] = {
     401: "No valid credentials.",
     403: "The caller may not do this.",
     404: "Not found, or not visible to this caller.",
+    408: "The request's headers or body did not arrive in time; the connection is closed.",
     409: "Refused: the request is valid, but the ledger's state does not allow it.",
     413: "The request body is larger than the service accepts.",
     422: "The request is malformed.",
+    431: "The request line and headers are longer than the server reads.",
     429: "Too many requests with this key: retry after `Retry-After` seconds.",
     502: "A call to a peer network failed.",
     503: "The service cannot answer now: retry later (a write, with the same Idempotency-Key).",
@@ -106,7 +114,16 @@ PROBLEM_HEADERS: dict[str, dict[str, Any]] = {
             "schema": {"type": "integer"},
         }
     },
+    "server_busy": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer"},
+        }
+    },
 }
+# What the server itself (server.py) answers for any request, before a route runs: a head or
+# body that does not arrive in time, a head too long, a worker full of connections or bodies.
+SERVER_PROBLEMS: tuple[type[ProblemError], ...] = (RequestTimeout, HeadersTooLarge, ServerBusy)
 
 _KEY_DEPENDENCIES = frozenset({current_principal, booking_principal})
 
@@ -210,6 +227,7 @@ def problems_of(route: APIRoute) -> dict[int, list[type[ProblemError]]]:
         found.append(DatabaseUnavailable)
     found.extend(declared.problems)
     found.extend(_ADDED.get(route.name, ()))
+    found.extend(SERVER_PROBLEMS)
     by_status: dict[int, list[type[ProblemError]]] = defaultdict(list)
     for problem in found:
         if problem not in by_status[problem.status]:

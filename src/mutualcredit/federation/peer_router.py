@@ -26,6 +26,7 @@ from mutualcredit.federation.errors import (
     CheckpointMismatch,
     LinkRateMismatch,
     PeerForbidden,
+    PeerKeyConflict,
     PeerReplay,
     PeerSignatureInvalid,
     PeerSignatureMissing,
@@ -263,7 +264,7 @@ async def countersign_checkpoint(network: str, request: Request) -> Response:
     "/keys",
     summary="Register the caller's new key (a rotation), signed with its current key",
 )
-@signed()
+@signed(PeerKeyConflict)
 async def register_peer_key(network: str, request: Request) -> Response:
     """A linked network, signed with its current key. Registers the caller's new signing key (a
     rotation), so that its requests signed with it are accepted."""

@@ -16,6 +16,7 @@ from mutualcredit.db import Session
 from mutualcredit.federation import keys, links, outbound, settlements, statements, trades
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import (
+    AmountTooLarge,
     AmountTooSmall,
     CheckpointMismatch,
     InvalidAddress,
@@ -24,6 +25,8 @@ from mutualcredit.federation.errors import (
     LinkNotFound,
     LinkRateMismatch,
     NoRoute,
+    PeerKeyConflict,
+    PeerKeyNotFound,
     PeerUnreachable,
     SettlementExists,
     SettlementInvalid,
@@ -57,7 +60,13 @@ router = APIRouter(
 # to federation (trades/cross_network.py); the route, below federation, cannot name the refusals
 # it then answers, so federation declares them for the API description.
 also_answers(
-    "create_trade", InvalidAddress, NoRoute, LinkNotActive, AmountTooSmall, TransferRefused
+    "create_trade",
+    InvalidAddress,
+    NoRoute,
+    LinkNotActive,
+    AmountTooSmall,
+    AmountTooLarge,
+    TransferRefused,
 )
 
 
@@ -269,7 +278,7 @@ async def resume_link(
     response_model=LinkView,
     summary="Register another key of the peer (after it rotated) (operator)",
 )
-@answers(LinkNotFound)
+@answers(LinkNotFound, PeerKeyConflict)
 async def add_peer_key(
     network: str,
     net_id: NetworkId,
@@ -288,7 +297,7 @@ async def add_peer_key(
     response_model=LinkView,
     summary="Stop trusting a key of the peer (operator)",
 )
-@answers(LinkNotFound)
+@answers(LinkNotFound, PeerKeyNotFound)
 async def revoke_peer_key(
     network: str,
     net_id: NetworkId,
