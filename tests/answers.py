@@ -23,12 +23,12 @@ Answer = tuple[int, str | None]  # (status, a problem's code)
 class AnswerLog:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self.operations = [(method, route.path_regex, route.path_format)
+        self.operations = [(method, route.path_regex, str(route.path_format))
                            for method, route in operations(app)]  # fmt: skip
         self.answers: dict[Operation, set[Answer]] = defaultdict(set)
 
     def _operation(self, scope: Scope) -> Operation | None:
-        method = scope["method"]
+        method: str = scope["method"]
         for declared, regex, template in self.operations:
             if declared == method and regex.match(scope["path"]):
                 return method, template

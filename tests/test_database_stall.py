@@ -172,7 +172,10 @@ async def _timed(request: Any) -> tuple[httpx.Response, float]:
 async def _trades_with_key(database_url: str, key: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(database_url)
     try:
-        return await conn.fetch("SELECT id, status FROM trades WHERE key = $1", key)
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT id, status FROM trades WHERE key = $1", key
+        )
+        return rows
     finally:
         await conn.close()
 

@@ -3,13 +3,14 @@ or in part, voided, or expires."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
 from tests.helpers import Api, Net, assert_problem, auth, network_sums
 
 
-async def _hold(api: Api, net: Net, amount: int, **fields: object) -> dict[str, object]:
+async def _hold(api: Api, net: Net, amount: int, **fields: Any) -> dict[str, object]:
     r = await api.pay(net, "buyer", "seller", amount, pending=True, **fields)
     assert r.status_code == 201, r.text
     body: dict[str, object] = r.json()

@@ -154,7 +154,7 @@ async def test_an_address_is_checked_again_when_connecting(
     and the service does not even open a connection."""
     async with Listener(_http_banner) as listener:
         own_name = socket.gethostname()
-        resolved = {info[4][0] for info in socket.getaddrinfo(own_name, listener.port)}
+        resolved = {str(info[4][0]) for info in socket.getaddrinfo(own_name, listener.port)}
         assert resolved, own_name
         assert all(a.startswith(("127.", "::1")) for a in resolved), resolved
         for peer, url in (

@@ -84,7 +84,8 @@ async def test_bad_amounts_get_a_clear_422_and_write_nothing(api: Api) -> None:
     net = await api.network()
     await api.account(net, "a")
     await api.account(net, "b")
-    for amount in (0, -5, 1.5, 10.0, "10", True, None, 2**53, 2**63, 2**64, [], {}):
+    amounts: tuple[object, ...] = (0, -5, 1.5, 10.0, "10", True, None, 2**53, 2**63, 2**64, [], {})
+    for amount in amounts:
         r = await api.pay(net, "a", "b", amount)
         assert_problem(r, 422, "validation_error")
     assert await api.balances(net) == {"a": 0, "b": 0}

@@ -4,7 +4,7 @@ every request it is not sure of, body and all."""
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -198,7 +198,7 @@ async def test_the_lane_books_well_formed_trades_itself(
     # A body that arrives in pieces, with no Content-Length.
     r = await client.post(
         f"{net.base}/trades",
-        content=pieces(),  # type: ignore[arg-type]
+        content=pieces(),
         headers={**headers, "Idempotency-Key": "two"},
     )
     assert r.status_code == 201, r.text
@@ -281,7 +281,8 @@ def _unaccounted(application: FastAPI) -> list[str]:
     """What keeps the lane from answering trades as the application would: a middleware outside
     it (it would run for other requests only), or one inside it that it does not stand in for
     (trades the lane answers would skip it)."""
-    stack = [m.cls for m in application.user_middleware]  # the outermost first
+    # The outermost first; each a middleware class (user_middleware types them as factories).
+    stack: list[type] = [cast(type, m.cls) for m in application.user_middleware]
     problems = [f"{cls.__name__} is outside the lane" for cls in stack[: stack.index(TradeLane)]]
     inside = stack[stack.index(TradeLane) + 1 :]
     problems += [

@@ -28,7 +28,8 @@ async def booker(database_url: str) -> AsyncIterator[Booker]:
 
 def _batches() -> tuple[float, float]:
     """(statements, trades) booked so far by the batched path, from its histogram."""
-    samples = {s.name: s.value for s in BATCH_SIZE.collect()[0].samples}
+    metric = next(iter(BATCH_SIZE.collect()))
+    samples = {s.name: s.value for s in metric.samples}
     return samples["mutualcredit_trade_batch_size_count"], samples[
         "mutualcredit_trade_batch_size_sum"
     ]

@@ -166,7 +166,7 @@ async def test_an_operator_never_sees_another_network(api: Api) -> None:
         ("POST", f"{theirs.base}/trades/{trade['id']}/void"),
         ("GET", f"{theirs.base}/keys"),
     ):
-        body = {} if method in ("POST", "PATCH") else None
+        body: dict[str, object] | None = {} if method in ("POST", "PATCH") else None
         if path.endswith("/limits"):
             body = {"credit_limit": 0, "balance_max": None, "reason": "r"}
         if path.endswith("/accounts") and method == "POST":

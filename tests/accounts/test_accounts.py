@@ -187,7 +187,11 @@ async def test_entries_of_a_period_page_by_page_name_the_counterparty(api: Api) 
 
     seen, cursor, pages = [], None, 0
     while True:
-        params = {"limit": 2, "from": start.isoformat(), "to": end.isoformat()}
+        params: dict[str, str | int] = {
+            "limit": 2,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+        }
         if cursor:
             params["cursor"] = cursor
         r = await api.client.get(
