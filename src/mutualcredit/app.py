@@ -27,6 +27,7 @@ from mutualcredit.federation import peers as federation_peers
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.peer_router import router as federation_peer_router
 from mutualcredit.federation.router import router as federation_router
+from mutualcredit.federation.statements_router import router as federation_statements_router
 from mutualcredit.federation.trades import CrossNetworkTrades
 from mutualcredit.health.router import router as health_router
 from mutualcredit.limits.router import router as limits_router
@@ -171,6 +172,7 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         health_router,
         exports_router,
         federation_router,
+        federation_statements_router,
         federation_peer_router,
     ):
         app.include_router(router)

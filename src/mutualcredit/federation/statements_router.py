@@ -1,0 +1,197 @@
+"""Operators' federation endpoints for what crossed a link: its transfers, this side's
+statement, reconciliation with the peer's, checkpoints both sides sign, and settlements. Under
+the network: /v1/networks/{network}/federation/links/{peer}/..."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request
+from starlette.responses import Response
+
+from mutualcredit.apidoc import answers
+from mutualcredit.auth.dependencies import CurrentPrincipal
+from mutualcredit.auth.permissions import require_reader
+from mutualcredit.db import Session
+from mutualcredit.federation import links, outbound, settlements, statements, trades
+from mutualcredit.federation.context import Federation
+from mutualcredit.federation.errors import (
+    CheckpointMismatch,
+    LinkNotActive,
+    LinkNotFound,
+    PeerUnreachable,
+    SettlementExists,
+    SettlementInvalid,
+)
+from mutualcredit.federation.schemas import CheckpointView, SettlementCreate, SettlementView
+from mutualcredit.jsonbody import StrictJSONRoute
+from mutualcredit.networks.dependencies import NetworkId
+from mutualcredit.responses import IdempotencyKey, idempotent
+from mutualcredit.schemas import Count
+from mutualcredit.trades.errors import BalanceMaxExceeded, CreditLimitExceeded
+from mutualcredit.trades.schemas import TransferView
+
+router = APIRouter(
+    route_class=StrictJSONRoute,
+    prefix="/v1/networks/{network}/federation",
+    tags=["federation"],
+)
+
+
+def _fed(request: Request) -> Federation:
+    fed: Federation = request.app.state.federation
+    return fed
+
+
+@router.get(
+    "/links/{peer}/transfers",
+    response_model=list[TransferView],
+    summary="Transfers over a link, newest first",
+)
+@answers(LinkNotFound)
+async def list_transfers(
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    status: Annotated[str | None, Query(pattern="^(prepared|forwarded|accepted|refused)$")] = None,
+    limit: Annotated[Count, Query(ge=1, le=1000)] = 100,
+) -> list[TransferView]:
+    """An operator or auditor of the network (or the platform). The transfers over a link, newest
+    first, optionally of one status."""
+    require_reader(principal)
+    return await trades.list_transfers(session, net_id, peer, status, limit)
+
+
+@router.get("/links/{peer}/statement", summary="This side's statement of the link")
+@answers(LinkNotFound)
+async def get_link_statement(
+    network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """An operator or auditor of the network (or the platform). This side's statement of the link:
+    its transfers' chain positions and hashes, and the balances they add up to."""
+    require_reader(principal)
+    return await statements.statement(session, await links.link_to(session, net_id, peer))
+
+
+@router.get(
+    "/links/{peer}/reconcile",
+    summary="Compare both sides' statements and balances, and check the mirror",
+)
+@answers(LinkNotFound, PeerUnreachable)
+async def reconcile_link(
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
+) -> dict[str, Any]:
+    """An operator or auditor of the network (or the platform). Reads the peer's statement of the
+    link (a signed call) and compares it with this side's: chains, balances, and the mirror (each
+    side's link balance, converted at the rate, is the other's with the sign turned). Refused with
+    502 `peer_unreachable` when the peer gives no signed answer."""
+    return await statements.reconcile(_fed(request), session, principal, net_id, peer)
+
+
+@router.post(
+    "/links/{peer}/checkpoints",
+    status_code=201,
+    response_model=CheckpointView,
+    summary="Agree a checkpoint with the peer: both sign chain positions, hashes and balances",
+)
+@answers(LinkNotFound, CheckpointMismatch, PeerUnreachable)
+async def create_checkpoint(
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
+) -> CheckpointView:
+    """An operator of the network (or the platform). Agrees a checkpoint with the peer: both sides
+    sign the chain positions, hashes and balances of the link as they stand. Refused with 409
+    `checkpoint_mismatch` when the two sides' records differ (reconcile first), and 502
+    `peer_unreachable` when the peer gives no signed answer."""
+    return await statements.propose_checkpoint(_fed(request), session, principal, net_id, peer)
+
+
+@router.get(
+    "/links/{peer}/checkpoints",
+    response_model=list[CheckpointView],
+    summary="Checkpoints both sides signed, newest first",
+)
+@answers(LinkNotFound)
+async def list_checkpoints(
+    network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
+) -> list[CheckpointView]:
+    """An operator or auditor of the network (or the platform). The checkpoints both sides signed,
+    newest first."""
+    require_reader(principal)
+    return await statements.list_checkpoints(session, net_id, peer)
+
+
+@router.post(
+    "/links/{peer}/settlements",
+    status_code=201,
+    response_model=SettlementView,
+    summary="Record a settlement agreed with the peer; the side that is owed executes it",
+)
+@answers(
+    LinkNotFound,
+    LinkNotActive,
+    SettlementInvalid,
+    SettlementExists,
+    CreditLimitExceeded,
+    BalanceMaxExceeded,
+)
+async def record_settlement(
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    body: SettlementCreate,
+    request: Request,
+    background: BackgroundTasks,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """An operator of the network (or the platform). Records a settlement agreed with the peer (a
+    `reference` and an `amount`): the side that is owed executes it, moving the link's balance
+    toward zero. Refused with 409 `settlement_invalid` when it would not move the balance toward
+    zero or is more than is owed, `settlement_exists` for a reference recorded before, and
+    `link_not_active`."""
+    fed = _fed(request)
+
+    async def write() -> SettlementView:
+        view, row_id = await settlements.record_settlement(
+            fed, session, principal, net_id, peer, body
+        )
+        if row_id is not None:
+            # After the response, so after the commit: the outbox row exists by then.
+            background.add_task(outbound.deliver, fed, row_id)
+        return view
+
+    return await idempotent(
+        session,
+        principal,
+        idempotency_key,
+        scope=f"settlement:{network}:{peer}",
+        payload=body.model_dump(mode="json"),
+        status_code=201,
+        write=write,
+    )
+
+
+@router.get(
+    "/links/{peer}/settlements",
+    response_model=list[SettlementView],
+    summary="Settlements of a link, newest first",
+)
+@answers(LinkNotFound)
+async def list_settlements(
+    network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
+) -> list[SettlementView]:
+    """An operator or auditor of the network (or the platform). The settlements of a link, newest
+    first."""
+    require_reader(principal)
+    return await settlements.list_settlements(session, net_id, peer)
