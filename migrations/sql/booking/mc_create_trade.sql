@@ -15,6 +15,12 @@
 -- beyond limits; needs p_reason, and is recorded on the trade), p_remember_refusal (false when
 -- the caller keeps exactly-once by other means, as accepting a payment request does).
 --
+-- The accounts of a federation link (kinds 'link' and 'settlement') stand for another network:
+-- only the protocol's own bookings (p_kind 'federation' or 'settlement') name them, and those
+-- set mutualcredit.federation around their writes, which the trigger accounts_protocol_only
+-- asks of every writer of such an account. Any other trade naming one is refused
+-- (account_reserved), recorded under its key like every refusal.
+--
 -- A new trade is answered from the row it inserted (the same JSON as mc_trade_json, with no
 -- query), and a direct trade is booked inline (mc_book's statement with no hold to release): one
 -- query and one PL/pgSQL call fewer on the path of every trade.
@@ -103,6 +109,12 @@ BEGIN
             v_code := 'account_not_found'; v_detail := jsonb_build_object('account', p_payer);
         ELSIF v_payee.id IS NULL THEN
             v_code := 'account_not_found'; v_detail := jsonb_build_object('account', p_payee);
+        ELSIF p_kind NOT IN ('federation', 'settlement')
+              AND v_payer.kind IN ('link', 'settlement') THEN
+            v_code := 'account_reserved'; v_detail := jsonb_build_object('account', p_payer);
+        ELSIF p_kind NOT IN ('federation', 'settlement')
+              AND v_payee.kind IN ('link', 'settlement') THEN
+            v_code := 'account_reserved'; v_detail := jsonb_build_object('account', p_payee);
         ELSIF v_payer.status <> 'active' THEN
             v_code := 'account_' || v_payer.status; v_detail := jsonb_build_object('account', p_payer);
         ELSIF v_payee.status <> 'active' THEN
@@ -165,6 +177,9 @@ BEGIN
     IF p_override THEN
         PERFORM set_config('mutualcredit.limit_override', 'on', true);
     END IF;
+    IF p_kind IN ('federation', 'settlement') THEN
+        PERFORM set_config('mutualcredit.federation', 'on', true);
+    END IF;
     IF p_pending THEN
         UPDATE accounts a
         SET pending_debits = a.pending_debits + CASE WHEN a.id = v_payer.id THEN p_amount ELSE 0 END,
@@ -187,6 +202,9 @@ BEGIN
     END IF;
     IF p_override THEN
         PERFORM set_config('mutualcredit.limit_override', 'off', true);
+    END IF;
+    IF p_kind IN ('federation', 'settlement') THEN
+        PERFORM set_config('mutualcredit.federation', 'off', true);
     END IF;
 
     RETURN QUERY SELECT 'created'::text, NULL::text, NULL::jsonb,

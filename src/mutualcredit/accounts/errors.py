@@ -26,6 +26,15 @@ class AccountClosed(ProblemError):
     title = "The account is closed"
 
 
+class AccountReserved(ProblemError):
+    """The account stands for another network (`link.<peer>`, `settlement.<peer>`): only the
+    federation protocol's own bookings move it, and only the link changes its status."""
+
+    status = 409
+    code = "account_reserved"
+    title = "The account belongs to a federation link"
+
+
 class AccountNotEmpty(ProblemError):
     """Closing needs a zero balance and no pending trades."""
 

@@ -40,16 +40,26 @@ from mutualcredit.db import Base, domain
 # again for every statement that writes the table, but a domain's check once per session, and
 # runs it only where a value of the domain is written.
 ACCOUNT_CODE = domain("account_code", Text(), "VALUE ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'")
-ACCOUNT_KIND = domain("account_kind", Text(), "VALUE IN ('member', 'system', 'link')")
+ACCOUNT_KIND = domain("account_kind", Text(), "VALUE IN ('member', 'system', 'link', 'settlement')")
 ACCOUNT_STATUS = domain("account_status", Text(), "VALUE IN ('active', 'suspended', 'closed')")
 LIMIT_AMOUNT = domain("limit_amount", BigInteger(), f"VALUE BETWEEN 0 AND {MAX_AMOUNT}")
 PENDING_AMOUNT = domain("pending_amount", BigInteger(), "VALUE >= 0")
 
 
 class AccountKind(StrEnum):
+    """`link` and `settlement` are the two accounts of a federation link (`link.<peer>`, the
+    peer network as one account; `settlement.<peer>`, where settlements paid outside the ledger
+    land): made by creating the link, moved only by the protocol's bookings."""
+
     member = "member"
     system = "system"
     link = "link"
+    settlement = "settlement"
+
+
+# The kinds of account the federation protocol keeps for itself, and their codes' prefixes.
+RESERVED_KINDS = frozenset({AccountKind.link, AccountKind.settlement})
+RESERVED_PREFIXES = ("link.", "settlement.")
 
 
 class AccountStatus(StrEnum):

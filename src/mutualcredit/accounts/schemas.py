@@ -2,9 +2,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, computed_field
+from pydantic import Field, computed_field, field_validator
 
-from mutualcredit.accounts.models import AccountKind, AccountStatus
+from mutualcredit.accounts.models import RESERVED_PREFIXES, AccountKind, AccountStatus
 from mutualcredit.schemas import InputModel, Limit, OutputModel
 
 AccountCode = Annotated[
@@ -20,7 +20,10 @@ AccountCode = Annotated[
 class AccountCreate(InputModel):
     code: AccountCode
     name: Annotated[str, Field(max_length=200)] = ""
-    kind: AccountKind = AccountKind.member
+    kind: Literal[AccountKind.member, AccountKind.system] = Field(
+        default=AccountKind.member,
+        description="A link's accounts (kinds link and settlement) are made by creating the link.",
+    )
     credit_limit: Limit | None = Field(
         default=None, description="Omit to use the network's default_credit_limit."
     )
@@ -28,6 +31,16 @@ class AccountCreate(InputModel):
         default=None,
         description="Omit to use the network's default_balance_max; null for no upper limit.",
     )
+
+    @field_validator("code")
+    @classmethod
+    def _not_reserved(cls, code: str) -> str:
+        if code.lower().startswith(RESERVED_PREFIXES):
+            raise ValueError(
+                "codes starting link. or settlement. are the accounts of federation links, "
+                "made by creating the link"
+            )
+        return code
 
 
 _AVAILABLE = "What the account can still pay: balance - pending_debits + credit_limit."

@@ -23,9 +23,10 @@ from mutualcredit.accounts.errors import (
     AccountCodeTaken,
     AccountNotEmpty,
     AccountNotFound,
+    AccountReserved,
     WriteOffAccountInvalid,
 )
-from mutualcredit.accounts.models import Account, AccountStatus
+from mutualcredit.accounts.models import RESERVED_KINDS, Account, AccountStatus
 from mutualcredit.accounts.schemas import AccountCreate, StatementEntry, StatusAction
 from mutualcredit.audit.context import explain
 from mutualcredit.auth.models import Role
@@ -126,6 +127,7 @@ async def change_status(
             raise ValidationProblem("reason: required for a write-off")
         await _write_off(session, principal, network_id, code, write_off_to, reason)
     account = await get_account(session, network_id, code, for_update=True)
+    _refuse_reserved(account)
     allowed_from, target = _TRANSITIONS[action]
     current = AccountStatus(account.status)
     if current is AccountStatus.closed:
@@ -147,6 +149,13 @@ async def change_status(
     return account
 
 
+def _refuse_reserved(account: Account) -> None:
+    """A link's accounts stand for the peer network: the link's own suspend and resume stop
+    what crosses it, and only the protocol moves their balances."""
+    if account.kind in RESERVED_KINDS:
+        raise AccountReserved(account=account.code)
+
+
 async def _write_off(
     session: AsyncSession,
     principal: Principal,
@@ -163,6 +172,7 @@ async def _write_off(
     request rolls back, write-off included.
     """
     account = await get_account(session, network_id, code)
+    _refuse_reserved(account)
     target = await get_account(session, network_id, write_off_to)
     if target.kind != "system" or target.id == account.id or target.status != "active":
         raise WriteOffAccountInvalid(account=write_off_to)

@@ -118,6 +118,11 @@ async def _book_here(
     settlement is booked only as its operator recorded it (settlements.py), and only as far
     as the link balance goes."""
     link = ctx.link
+    if msg.kind == "federation" and await repository.is_reserved_account(
+        session, ctx.network_id, account
+    ):
+        # A member of a peer pays members here, never one of this network's links.
+        return None, ("account_reserved", {"account": account})
     if msg.kind == "settlement":
         agreed = await repository.lock_agreed_settlement(
             session, link.id, msg.reference, msg.amount_received

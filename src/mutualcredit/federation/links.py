@@ -122,7 +122,7 @@ async def create_link(
                 network_id,
                 code=SETTLEMENT_PREFIX + data.peer,
                 name=f"Settlements with {data.peer}",
-                kind="system",
+                kind="settlement",
                 credit_limit=MAX_AMOUNT,
                 balance_max=None,
             )

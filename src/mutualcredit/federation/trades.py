@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit import addresses
+from mutualcredit.accounts.errors import AccountReserved
 from mutualcredit.amounts import MAX_AMOUNT
 from mutualcredit.auth.models import Role
 from mutualcredit.auth.permissions import require_writer
@@ -105,6 +106,8 @@ async def send_trade(
     known = await ledger.key_used(session, network_id, key)
     link = await repository.route(session, network_id, peer_network, exclude=None)
     if not known:
+        if await repository.is_reserved_account(session, network_id, data.payer):
+            raise AccountReserved(account=data.payer)
         if link is None:
             raise NoRoute(f"No link leads to {peer_network!r}", network=peer_network)
         if link.status != "active":

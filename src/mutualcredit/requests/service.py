@@ -17,7 +17,8 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.accounts import service as accounts
-from mutualcredit.accounts.models import Account
+from mutualcredit.accounts.errors import AccountReserved
+from mutualcredit.accounts.models import RESERVED_KINDS, Account
 from mutualcredit.audit.context import explain
 from mutualcredit.auth.models import Role
 from mutualcredit.auth.permissions import require_writer
@@ -76,6 +77,10 @@ async def create_request(
         raise ValidationProblem("expires_at: must be in the future")
     payer = await accounts.get_account(session, network_id, data.payer)
     payee = await accounts.get_account(session, network_id, data.payee)
+    for party in (payer, payee):
+        if party.kind in RESERVED_KINDS:
+            # Paying one would be refused (account_reserved): refused now, not when accepted.
+            raise AccountReserved(account=party.code)
     request = Request(
         network_id=network_id,
         payer_id=payer.id,

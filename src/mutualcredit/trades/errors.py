@@ -1,6 +1,11 @@
 """The ledger's refusals of a trade. Each has a stable code, listed in the README."""
 
-from mutualcredit.accounts.errors import AccountClosed, AccountNotFound, AccountSuspended
+from mutualcredit.accounts.errors import (
+    AccountClosed,
+    AccountNotFound,
+    AccountReserved,
+    AccountSuspended,
+)
 from mutualcredit.errors import IdempotencyConflict, NotFound, ProblemError, ValidationProblem
 from mutualcredit.trades.repository import LedgerResult
 
@@ -101,6 +106,7 @@ REFUSALS: dict[str, type[ProblemError]] = {
         CreditLimitExceeded,
         BalanceMaxExceeded,
         AccountNotFound,
+        AccountReserved,
         AccountSuspended,
         AccountClosed,
         TradeNotFound,
@@ -120,6 +126,7 @@ _MESSAGES = {
     "account_not_found": "No account {account} in this network",
     "account_suspended": "Account {account} is suspended",
     "account_closed": "Account {account} is closed",
+    "account_reserved": "Account {account} stands for another network: only federation moves it",
     "trade_not_pending": "The trade is {trade_status}, not pending",
     "trade_expired": "The hold expired at {expires_at}",
     "amount_exceeds_hold": "Only {held} is held; {requested} cannot be posted",

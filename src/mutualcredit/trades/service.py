@@ -156,6 +156,15 @@ async def reverse_trade(
     assert original is not None
     if original["kind"] == "reversal":
         raise TradeNotReversible(trade_id=str(trade_id))
+    if original["kind"] in ("federation", "settlement"):
+        # Booked by the protocol, with its twin in the peer's ledger: a reversal here alone
+        # would leave the link disagreeing with the peer. A mistake is corrected by a new trade
+        # back across (README, "Correcting a cross-network trade").
+        raise TradeFederated(
+            "A trade the federation protocol booked is not reversed on one side: pay it back "
+            "across the link instead",
+            trade_id=str(trade_id),
+        )
     if original["status"] != "posted":
         raise TradeNotPosted(
             f"The trade is {original['status']}: only a posted trade is reversed",

@@ -139,7 +139,9 @@ async def insert_account(
     credit_limit: int,
     balance_max: int | None,
 ) -> uuid.UUID:
-    """A link's account (the peer as one account, or where its settlements land)."""
+    """A link's account (the peer as one account, or where its settlements land). Only the
+    protocol writes these (trigger accounts_protocol_only): it says so for this statement."""
+    await session.execute(text("SELECT set_config('mutualcredit.federation', 'on', true)"))
     account_id = await session.scalar(
         text(
             "INSERT INTO accounts (network_id, code, name, kind, credit_limit, balance_max)"
@@ -148,6 +150,7 @@ async def insert_account(
         {"n": network_id, "c": code, "name": name, "kind": kind, "cl": credit_limit,
          "bm": balance_max},
     )  # fmt: skip
+    await session.execute(text("SELECT set_config('mutualcredit.federation', 'off', true)"))
     assert isinstance(account_id, uuid.UUID)
     return account_id
 
@@ -346,6 +349,16 @@ async def get_account(session: AsyncSession, account_id: uuid.UUID) -> AccountRo
         )
     ).one()
     return of(AccountRow, row._mapping)
+
+
+async def is_reserved_account(session: AsyncSession, network_id: uuid.UUID, code: str) -> bool:
+    """Whether the account is one of a link's own (kinds link and settlement), which only the
+    protocol's bookings move: never a member's payer or payee across a link."""
+    kind = await session.scalar(
+        text("SELECT kind FROM accounts WHERE network_id = :n AND code = :c"),
+        {"n": network_id, "c": code},
+    )
+    return kind in ("link", "settlement")
 
 
 async def lock_balances(
