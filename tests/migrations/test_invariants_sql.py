@@ -378,3 +378,122 @@ async def test_a_new_trade_is_answered_exactly_as_it_reads_back(
     assert json.loads(trades[2]["trade"])["limit_override"] is True
     assert json.loads(trades[1]["trade"])["status"] == "pending"
     assert json.loads(trades[0]["trade"])["amount"] == 7
+
+
+async def _with_link_accounts(
+    api: Api, db: asyncpg.Connection
+) -> tuple[Net, uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A network with members a and b and the two accounts of a link to `peer`, opened as
+    creating a link opens them (the protocol says so for its transaction)."""
+    net = await _ledger(api)
+    network_id, a, _ = await _ids(db, net)
+    async with db.transaction():
+        await db.execute("SELECT set_config('mutualcredit.federation', 'on', true)")
+        link, settlement = [
+            await db.fetchval(
+                "INSERT INTO accounts (network_id, code, kind, credit_limit)"
+                " VALUES ($1, $2, $3, 1000) RETURNING id",
+                network_id,
+                code,
+                kind,
+            )
+            for code, kind in (("link.peer", "link"), ("settlement.peer", "settlement"))
+        ]
+    return net, a, link, settlement
+
+
+@pytest.mark.parametrize("reserved", ["link", "settlement"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE accounts SET balance = balance + CASE WHEN id = $1 THEN -5 ELSE 5 END"
+        " WHERE id IN ($1, $2)",
+        "UPDATE accounts SET pending_debits = pending_debits + CASE WHEN id = $1 THEN 5 ELSE 0 END,"
+        " pending_credits = pending_credits + CASE WHEN id = $2 THEN 5 ELSE 0 END"
+        " WHERE id IN ($1, $2)",
+        "UPDATE accounts SET balance = balance + CASE WHEN id = $2 THEN -5 ELSE 5 END"
+        " WHERE id IN ($1, $2)",
+        "UPDATE accounts SET status = 'suspended' WHERE id = $2 AND $1::uuid IS NOT NULL",
+        "UPDATE accounts SET kind = 'system' WHERE id = $2 AND $1::uuid IS NOT NULL",
+    ],
+)
+async def test_only_the_protocol_moves_a_links_accounts(
+    api: Api, db: asyncpg.Connection, statement: str, reserved: str
+) -> None:
+    """A balanced update, a hold, a status or a kind: every writer but the protocol's own
+    bookings is refused, by PostgreSQL."""
+    _, a, link, settlement = await _with_link_accounts(api, db)
+    with pytest.raises(asyncpg.CheckViolationError) as exc:
+        await db.execute(statement, a, link if reserved == "link" else settlement)
+    assert exc.value.constraint_name == "accounts_protocol_only"
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("link.other", "link"),
+        ("settlement.other", "settlement"),
+        ("link.other", "member"),
+        ("settlement.other", "system"),
+        ("other", "link"),
+        ("other", "settlement"),
+    ],
+)
+async def test_a_links_accounts_are_opened_by_the_protocol_only(
+    api: Api, db: asyncpg.Connection, code: str, kind: str
+) -> None:
+    net = await _ledger(api)
+    network_id, _, _ = await _ids(db, net)
+    with pytest.raises(asyncpg.CheckViolationError) as exc:
+        await db.execute(
+            "INSERT INTO accounts (network_id, code, kind, credit_limit) VALUES ($1, $2, $3, 0)",
+            network_id,
+            code,
+            kind,
+        )
+    assert exc.value.constraint_name == "accounts_protocol_only"
+
+
+async def test_an_account_never_becomes_one_of_a_link(api: Api, db: asyncpg.Connection) -> None:
+    net = await _ledger(api)
+    _, a, _ = await _ids(db, net)
+    async with db.transaction():
+        await db.execute("SELECT set_config('mutualcredit.federation', 'on', true)")
+        with pytest.raises(asyncpg.CheckViolationError) as exc:
+            await db.execute("UPDATE accounts SET kind = 'link' WHERE id = $1", a)
+    assert exc.value.constraint_name == "accounts_protocol_only"
+
+
+@pytest.mark.parametrize("kind", ["transfer", "reversal", "write_off", "request"])
+@pytest.mark.parametrize(("payer", "payee"), [("a", "link.peer"), ("settlement.peer", "b")])
+async def test_a_trade_of_the_ledger_cannot_name_a_links_account(
+    api: Api, db: asyncpg.Connection, kind: str, payer: str, payee: str
+) -> None:
+    """mc_create_trade refuses it for every kind but the protocol's own, recorded under the
+    key; a booking of kind federation between the same accounts goes through."""
+    net, _, _, _ = await _with_link_accounts(api, db)
+    network_id, _, _ = await _ids(db, net)
+    reverses = None
+    if kind == "reversal":
+        reverses = await db.fetchval("SELECT id FROM trades WHERE network_id = $1", network_id)
+
+    async def book(key: str, kind: str) -> asyncpg.Record:
+        return await db.fetchrow(
+            "SELECT outcome, problem_code, problem_detail FROM mc_create_trade($1, $2, '\\x01',"
+            " $3, $4, 5, false, NULL, '', NULL, '{}', 'sql', $5, $6, 'why', true)",
+            network_id,
+            key,
+            payer,
+            payee,
+            kind,
+            reverses,
+        )
+
+    refused = await book("k1", kind)
+    assert (refused["outcome"], refused["problem_code"]) == ("rejected", "account_reserved")
+    assert json.loads(refused["problem_detail"]) == {
+        "account": payer if payer.startswith("settlement.") else payee
+    }
+    assert (await book("k1", kind))["outcome"] == "replayed"
+    if kind == "transfer":
+        assert (await book("k2", "federation"))["outcome"] == "created"

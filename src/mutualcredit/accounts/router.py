@@ -11,6 +11,7 @@ from mutualcredit.accounts.errors import (
     AccountCodeTaken,
     AccountNotEmpty,
     AccountNotFound,
+    AccountReserved,
     WriteOffAccountInvalid,
 )
 from mutualcredit.accounts.models import AccountStatus
@@ -154,7 +155,7 @@ async def _change_status(
     response_model=Account,
     summary="Suspend an account: no trades in or out (operator)",
 )
-@answers(AccountNotFound, AccountClosed)
+@answers(AccountNotFound, AccountClosed, AccountReserved)
 async def suspend_account(
     network: str,
     net_id: NetworkId,
@@ -174,7 +175,7 @@ async def suspend_account(
 
 
 @router.post("/{account}/reactivate", response_model=Account, summary="Reactivate (operator)")
-@answers(AccountNotFound, AccountClosed)
+@answers(AccountNotFound, AccountClosed, AccountReserved)
 async def reactivate_account(
     network: str,
     net_id: NetworkId,
@@ -197,7 +198,7 @@ async def reactivate_account(
     response_model=Account,
     summary="Close an account for good: at zero with no holds, or with a write-off (operator)",
 )
-@answers(AccountNotFound, AccountClosed, AccountNotEmpty, WriteOffAccountInvalid)
+@answers(AccountNotFound, AccountClosed, AccountNotEmpty, WriteOffAccountInvalid, AccountReserved)
 async def close_account(
     network: str,
     net_id: NetworkId,

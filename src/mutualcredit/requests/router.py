@@ -4,7 +4,12 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from mutualcredit.accounts.errors import AccountClosed, AccountNotFound, AccountSuspended
+from mutualcredit.accounts.errors import (
+    AccountClosed,
+    AccountNotFound,
+    AccountReserved,
+    AccountSuspended,
+)
 from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.db import Session
@@ -38,7 +43,7 @@ router = APIRouter(
     response_model=PaymentRequest,
     summary="Request payment (payee); posts at once if the payer approved the payee",
 )
-@answers(AccountNotFound, SameAccount)
+@answers(AccountNotFound, SameAccount, AccountReserved)
 async def create_request(
     network: str,
     net_id: NetworkId,

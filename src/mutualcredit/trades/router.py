@@ -6,7 +6,12 @@ from starlette.datastructures import State
 from starlette.responses import Response
 
 from mutualcredit import addresses
-from mutualcredit.accounts.errors import AccountClosed, AccountNotFound, AccountSuspended
+from mutualcredit.accounts.errors import (
+    AccountClosed,
+    AccountNotFound,
+    AccountReserved,
+    AccountSuspended,
+)
 from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
 from mutualcredit.auth.service import Principal
@@ -86,6 +91,7 @@ TradeKey = Annotated[
     BalanceMaxExceeded,
     AccountSuspended,
     AccountClosed,
+    AccountReserved,
     AmountOutOfRange,
 )
 async def create_trade(
@@ -231,6 +237,7 @@ async def post_trade(
     TradeNotPosted,
     TradeNotReversible,
     TradeAlreadyReversed,
+    TradeFederated,
     CreditLimitExceeded,
     BalanceMaxExceeded,
     AccountSuspended,
