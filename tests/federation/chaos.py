@@ -16,6 +16,10 @@ is not final. Meanwhile, faults at random:
     restart_db     one node's PostgreSQL restarted (fast or immediate shutdown)
     terminate      pg_terminate_backend of one node's connections
 
+Meanwhile each network's operator tries to reverse trades its tills were told were booked: a
+cross-network trade must always be refused (`trade_federated`: it is corrected across, never on
+one side), a local one is reversed or refused by a limit, and never twice.
+
 When the faults stop, every node is brought back, every till asks again about what it was left
 unsure of, and the outboxes drain. Then, from the databases:
 
@@ -27,7 +31,8 @@ unsure of, and the outboxes drain. Then, from the databases:
     unanswered          no final answer after the faults stopped                   must be 0
 
 and `settled()` checks every network's zero sum, the link mirrors, reconcile on every link and
-that no hold outlived its expiry. Short in CI (test_chaos.py), long on demand:
+that no hold outlived its expiry; then both sides of every link sign a checkpoint. Short in CI
+(test_chaos.py), long on demand:
 
     python -m tests.federation.chaos --seconds 300 --fault-every 5 --report fed-chaos.json
 """
@@ -97,6 +102,14 @@ class Report:
     faults: Counter[str] = field(default_factory=Counter)
     attempts: list[Attempt] = field(default_factory=list)
     unsure_at_end: int = 0
+    # What the operators' reversals were answered: "<local|federated>:<status or code>".
+    reversals: Counter[str] = field(default_factory=Counter)
+
+
+# What an operator's reversal may be answered while the faults run, besides 201: a limit of
+# one of the two members, the trade's own reversal found again (a retry after a lost answer),
+# and for a cross-network trade only trade_federated.
+REVERSAL_REFUSALS = {"credit_limit_exceeded", "balance_max_exceeded", "trade_already_reversed"}
 
 
 class Federation:
@@ -210,6 +223,46 @@ async def deliver(
             return  # counted as unanswered
 
 
+async def reverse(
+    cluster: Cluster, report: Report, stop: asyncio.Event, every: float, patience: float
+) -> None:
+    """An operator at a random network reverses a random trade its tills were told was booked,
+    as someone correcting a mistake would, faults or not; a timeout or a 5xx is asked again."""
+    rng = random.Random(7)
+    async with httpx.AsyncClient(timeout=patience) as client:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=every)
+                return
+            except TimeoutError:
+                pass
+            done = [a for a in report.attempts if a.outcome == "acknowledged" and a.trade_id]
+            if not done:
+                continue
+            attempt = rng.choice(done)
+            node = cluster.nodes[attempt.origin]
+            kind = "federated" if attempt.remote else "local"
+            for _ in range(20):
+                try:
+                    r = await client.post(
+                        f"{node.base}/trades/{attempt.trade_id}/reverse",
+                        json={"reason": "chaos: a till's mistake"},
+                        headers={
+                            "Authorization": f"Bearer {node.operator}",
+                            "Idempotency-Key": f"reverse-{attempt.trade_id}",
+                        },
+                    )
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.5)
+                    continue
+                if r.status_code in (429, 502, 503):
+                    await asyncio.sleep(0.5)
+                    continue
+                code = str(r.status_code) if r.status_code == 201 else r.json().get("code")
+                report.reversals[f"{kind}:{code}"] += 1
+                break
+
+
 async def inject(
     fed: Federation, cluster: Cluster, report: Report, stop: asyncio.Event, every: float
 ) -> None:
@@ -308,6 +361,15 @@ async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
         invariants = "ok"
     except AssertionError as exc:
         invariants = f"failed: {exc}"
+    checkpoints = await asyncio.to_thread(sign_checkpoints, cluster)
+    reversals = report.reversals
+    unexpected_reversals = sum(
+        n
+        for answer, n in reversals.items()
+        if answer not in ("federated:trade_federated", "local:201")
+        and not (answer.startswith("local:") and answer[6:] in REVERSAL_REFUSALS)
+    )
+    reversed_twice = await _reversed_twice(cluster)
     remote = [a for a in attempts if a.remote]
     return {
         "seconds": round(report.seconds),
@@ -338,7 +400,38 @@ async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
         "retries": sum(a.tries - 1 for a in attempts),
         "server_errors": sum(a.server_errors for a in attempts),
         "invariants": invariants,
+        "reversals": dict(sorted(reversals.items())),
+        "reversals_unexpected": unexpected_reversals,
+        "reversed_twice": reversed_twice,
+        "checkpoints_signed": checkpoints,
     }
+
+
+def sign_checkpoints(cluster: Cluster) -> dict[str, str]:
+    """Each link, from the side named first: a checkpoint both sides sign, or why not."""
+    signed = {}
+    for node in cluster.nodes.values():
+        for peer in cluster.nodes.values():
+            if peer.name <= node.name:
+                continue
+            r = node.request("GET", f"/federation/links/{peer.name}", node.operator)
+            if r.status_code != 200:
+                continue
+            r = node.request("POST", f"/federation/links/{peer.name}/checkpoints", node.operator)
+            both = r.status_code == 201 and set(r.json()["signatures"]) == {node.name, peer.name}
+            signed[f"{node.name}-{peer.name}"] = "signed" if both else f"{r.status_code} {r.text}"
+    return signed
+
+
+async def _reversed_twice(cluster: Cluster) -> int:
+    twice = 0
+    for node in cluster.nodes.values():
+        rows = await node.fetch(
+            "SELECT reverses_trade_id FROM trades WHERE kind = 'reversal'"
+            " GROUP BY 1 HAVING count(*) > 1"
+        )
+        twice += len(rows)
+    return twice
 
 
 async def run(seconds: float, fault_every: float, tills_per_node: int) -> dict[str, Any]:
@@ -355,9 +448,11 @@ async def run(seconds: float, fault_every: float, tills_per_node: int) -> dict[s
             for n in range(tills_per_node)
         ]
         injector = asyncio.create_task(inject(fed, cluster, report, stop, fault_every))
+        office = asyncio.create_task(reverse(cluster, report, stop, 1.0, patience=3.0))
         await asyncio.sleep(seconds)
         stop.set()
         await injector
+        await office
         await asyncio.gather(*workers)
         report.seconds = time.monotonic() - started
 

@@ -24,3 +24,11 @@ def test_federation_faults_lose_nothing_and_duplicate_nothing() -> None:
     assert figures["booked_at_destination"] == figures["acknowledged"]
     assert figures["booked_at_hub"] == figures["acknowledged_through_hub"]
     assert figures["invariants"] == "ok"
+    # Operators reversed trades during the faults: every cross-network one refused, none twice.
+    assert figures["reversals"].get("federated:trade_federated", 0) > 0
+    assert figures["reversals"].get("local:201", 0) > 0
+    assert figures["reversals_unexpected"] == 0
+    assert figures["reversed_twice"] == 0
+    # And after the run, every link signs a checkpoint.
+    assert set(figures["checkpoints_signed"].values()) == {"signed"}
+    assert len(figures["checkpoints_signed"]) == 2
