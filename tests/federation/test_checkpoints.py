@@ -189,3 +189,27 @@ def test_the_peer_refuses_to_countersign_while_its_ledger_differs_from_its_recor
     assert set(r.json()["signatures"]) == {"alpha", "bravo"}
     assert len(checkpoints(bravo, alpha)) == theirs + 1
     settled(alpha, bravo)
+
+
+def test_what_is_in_flight_is_in_the_records_too(cluster: Cluster) -> None:
+    """A hold on its way to a peer that is down is in the ledger (pending) and in the records
+    (a transfer in flight): the two still agree, and so do they once it is decided."""
+    alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    bravo.stop()
+    try:
+        r = alpha.pay("ann", "bravo/bob", 30)
+        assert r.status_code == 202, r.text
+        ledger = figures(alpha, bravo)
+        assert ledger["agrees"] is True, ledger
+        assert ledger["accounts"]["link.bravo"]["ledger"]["pending_credits"] == 30
+        assert ledger["accounts"]["link.bravo"]["records"]["pending_credits"] == 30
+    finally:
+        bravo.start()
+    settled(alpha, bravo)
+    assert figures(alpha, bravo)["accounts"]["link.bravo"]["records"] == {
+        "balance": 98,
+        "pending_debits": 0,
+        "pending_credits": 0,
+    }
+    r = checkpoint(alpha, bravo)
+    assert r.status_code == 201, r.text
