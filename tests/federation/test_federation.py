@@ -154,6 +154,31 @@ def test_a_trade_routes_through_a_hub_with_shortening_expiries(cluster: Cluster)
     settled(alpha, hub, charlie)
 
 
+def test_a_hubs_hold_waiting_for_the_next_network_is_in_its_ledger_and_records(
+    cluster: Cluster,
+) -> None:
+    """At a hub, a transfer forwarded and not yet decided holds link.<in> -> link.<out>: the
+    pending figures of both link accounts, which the records (a transfer forwarded in, one in
+    flight out) say as well, so neither link's ledger differs from its records."""
+    alpha, hub, charlie = (cluster.nodes[n] for n in ("alpha", "hub", "charlie"))
+    charlie.stop()
+    try:
+        r = alpha.pay("ann", "charlie/carl", 120)
+        assert r.status_code == 202, r.text
+        for peer, account, figure in (
+            ("alpha", "link.alpha", "pending_debits"),
+            ("charlie", "link.charlie", "pending_credits"),
+        ):
+            r = hub.request("GET", f"/federation/links/{peer}/statement", hub.operator)
+            assert r.status_code == 200, r.text
+            ledger = r.json()["ledger"]
+            assert ledger["agrees"] is True, ledger
+            assert ledger["accounts"][account]["records"][figure] == 12, ledger
+    finally:
+        charlie.start()
+    settled(alpha, hub, charlie)
+
+
 def test_settlement_moves_both_link_balances_toward_zero(cluster: Cluster) -> None:
     alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
     alpha.pay("ann", "bravo/bob", 200)

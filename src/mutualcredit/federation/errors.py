@@ -143,6 +143,18 @@ class CheckpointMismatch(ProblemError):
     title = "The two sides' records differ at this point"
 
 
+class LinkLedgerMismatch(ProblemError):
+    """A side's ledger differs from its records of the link: its link or settlement account
+    holds another balance or pending figure than the link's transfers add up to (ledgers.py).
+    Members: `side`, the network whose ledger differs; `differences`, each an `account`, a
+    `figure` and its value in the `ledger` and by the `records`. Not retryable: the ledger has
+    to be put right first."""
+
+    status = 409
+    code = "link_ledger_mismatch"
+    title = "A ledger differs from its records of the link"
+
+
 class SettlementInvalid(ProblemError):
     status = 409
     code = "settlement_invalid"

@@ -24,6 +24,7 @@ from mutualcredit.federation import crypto, inbound, links, outbound, statements
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import (
     CheckpointMismatch,
+    LinkLedgerMismatch,
     LinkRateMismatch,
     PeerForbidden,
     PeerKeyConflict,
@@ -235,7 +236,7 @@ async def deliver_transfer(network: str, request: Request) -> Response:
 @signed()
 async def get_peer_statement(network: str, request: Request) -> Response:
     """A linked network, signed. This side's statement of the caller's link, signed, for the
-    caller's reconciliation."""
+    caller's reconciliation: its chains and figures, and its ledger against its records."""
 
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
@@ -246,10 +247,12 @@ async def get_peer_statement(network: str, request: Request) -> Response:
 
 
 @router.post("/checkpoints", summary="Countersign a checkpoint")
-@signed(CheckpointMismatch)
+@signed(CheckpointMismatch, LinkLedgerMismatch)
 async def countersign_checkpoint(network: str, request: Request) -> Response:
     """A linked network, signed. Countersigns a checkpoint of the link when this side's records
-    agree. Refused with 409 `checkpoint_mismatch` when they differ."""
+    agree. Refused with 409 `link_ledger_mismatch` while this side's ledger differs from its
+    records of the link (`side` is this network), and 409 `checkpoint_mismatch` when the records
+    differ."""
     fed = _fed(request)
 
     async def handle(

@@ -1,9 +1,12 @@
 """A link's records: each side's statement, their reconciliation, and checkpoints both sign.
 
 A statement is one side's record of a link: both chains of accepted transfers, in chain order
-with their hashes, the link account's figures and what is in flight. Reconciliation compares
-this side's with the peer's, entry by entry, and both ledgers' balances with what the chains
-say; a checkpoint is a point of it both sides sign.
+with their hashes, the link account's figures, what is in flight, and the side's ledger against
+its records (ledgers.py). Reconciliation compares this side's with the peer's, entry by entry,
+and reports both sides' ledgers against their records; it agrees only when the chains are the
+same and neither ledger differs. A checkpoint is a point of the records both sides sign, and
+each side refuses to sign it while its own ledger differs from its records: the initiator
+before it signs, the peer before it countersigns (its signed refusal names it as the side).
 """
 
 import uuid
@@ -14,9 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.auth.permissions import require_operator, require_reader
 from mutualcredit.auth.service import Principal
-from mutualcredit.federation import crypto, repository
+from mutualcredit.federation import crypto, ledgers, repository
 from mutualcredit.federation.context import Federation
-from mutualcredit.federation.errors import CheckpointMismatch, PeerUnreachable
+from mutualcredit.federation.errors import (
+    CheckpointMismatch,
+    LinkLedgerMismatch,
+    PeerUnreachable,
+)
 from mutualcredit.federation.keys import signer
 from mutualcredit.federation.links import link_to
 from mutualcredit.federation.peers import PeerContext, call_peer
@@ -43,24 +50,27 @@ def _entry(transfer: TransferRow) -> dict[str, Any]:
 
 
 async def statement(session: AsyncSession, link: LinkRow) -> dict[str, Any]:
-    """The link's accepted transfers in each direction, in chain order, with hashes, and the
-    link account's balance. 'in' chain positions are ours; 'out' ones come from the peer's
+    """The link's accepted transfers in each direction, in chain order, with hashes; the link
+    account's figures; and `ledger`: both link accounts as the ledger holds them and as the
+    records say (ledgers.check). 'in' chain positions are ours; 'out' ones come from the peer's
     receipts."""
     chains = {
         direction: [_entry(t) for t in await repository.accepted_chain(session, link.id, direction)]
         for direction in ("in", "out")
     }
-    account = await repository.get_account(session, link.account_id)
+    ledger = await ledgers.check(session, link)
+    account = ledger["accounts"][link.account_code]["ledger"]
     count, amount = await repository.in_flight(session, link.id)
     return {
         "network": link.network_code,
         "peer": link.peer_code,
         "in": chains["in"],
         "out": chains["out"],
-        "balance": account.balance,
-        "pending_debits": account.pending_debits,
-        "pending_credits": account.pending_credits,
+        "balance": account["balance"],
+        "pending_debits": account["pending_debits"],
+        "pending_credits": account["pending_credits"],
         "in_flight": {"count": count, "amount": amount},
+        "ledger": ledger,
     }
 
 
@@ -124,7 +134,9 @@ async def fetch_peer_statement(
 async def reconcile(
     fed: Federation, session: AsyncSession, principal: Principal, network_id: uuid.UUID, peer: str
 ) -> dict[str, Any]:
-    """Compares both sides' statements entry by entry, and both ledgers' balances."""
+    """Compares both sides' statements entry by entry, and reports each side's ledger against
+    its own records (`ledgers`, from each statement). Agreed: the same chains, and neither
+    ledger differs from its records."""
     require_reader(principal)
     link = await link_to(session, network_id, peer)
     ours = await statement(session, link)
@@ -134,6 +146,10 @@ async def reconcile(
         ours["in"], theirs["out"], f"{them}->{me}"
     )
     own, peer_from_ours, remainder = _balances(ours)
+    their_own, _, _ = _balances(theirs)
+    # A statement without its ledger check (a peer of an older version) proves nothing of it.
+    both = {me: ours["ledger"], them: theirs.get("ledger")}
+    ledgers_agree = all(isinstance(v, dict) and v.get("agrees") is True for v in both.values())
     # The mirror: our balance, valued at each transfer's rate in the peer's units, plus the
     # peer's balance, is exactly the rounding remainder kept on the link.
     own_in_peer_units = sum(
@@ -148,13 +164,15 @@ async def reconcile(
         "network": me,
         "peer": them,
         "agreed": not differences
+        and ledgers_agree
         and ours["balance"] == own
         and theirs["balance"] == peer_from_ours,
         "differences": differences,
         "balances": {
             me: {"ledger": ours["balance"], "from_statement": own},
-            them: {"ledger": theirs["balance"], "from_statement": peer_from_ours},
+            them: {"ledger": theirs["balance"], "from_statement": their_own},
         },
+        "ledgers": both,
         "mirror": {
             "ours_in_peer_units": _frac(own_in_peer_units),
             "difference": _frac(mirror_difference),
@@ -201,9 +219,12 @@ async def propose_checkpoint(
     fed: Federation, session: AsyncSession, principal: Principal, network_id: uuid.UUID, peer: str
 ) -> CheckpointView:
     """Signs this side's checkpoint of the link and asks the peer to countersign it; kept with
-    both signatures when the peer's records give the same."""
+    both signatures when the peer's records give the same. Refused, before anything is signed,
+    while this side's ledger differs from its records, and when the peer refuses because its
+    own does (LinkLedgerMismatch, `side` naming the network)."""
     require_operator(principal)
     link = await link_to(session, network_id, peer)
+    await ledgers.require_agreement(session, link)
     me = link.network_code
     payload = checkpoint_payload(me, peer, await statement(session, link))
     sign = await signer(fed, session, network_id)
@@ -218,6 +239,8 @@ async def propose_checkpoint(
         f"{FED}/{peer}/checkpoints",
         {"payload": payload, "key_id": sign.key_id, "signature": signature},
     )
+    if answer.status == 409 and answer.body.get("code") == LinkLedgerMismatch.code:
+        raise ledgers.peer_mismatch(peer, answer.body)
     if answer.status == 409:
         raise CheckpointMismatch(
             f"{peer} holds different records: reconcile first",
@@ -241,12 +264,12 @@ async def propose_checkpoint(
 async def countersign_checkpoint(
     fed: Federation, session: AsyncSession, ctx: PeerContext, body: dict[str, Any]
 ) -> tuple[int, dict[str, Any]]:
-    """The peer's side of propose_checkpoint: countersigns if its own records give the same
-    checkpoint, else answers 409 with its own version."""
+    """The peer's side of propose_checkpoint: refuses (LinkLedgerMismatch, this side named)
+    while its own ledger differs from its records; countersigns if its records give the same
+    checkpoint; else answers 409 with its own version."""
     link = ctx.link
     peer = link.peer_code
     theirs = body.get("payload")
-    mine = checkpoint_payload(link.network_code, peer, await statement(session, link))
     keys = await repository.peer_keys(session, link.id)
     key = keys.get(str(body.get("key_id")))
     if (
@@ -255,6 +278,8 @@ async def countersign_checkpoint(
         or not crypto.verify(key, str(body.get("signature")), crypto.canonical(theirs))
     ):
         raise CheckpointMismatch("The checkpoint is not signed by your registered key")
+    await ledgers.require_agreement(session, link)
+    mine = checkpoint_payload(link.network_code, peer, await statement(session, link))
     if theirs != mine:
         return 409, {
             "code": "checkpoint_mismatch",

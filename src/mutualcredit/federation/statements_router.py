@@ -15,6 +15,7 @@ from mutualcredit.federation import links, outbound, settlements, statements, tr
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import (
     CheckpointMismatch,
+    LinkLedgerMismatch,
     LinkNotActive,
     LinkNotFound,
     PeerUnreachable,
@@ -68,7 +69,8 @@ async def get_link_statement(
     network: str, net_id: NetworkId, peer: str, session: Session, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """An operator or auditor of the network (or the platform). This side's statement of the link:
-    its transfers' chain positions and hashes, and the balances they add up to."""
+    its transfers' chain positions and hashes, the balances they add up to, and `ledger`: the
+    link and settlement accounts as the ledger holds them and as the records say."""
     require_reader(principal)
     return await statements.statement(session, await links.link_to(session, net_id, peer))
 
@@ -87,9 +89,11 @@ async def reconcile_link(
     principal: CurrentPrincipal,
 ) -> dict[str, Any]:
     """An operator or auditor of the network (or the platform). Reads the peer's statement of the
-    link (a signed call) and compares it with this side's: chains, balances, and the mirror (each
-    side's link balance, converted at the rate, is the other's with the sign turned). Refused with
-    502 `peer_unreachable` when the peer gives no signed answer."""
+    link (a signed call) and compares it with this side's: chains, balances, each side's ledger
+    against its own records (`ledgers`), and the mirror (each side's link balance, converted at
+    the rate, is the other's with the sign turned). `agreed` only when the chains are the same
+    and neither ledger differs from its records. Refused with 502 `peer_unreachable` when the
+    peer gives no signed answer."""
     return await statements.reconcile(_fed(request), session, principal, net_id, peer)
 
 
@@ -99,7 +103,7 @@ async def reconcile_link(
     response_model=CheckpointView,
     summary="Agree a checkpoint with the peer: both sign chain positions, hashes and balances",
 )
-@answers(LinkNotFound, CheckpointMismatch, PeerUnreachable)
+@answers(LinkNotFound, CheckpointMismatch, LinkLedgerMismatch, PeerUnreachable)
 async def create_checkpoint(
     network: str,
     net_id: NetworkId,
@@ -110,8 +114,10 @@ async def create_checkpoint(
 ) -> CheckpointView:
     """An operator of the network (or the platform). Agrees a checkpoint with the peer: both sides
     sign the chain positions, hashes and balances of the link as they stand. Refused with 409
-    `checkpoint_mismatch` when the two sides' records differ (reconcile first), and 502
-    `peer_unreachable` when the peer gives no signed answer."""
+    `link_ledger_mismatch` while either side's ledger differs from its records of the link
+    (`side` names the network, `differences` the figures), 409 `checkpoint_mismatch` when the
+    two sides' records differ (reconcile first), and 502 `peer_unreachable` when the peer gives
+    no signed answer."""
     return await statements.propose_checkpoint(_fed(request), session, principal, net_id, peer)
 
 

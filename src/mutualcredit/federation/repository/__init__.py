@@ -6,10 +6,12 @@ links.py      links (one text of a link with its network and accounts), their ch
               the peer's keys, nonces, a link's accounts
 transfers.py  transfers (one text of a transfer with its link), the outbox, finishing a hold
 records.py    settlements and checkpoints
+figures.py    a link's accounts as the ledger holds them and as its transfers say
 
 Services import this package and call `repository.<query>`.
 """
 
+from mutualcredit.federation.repository.figures import account_figures
 from mutualcredit.federation.repository.keys import (
     get_active_key,
     get_network_by_code,
@@ -58,6 +60,7 @@ from mutualcredit.federation.repository.records import (
     set_status_of_transfer,
 )
 from mutualcredit.federation.repository.rows import (
+    AccountFigures,
     AccountRow,
     ActiveKey,
     ChainHead,
@@ -90,6 +93,7 @@ from mutualcredit.federation.repository.transfers import (
 )
 
 __all__ = [
+    "AccountFigures",
     "AccountRow",
     "ActiveKey",
     "ChainHead",
@@ -101,6 +105,7 @@ __all__ = [
     "SettlementRow",
     "TransferRow",
     "accepted_chain",
+    "account_figures",
     "chain_hash_at",
     "claim_due",
     "find_link_of",

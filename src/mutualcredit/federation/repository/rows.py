@@ -187,3 +187,17 @@ class CheckpointRow:
     payload: dict[str, Any]
     signatures: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFigures:
+    """One of a link's two accounts as the ledger holds it (balance, pending debits and credits)
+    and as the link's transfer records say it should be (`records_*`), read in one snapshot."""
+
+    code: str
+    balance: int
+    pending_debits: int
+    pending_credits: int
+    records_balance: int
+    records_pending_debits: int
+    records_pending_credits: int
