@@ -45,14 +45,15 @@ from mutualcredit.federation.repository.links import (
     upsert_peer_key,
 )
 from mutualcredit.federation.repository.records import (
+    cancel_settlement,
     get_settlement,
     get_settlement_for_update,
     insert_checkpoint,
     insert_settlement,
     list_checkpoints,
     list_settlements,
-    lock_agreed_settlement,
     mark_executed,
+    record_again,
     set_settlement_status,
     set_status_of_transfer,
 )
@@ -70,6 +71,7 @@ from mutualcredit.federation.repository.rows import (
 )
 from mutualcredit.federation.repository.transfers import (
     accepted_chain,
+    chain_balances,
     chain_hash_at,
     claim_due,
     find_transfer,
@@ -100,6 +102,8 @@ __all__ = [
     "SettlementRow",
     "TransferRow",
     "accepted_chain",
+    "cancel_settlement",
+    "chain_balances",
     "chain_hash_at",
     "claim_due",
     "find_link_of",
@@ -135,7 +139,6 @@ __all__ = [
     "list_node_keys",
     "list_settlements",
     "list_transfers",
-    "lock_agreed_settlement",
     "lock_balances",
     "lock_chain_head",
     "lock_transfer_id",
@@ -145,6 +148,7 @@ __all__ = [
     "note_error",
     "peer_keys",
     "prune_nonces",
+    "record_again",
     "record_outcome",
     "retire_active_key",
     "revoke_peer_key",
