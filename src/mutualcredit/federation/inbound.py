@@ -174,7 +174,10 @@ async def _settlement_refusal(
     if recorded is None or recorded.status in ("cancelled", "refused"):
         return "settlement_not_recorded", {"reference": msg.reference}
     if recorded.status != "agreed":
-        return "settlement_exists", {"reference": msg.reference, "status": recorded.status}
+        return "settlement_exists", {
+            "reference": msg.reference,
+            "settlement_status": recorded.status,
+        }
     if account != link.settlement_account_code:
         return "settlement_invalid", {"payee": msg.payee}
     balances = await repository.lock_balances(

@@ -175,7 +175,7 @@ async def record_settlement(
         settlement_id = earlier.id
         await repository.record_again(session, settlement_id, data.amount)
     else:
-        raise SettlementExists(reference=data.reference, status=earlier.status)
+        raise SettlementExists(reference=data.reference, settlement_status=earlier.status)
     row_id = None
     if received is not None:
         row_id = await _execute(fed, session, principal, link, data, received)
