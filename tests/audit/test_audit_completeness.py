@@ -1051,6 +1051,30 @@ def record_settlement(w: World, watch: Callable[[Net], None]) -> list[Record]:
     ]
 
 
+def cancel_settlement(w: World, watch: Callable[[Net], None]) -> list[Record]:
+    """a, which owes, records a settlement and cancels it, with a reason."""
+    a, b = _crossed(w)
+    a.pay("ann", f"{b.code}/bob", 500)
+    body = {"reference": "invoice-8", "amount": 100}
+    a.ok("POST", f"/federation/links/{b.code}/settlements", json=body)
+    watch(a)
+    a.ok(
+        "POST",
+        f"/federation/links/{b.code}/settlements/invoice-8/cancel",
+        json={"reason": "recorded twice"},
+    )
+    return [
+        Record(
+            a,
+            "settlement.cancelled",
+            actor("operator", a.operator),
+            before={"status": "agreed", "status_reason": None},
+            after={"status": "cancelled", "status_reason": "recorded twice"},
+            reason="recorded twice",
+        )
+    ]
+
+
 # -- the table: every mutating operation of the OpenAPI document, and how to perform it
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -1086,6 +1110,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ): revoke_peer_key,
     ("POST", "/v1/networks/{network}/federation/links/{peer}/resume"): resume_link,
     ("POST", "/v1/networks/{network}/federation/links/{peer}/settlements"): record_settlement,
+    (
+        "POST",
+        "/v1/networks/{network}/federation/links/{peer}/settlements/{reference}/cancel",
+    ): cancel_settlement,
     ("POST", "/v1/networks/{network}/federation/links/{peer}/suspend"): suspend_link,
     # Node to node: signed by a peer network, so performed by the peer's own operation.
     ("POST", "/federation/v1/networks/{network}/link"): confirm_link,

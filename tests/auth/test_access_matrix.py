@@ -172,6 +172,7 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "{n}/federation/links/px/checkpoints", None, READERS),
     ("POST", "{n}/federation/links/px/settlements", {"reference": "r1", "amount": 5}, RUNNERS),
     ("GET", "{n}/federation/links/px/settlements", None, READERS),
+    ("POST", "{n}/federation/links/px/settlements/r1/cancel", {"reason": "audit"}, RUNNERS),
 ]
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 # Node-to-node endpoints: authenticated by signatures, not keys (tests/federation/).
@@ -184,13 +185,14 @@ PEER = {
     ("POST", "/federation/v1/networks/{network}/keys"),
 }
 # An allowed caller passes every permission check; these then answer for other reasons (the
-# link's peer is not running, the link was never agreed, there is nothing to settle).
+# link's peer is not running, the link was never agreed, there is nothing to settle or cancel).
 ALLOWED_REFUSALS = {
     "{n}/federation/links/px/agree": "peer_unreachable",
     "{n}/federation/links/px/reconcile": "peer_unreachable",
     "{n}/federation/links/px/checkpoints": "peer_unreachable",
     "{n}/federation/links/px/resume": "link_not_active",
     "{n}/federation/links/px/settlements": "settlement_invalid",
+    "{n}/federation/links/px/settlements/r1/cancel": "settlement_not_found",
 }
 
 
@@ -212,6 +214,7 @@ def _template(path: str) -> str:
         ("/approvals/", "{payee}"),
         ("/links/", "{peer}"),
         ("/peer-keys/", "{key_id}"),
+        ("/settlements/", "{reference}"),
     ):
         head, sep, tail = pattern.partition(name)
         if sep and tail and not tail.startswith("{"):

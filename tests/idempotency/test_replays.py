@@ -323,6 +323,15 @@ async def record_settlement(w: World) -> Call:
     return _call(net, "POST", template, f"/federation/links/{peer}/settlements", body)
 
 
+async def cancel_settlement(w: World) -> Call:
+    """Refused: nothing was recorded under the reference (404 settlement_not_found)."""
+    net = await w.net()
+    peer = await w.link(net)
+    template = "/federation/links/{peer}/settlements/{reference}/cancel"
+    path = f"/federation/links/{peer}/settlements/bank-1/cancel"
+    return _call(net, "POST", template, path, {"reason": "recorded twice"})
+
+
 SCENARIOS: list[Scenario] = [
     create_network,
     create_network_taken,
@@ -354,6 +363,7 @@ SCENARIOS: list[Scenario] = [
     suspend_link,
     resume_link,
     record_settlement,
+    cancel_settlement,
 ]
 
 

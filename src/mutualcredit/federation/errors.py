@@ -155,13 +155,61 @@ class LinkLedgerMismatch(ProblemError):
     title = "A ledger differs from its records of the link"
 
 
+class SettlementNotFound(NotFound):
+    code = "settlement_not_found"
+    title = "No settlement with this reference on this link"
+
+
 class SettlementInvalid(ProblemError):
+    """More than the link balance, or a balance that does not allow it (`link_balance`)."""
+
     status = 409
     code = "settlement_invalid"
     title = "This settlement does not move the link balance toward zero"
 
 
 class SettlementExists(ProblemError):
+    """The reference is recorded on this link and still stands (agreed, sent or executed)."""
+
     status = 409
     code = "settlement_exists"
     title = "A settlement with this reference was recorded already"
+
+
+class SettlementNotRecorded(ProblemError):
+    """The owing side has not recorded this reference (the wrong order): it records it, then
+    the executing side records it again under the same reference. Members `refused_by`,
+    `transfer_id`."""
+
+    status = 409
+    code = "settlement_not_recorded"
+    title = "The owing side has not recorded this settlement"
+
+
+class SettlementAmountMismatch(ProblemError):
+    """The two sides' amounts do not correspond at the link's rate, or a settlement in full
+    that would not take both link balances to exactly zero. Members `recorded` and `received`
+    (the owing side's units), `refused_by`, `transfer_id`."""
+
+    status = 409
+    code = "settlement_amount_mismatch"
+    title = "The two sides recorded amounts that do not correspond"
+
+
+class SettlementRefused(ProblemError):
+    """The peer refused the settlement's transfer for another reason than the settlement's own
+    (a suspended link, another rate, its limits): `remote_code`, `refused_by`, `transfer_id`.
+    Recorded again under the same reference once that is resolved."""
+
+    status = 409
+    code = "settlement_refused"
+    title = "The peer refused the settlement"
+
+
+class SettlementNotCancellable(ProblemError):
+    """Only a settlement recorded and not executed (agreed or refused) can be cancelled: one
+    sent or executed has moved, or may move, both link balances (`settlement_status`)."""
+
+    status = 409
+    code = "settlement_not_cancellable"
+    title = "This settlement is sent or executed and cannot be cancelled"

@@ -96,7 +96,11 @@ def _refusal_of_link(link: LinkRow, msg: TransferMessage) -> Refusal | None:
         Fraction(rate.num, rate.den) != Fraction(link.rate_den, link.rate_num)
     ):
         return "rate_mismatch", {"rate_version": link.rate_version}
-    if msg.amount_received != protocol.convert(msg.amount_sent, rate.num, rate.den):
+    # A settlement in full states the receiver's whole link balance instead: _settlement_refusal
+    # checks it exactly.
+    if msg.kind != "settlement" and msg.amount_received != protocol.convert(
+        msg.amount_sent, rate.num, rate.den
+    ):
         return "amount_mismatch", {}
     if msg.amount_received < 1:
         return "amount_too_small", {}
@@ -124,14 +128,9 @@ async def _book_here(
         # A member of a peer pays members here, never one of this network's links.
         return None, ("account_reserved", {"account": account})
     if msg.kind == "settlement":
-        agreed = await repository.lock_agreed_settlement(
-            session, link.id, msg.reference, msg.amount_received
-        )
-        if not agreed or account != link.settlement_account_code:
-            return None, ("settlement_not_agreed", {"reference": msg.reference})
-        balance = (await repository.get_account(session, link.account_id)).balance
-        if balance < msg.amount_received:
-            return None, ("settlement_invalid", {"link_balance": balance})
+        refusal = await _settlement_refusal(session, link, msg, account)
+        if refusal is not None:
+            return None, refusal
     result = await ledger.create_trade(
         session,
         ledger.Booking(
@@ -155,6 +154,60 @@ async def _book_here(
     if msg.kind == "settlement":
         await repository.mark_executed(session, link.id, msg.reference, msg.transfer_id)
     return uuid.UUID(result.trade["id"]), None
+
+
+async def _settlement_refusal(
+    session: AsyncSession, link: LinkRow, msg: TransferMessage, account: str
+) -> Refusal | None:
+    """Why the owing side refuses the peer's settlement transfer, if it does; each mistake
+    has its own code, and none uses up the reference (models.Settlement):
+
+    - `settlement_not_recorded`: this side has not recorded the reference (the wrong order),
+      or cancelled it; `settlement_exists`: it is executed already;
+    - `settlement_amount_mismatch`: what arrives is not the amount recorded here, or, for a
+      settlement in full (what arrives is not the amount sent converted at the rate), the two
+      amounts are not both sides' whole link balances, the peer's as this side's chains say;
+    - `settlement_invalid`: more than this side owes, or not to its settlement account.
+
+    A settlement in full is exact: this side's balance B_own (its units) and the peer's B_peer
+    differ, at the rate, by the rounding remainder the chains hold; the transfer takes both to
+    zero, so its own remainder is that one with the sign turned and the link's tracked
+    remainder returns to zero. Nothing is created: it moves exactly what each ledger holds.
+    """
+    # The settlement's row first, then the link's accounts (the order settlements.py takes).
+    recorded = await repository.get_settlement_for_update(session, link.id, msg.reference or "")
+    if recorded is None or recorded.status in ("cancelled", "refused"):
+        return "settlement_not_recorded", {"reference": msg.reference}
+    if recorded.status != "agreed":
+        return "settlement_exists", {
+            "reference": msg.reference,
+            "settlement_status": recorded.status,
+        }
+    if account != link.settlement_account_code:
+        return "settlement_invalid", {"payee": msg.payee}
+    balances = await repository.lock_balances(
+        session, [link.account_id, link.settlement_account_id]
+    )
+    balance = balances[link.account_id]
+    if recorded.amount != msg.amount_received:
+        return "settlement_amount_mismatch", {
+            "reference": msg.reference,
+            "recorded": recorded.amount,
+            "received": msg.amount_received,
+        }
+    if balance < msg.amount_received:
+        return "settlement_invalid", {"link_balance": balance}
+    rate = msg.rate
+    if msg.amount_received != protocol.convert(msg.amount_sent, rate.num, rate.den):
+        own, peer = await repository.chain_balances(session, link.id)
+        if not (msg.amount_received == balance == own and msg.amount_sent == -peer):
+            return "settlement_amount_mismatch", {
+                "reference": msg.reference,
+                "recorded": recorded.amount,
+                "received": msg.amount_received,
+                "link_balance": balance,
+            }
+    return None
 
 
 async def _forward(

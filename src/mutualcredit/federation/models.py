@@ -177,8 +177,10 @@ class Transfer(Base):
         CheckConstraint(
             "status IN ('prepared', 'forwarded', 'accepted', 'refused')", name="status_valid"
         ),
+        # Only a settlement in full from a side whose link balance is zero sends nothing
+        # (settlements.py): every other transfer sends at least one minor unit.
         CheckConstraint(
-            f"amount_sent BETWEEN 1 AND {MAX_AMOUNT}"
+            f"(amount_sent BETWEEN 1 AND {MAX_AMOUNT} OR (kind = 'settlement' AND amount_sent = 0))"
             f" AND amount_received BETWEEN 0 AND {MAX_AMOUNT}",
             name="amounts_range",
         ),
@@ -262,21 +264,36 @@ class Settlement(Base):
     """An operator's record of a settlement agreed with the peer (paid outside the ledger).
 
     The side that is owed executes it as a transfer of kind 'settlement' once it records it;
-    the other side accepts that transfer only if it recorded the same reference and amount
-    (settlements.py, inbound.py):
+    the other side accepts that transfer only if it recorded the same reference and the amount
+    that arrives (settlements.py, inbound.py). A settlement of a side's whole link balance is
+    in full: both balances end at exactly zero, the rounding remainder included.
 
-        the owing side:   recorded ──► agreed ──the peer's transfer is booked here──► executed
+        the owing side:  recorded ──► agreed ──the peer's transfer is booked here──► executed
+                                        │  ▲
+                                 cancel │  │ recorded again (any amount)
+                                        ▼  │
+                                      cancelled
 
-        the owed side:    recorded ──► agreed ──► sent ──receipt: accepted──► executed
-                                         ▲   (at once) └──receipt: refused──► refused
-                                         └──── recorded again: the same reference and ────┘
-                                               amount, sent as a new transfer
+        the owed side:   recorded ──► sent ──receipt: accepted──► executed
+                                  (at once) │
+                                            └─receipt: refused──► refused ──cancel──► cancelled
+                         refused or cancelled ──recorded again (any amount)──► sent (a new
+                                                                                transfer)
+
+    A mistake never uses up a reference: a refused or cancelled settlement is recorded again
+    under the same reference, as a new transfer; the refused one stays in the link's history.
+    Sent and executed are never cancelled.
     """
 
     __tablename__ = "settlements"
     __table_args__ = (
-        CheckConstraint(f"amount BETWEEN 1 AND {MAX_AMOUNT}", name="amount_range"),
-        CheckConstraint("status IN ('agreed', 'sent', 'executed', 'refused')", name="status_valid"),
+        # Zero only for a settlement in full from a side whose link balance is zero.
+        CheckConstraint(f"amount BETWEEN 0 AND {MAX_AMOUNT}", name="amount_range"),
+        CheckConstraint(
+            "status IN ('agreed', 'sent', 'executed', 'refused', 'cancelled')",
+            name="status_valid",
+        ),
+        CheckConstraint("(status = 'cancelled') = (status_reason IS NOT NULL)", name="cancelled"),
         UniqueConstraint("link_id", "reference"),
     )
 
@@ -287,6 +304,8 @@ class Settlement(Base):
     reference: Mapped[str] = mapped_column(Text)
     amount: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(Text)
+    # Why the operator cancelled it (set exactly while it is cancelled).
+    status_reason: Mapped[str | None] = mapped_column(Text)
     transfer_id: Mapped[uuid.UUID | None] = mapped_column()
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(

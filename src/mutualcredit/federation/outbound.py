@@ -34,7 +34,7 @@ async def queue(
     network_id: uuid.UUID,
     transfer_id: uuid.UUID,
     link: LinkRow,
-    trade_id: uuid.UUID,
+    trade_id: uuid.UUID | None,
     kind: str,
     payer: str,
     payee: str,
@@ -43,16 +43,23 @@ async def queue(
     description: str,
     reference: str | None,
     first_attempt_in: float,
+    amount_received: int | None = None,
 ) -> int:
     """Puts a transfer over `link` in the outbox, at the link's rate: the message it will be
-    sent as, every time. Returns its row id."""
+    sent as, every time. Returns its row id. What arrives is the amount sent converted at the
+    rate, except for a settlement in full, which states the peer's whole link balance
+    (settlements.py); `trade_id` is None only for one that sends nothing, and holds nothing."""
     msg = TransferMessage.model_construct(
         transfer_id=transfer_id,
         kind=kind,
         payer=payer,
         payee=payee,
         amount_sent=amount_sent,
-        amount_received=protocol.convert(amount_sent, link.rate_num, link.rate_den),
+        amount_received=(
+            protocol.convert(amount_sent, link.rate_num, link.rate_den)
+            if amount_received is None
+            else amount_received
+        ),
         rate=TransferRate.model_construct(
             num=link.rate_num, den=link.rate_den, version=link.rate_version
         ),
@@ -129,10 +136,10 @@ async def apply_receipt(fed: Federation, row_id: int, receipt: dict[str, Any], p
                     transfer.message.transfer_id,
                 )
                 return "prepared"
-        assert transfer.trade_id is not None
-        await repository.finish_hold(
-            session, transfer.trade_id, post=accepted, actor=f"system:federation:{peer}"
-        )
+        if transfer.trade_id is not None:  # None: a settlement in full that sends nothing
+            await repository.finish_hold(
+                session, transfer.trade_id, post=accepted, actor=f"system:federation:{peer}"
+            )
         await _record_outcome(session, row_id, receipt, seq, chain_hash, keep_receipt=True)
         if transfer.message.kind == "settlement":
             await repository.set_status_of_transfer(

@@ -2,7 +2,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
 from mutualcredit.schemas import Amount, Flag, InputModel, OutputModel
 from mutualcredit.trades.schemas import RateView
@@ -93,7 +93,15 @@ class SettlementCreate(InputModel):
     reference: Annotated[str, Field(min_length=1, max_length=200)] = Field(
         description="The same reference on both sides (a bank transfer id, an invoice)."
     )
-    amount: Amount = Field(description="In this network's minor units.")
+    amount: Annotated[int, Field(ge=0, le=2**53 - 1, strict=True)] = Field(
+        description="In this network's minor units. This side's whole link balance settles the"
+        " link in full: both balances end at exactly zero, the rounding remainder included (0"
+        " from the side whose balance is zero while the peer's is not)."
+    )
+
+
+class SettlementCancel(InputModel):
+    reason: Reason
 
 
 class SettlementView(OutputModel):
@@ -102,8 +110,10 @@ class SettlementView(OutputModel):
     reference: str
     amount: int
     status: str = Field(
-        description="agreed (recorded here), sent (executing), executed, or refused."
+        description="agreed (recorded here), sent (executing), executed, refused (by the peer;"
+        " may be recorded again), or cancelled (by this side's operator)."
     )
+    status_reason: str | None = Field(description="Why it was cancelled.")
     transfer_id: uuid.UUID | None
     created_by: str
     created_at: datetime
@@ -134,7 +144,7 @@ class TransferMessage(InputModel):
         str,
         Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
     ]
-    amount_sent: Amount
+    amount_sent: Annotated[int, Field(ge=0, le=2**53 - 1, strict=True)]
     amount_received: Annotated[int, Field(ge=0, le=2**53 - 1, strict=True)]
     rate: TransferRate
     expires_at: datetime
@@ -150,3 +160,10 @@ class TransferMessage(InputModel):
             return value.astimezone(UTC)
         except OverflowError:  # year 1 or 9999 with an offset: not a moment Python can hold
             raise ValueError("expires_at is out of range") from None
+
+    @model_validator(mode="after")
+    def _sends_something(self) -> "TransferMessage":
+        """Only a settlement in full from a side whose link balance is zero sends nothing."""
+        if self.amount_sent < 1 and self.kind != "settlement":
+            raise ValueError("amount_sent: at least 1")
+        return self

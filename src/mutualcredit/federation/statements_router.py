@@ -4,14 +4,14 @@ the network: /v1/networks/{network}/federation/links/{peer}/..."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from mutualcredit.apidoc import answers
-from mutualcredit.auth.dependencies import CurrentPrincipal
+from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
 from mutualcredit.auth.permissions import require_reader
 from mutualcredit.db import Session
-from mutualcredit.federation import links, outbound, settlements, statements, trades
+from mutualcredit.federation import links, settlements, statements, trades
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import (
     CheckpointMismatch,
@@ -19,13 +19,23 @@ from mutualcredit.federation.errors import (
     LinkNotActive,
     LinkNotFound,
     PeerUnreachable,
+    SettlementAmountMismatch,
     SettlementExists,
     SettlementInvalid,
+    SettlementNotCancellable,
+    SettlementNotFound,
+    SettlementNotRecorded,
+    SettlementRefused,
 )
-from mutualcredit.federation.schemas import CheckpointView, SettlementCreate, SettlementView
+from mutualcredit.federation.schemas import (
+    CheckpointView,
+    SettlementCancel,
+    SettlementCreate,
+    SettlementView,
+)
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.dependencies import NetworkId
-from mutualcredit.responses import IdempotencyKey, idempotent
+from mutualcredit.responses import IdempotencyKey, idempotent, json_response
 from mutualcredit.schemas import Count
 from mutualcredit.trades.errors import BalanceMaxExceeded, CreditLimitExceeded
 from mutualcredit.trades.schemas import TransferView
@@ -141,49 +151,87 @@ async def list_checkpoints(
     status_code=201,
     response_model=SettlementView,
     summary="Record a settlement agreed with the peer; the side that is owed executes it",
+    responses={
+        202: {
+            "model": SettlementView,
+            "description": "Executing, and the peer has not answered yet: status `sent`. The"
+            " outbox keeps delivering; list the settlements, or retry with the same key.",
+        }
+    },
 )
 @answers(
     LinkNotFound,
     LinkNotActive,
     SettlementInvalid,
     SettlementExists,
+    SettlementNotRecorded,
+    SettlementAmountMismatch,
+    SettlementRefused,
     CreditLimitExceeded,
     BalanceMaxExceeded,
 )
 async def record_settlement(
     network: str,
-    net_id: NetworkId,
     peer: str,
     body: SettlementCreate,
     request: Request,
-    background: BackgroundTasks,
+    principal: BookingPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """An operator of the network (or the platform). Records a settlement agreed with the peer (a
+    `reference` and an `amount`): the side that owes only records it (201, `agreed`); the side
+    that is owed then records it and executes it, moving both link balances toward zero, and
+    answers with the peer's decision: 201 `executed`, or 202 `sent` while the peer has not
+    answered. An `amount` equal to this side's whole link balance settles the link in full: both
+    balances end at exactly zero (0 from a side whose balance is zero while the peer's is not).
+
+    Refused here with 409 `settlement_invalid` (it would not move the balance toward zero, or is
+    more than is owed), `settlement_exists` (the reference stands already), `link_not_active`.
+    Refused by the peer (status `refused`; the reference may be recorded again, with any amount):
+    409 `settlement_not_recorded` (the owing side has not recorded it: the wrong order),
+    `settlement_amount_mismatch` (the amounts do not correspond at the rate, or not to both whole
+    balances), `settlement_invalid`, or `settlement_refused` with the peer's `remote_code`."""
+    # No request transaction: the settlement is committed before its transfer is delivered,
+    # and the answer is read after the peer's (settlements.settle).
+    status, view, replayed = await settlements.settle(
+        _fed(request), principal, network, peer, idempotency_key, body
+    )
+    return json_response(view, status, replayed=replayed)
+
+
+@router.post(
+    "/links/{peer}/settlements/{reference}/cancel",
+    response_model=SettlementView,
+    summary="Cancel this side's record of a settlement not executed",
+)
+@answers(LinkNotFound, SettlementNotFound, SettlementNotCancellable)
+async def cancel_settlement(
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    reference: str,
+    body: SettlementCancel,
     session: Session,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """An operator of the network (or the platform). Records a settlement agreed with the peer (a
-    `reference` and an `amount`): the side that is owed executes it, moving the link's balance
-    toward zero. Refused with 409 `settlement_invalid` when it would not move the balance toward
-    zero or is more than is owed, `settlement_exists` for a reference recorded before, and
-    `link_not_active`."""
-    fed = _fed(request)
+    """An operator of the network (or the platform). Cancels this side's record of a settlement
+    recorded and not executed (`agreed`, or `refused` by the peer), with a `reason` (kept on it
+    and in the audit log); the reference may then be recorded again. Refused with 409
+    `settlement_not_cancellable` once it is sent or executed, and 404 `settlement_not_found`.
+    The peer's record is its own: its operator cancels it there."""
 
     async def write() -> SettlementView:
-        view, row_id = await settlements.record_settlement(
-            fed, session, principal, net_id, peer, body
+        return await settlements.cancel_settlement(
+            session, principal, net_id, peer, reference, body
         )
-        if row_id is not None:
-            # After the response, so after the commit: the outbox row exists by then.
-            background.add_task(outbound.deliver, fed, row_id)
-        return view
 
     return await idempotent(
         session,
         principal,
         idempotency_key,
-        scope=f"settlement:{network}:{peer}",
+        scope=f"settlement-cancel:{network}:{peer}:{reference}",
         payload=body.model_dump(mode="json"),
-        status_code=201,
         write=write,
     )
 

@@ -48,14 +48,15 @@ from mutualcredit.federation.repository.links import (
     upsert_peer_key,
 )
 from mutualcredit.federation.repository.records import (
+    cancel_settlement,
     get_settlement,
     get_settlement_for_update,
     insert_checkpoint,
     insert_settlement,
     list_checkpoints,
     list_settlements,
-    lock_agreed_settlement,
     mark_executed,
+    record_again,
     set_settlement_status,
     set_status_of_transfer,
 )
@@ -74,6 +75,7 @@ from mutualcredit.federation.repository.rows import (
 )
 from mutualcredit.federation.repository.transfers import (
     accepted_chain,
+    chain_balances,
     chain_hash_at,
     claim_due,
     find_transfer,
@@ -106,6 +108,8 @@ __all__ = [
     "TransferRow",
     "accepted_chain",
     "account_figures",
+    "cancel_settlement",
+    "chain_balances",
     "chain_hash_at",
     "claim_due",
     "find_link_of",
@@ -142,7 +146,6 @@ __all__ = [
     "list_node_keys",
     "list_settlements",
     "list_transfers",
-    "lock_agreed_settlement",
     "lock_balances",
     "lock_chain_head",
     "lock_transfer_id",
@@ -152,6 +155,7 @@ __all__ = [
     "note_error",
     "peer_keys",
     "prune_nonces",
+    "record_again",
     "record_outcome",
     "retire_active_key",
     "revoke_peer_key",

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mutualcredit.federation.repository.rows import CheckpointRow, SettlementRow, of
 
 _SETTLEMENT = """
-    SELECT s.id, s.link_id, l.peer_code, s.reference, s.amount, s.status, s.transfer_id,
-           s.created_by, s.created_at
+    SELECT s.id, s.link_id, l.peer_code, s.reference, s.amount, s.status, s.status_reason,
+           s.transfer_id, s.created_by, s.created_at
     FROM settlements s JOIN links l ON l.id = s.link_id
 """
 
@@ -84,18 +84,23 @@ async def set_status_of_transfer(
     )
 
 
-async def lock_agreed_settlement(
-    session: AsyncSession, link_id: uuid.UUID, reference: str | None, amount: int
-) -> bool:
-    """Locks the settlement agreed on the link under `reference` for `amount`, if there is one."""
-    agreed = await session.scalar(
+async def record_again(session: AsyncSession, settlement_id: uuid.UUID, amount: int) -> None:
+    """A refused or cancelled settlement recorded again under its reference: agreed, with the
+    amount recorded now (its earlier transfer stays in the link's history)."""
+    await session.execute(
         text(
-            "SELECT 1 FROM settlements WHERE link_id = :l AND reference = :r"
-            " AND amount = :a AND status = 'agreed' FOR UPDATE"
+            "UPDATE settlements SET status = 'agreed', amount = :a, status_reason = NULL"
+            " WHERE id = :i"
         ),
-        {"l": link_id, "r": reference, "a": amount},
+        {"a": amount, "i": settlement_id},
     )
-    return agreed is not None
+
+
+async def cancel_settlement(session: AsyncSession, settlement_id: uuid.UUID, reason: str) -> None:
+    await session.execute(
+        text("UPDATE settlements SET status = 'cancelled', status_reason = :r WHERE id = :i"),
+        {"r": reason, "i": settlement_id},
+    )
 
 
 async def mark_executed(

@@ -176,6 +176,7 @@ class SettlementRow:
     reference: str
     amount: int
     status: str
+    status_reason: str | None
     transfer_id: uuid.UUID | None
     created_by: str
     created_at: datetime

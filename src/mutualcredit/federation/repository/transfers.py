@@ -116,6 +116,26 @@ async def in_flight(session: AsyncSession, link_id: uuid.UUID) -> tuple[int, int
     return int(row.n), int(row.amount)
 
 
+async def chain_balances(session: AsyncSession, link_id: uuid.UUID) -> tuple[int, int]:
+    """The two link balances the link's chains of accepted transfers add up to: this side's
+    (its units: sent out less received in) and the peer's (the peer's units: what the peer
+    sent in less what it received out). A statement's `_balances`, without the remainder."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT"
+                " coalesce(sum(CASE direction WHEN 'out' THEN amount_sent"
+                "  ELSE -amount_received END), 0) AS own,"
+                " coalesce(sum(CASE direction WHEN 'in' THEN amount_sent"
+                "  ELSE -amount_received END), 0) AS peer"
+                " FROM transfers WHERE link_id = :l AND status = 'accepted'"
+            ),
+            {"l": link_id},
+        )
+    ).one()
+    return int(row.own), int(row.peer)
+
+
 async def chain_hash_at(
     session: AsyncSession, link_id: uuid.UUID, direction: str, seq: int
 ) -> bytes | None:
@@ -159,7 +179,7 @@ async def insert_outbound(
     *,
     network_id: uuid.UUID,
     link_id: uuid.UUID,
-    trade_id: uuid.UUID,
+    trade_id: uuid.UUID | None,
     msg: TransferMessage,
     request_hash: bytes,
     first_attempt_in: float,
