@@ -21,7 +21,7 @@ from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import PeerForbidden, TransferConflict
 from mutualcredit.federation.peers import PeerContext
 from mutualcredit.federation.repository import LinkRow
-from mutualcredit.federation.schemas import TransferMessage
+from mutualcredit.federation.schemas import MAX_HOPS, TransferMessage
 from mutualcredit.trades import repository as ledger
 from mutualcredit.trades.errors import ledger_refusal
 
@@ -44,7 +44,7 @@ async def receive(
             raise TransferConflict(transfer_id=str(msg.transfer_id))
         return await chains.receipt(session, existing), None
 
-    refusal = _refusal_of_link(ctx.link, msg)
+    refusal = _refusal_of_link(ctx.link, msg) or _refusal_of_path(ctx, msg)
     network, account = addresses.split(msg.payee)
     out_row_id: int | None = None
     trade_id: uuid.UUID | None = None
@@ -103,6 +103,14 @@ def _refusal_of_link(link: LinkRow, msg: TransferMessage) -> Refusal | None:
     return None
 
 
+def _refusal_of_path(ctx: PeerContext, msg: TransferMessage) -> Refusal | None:
+    """A transfer that visited this network already is going round in circles: refused."""
+    visited = protocol.path(msg, ctx.link.peer_code)
+    if ctx.network_code in visited:
+        return "route_loop", {"network": ctx.network_code, "path": visited}
+    return None
+
+
 def _refusal_of_ledger(result: ledger.LedgerResult) -> Refusal:
     """A ledger refusal as a transfer's: the code and numbers of its error (ledger_refusal)."""
     if result.problem_code is None:  # a replay where a new booking was due: not expected
@@ -155,11 +163,18 @@ async def _book_here(
 async def _forward(
     fed: Federation, session: AsyncSession, ctx: PeerContext, msg: TransferMessage, network: str
 ) -> tuple[tuple[uuid.UUID, int] | None, Refusal | None]:
-    """A hub: hold link-in -> link-out and queue the next hop, with a shorter expiry.
+    """A hub: hold link-in -> link-out and queue the next hop, with a shorter expiry, naming
+    this hub last in its `via`. Never to a network the transfer visited (route_loop: the
+    route tables of two networks point at each other), nor past MAX_HOPS links.
     Returns ((hold, outbox row), None), or (None, refusal)."""
-    nxt = await repository.route(session, ctx.network_id, network, exclude=ctx.link.id)
+    nxt = await repository.route(session, ctx.network_id, network)
     if nxt is None:
         return None, ("no_route", {"network": network})
+    visited = protocol.path(msg, ctx.link.peer_code)
+    if nxt.peer_code in visited:
+        return None, ("route_loop", {"network": network, "next": nxt.peer_code, "path": visited})
+    if len(visited) + 1 > MAX_HOPS:
+        return None, ("too_many_hops", {"network": network, "max_hops": MAX_HOPS})
     if nxt.status != "active":
         return None, ("link_not_active", {"link": nxt.peer_code})
     margin = timedelta(seconds=fed.settings.federation_hop_margin_seconds)
@@ -206,5 +221,6 @@ async def _forward(
         description=msg.description,
         reference=None,
         first_attempt_in=fed.settings.federation_timeout_seconds,
+        via=(*visited[1:], ctx.network_code),
     )
     return (trade_id, out_id), None

@@ -43,9 +43,11 @@ async def queue(
     description: str,
     reference: str | None,
     first_attempt_in: float,
+    via: tuple[str, ...] = (),
 ) -> int:
     """Puts a transfer over `link` in the outbox, at the link's rate: the message it will be
-    sent as, every time. Returns its row id."""
+    sent as, every time. `via`: at a hub, the hubs it went through, this one last. Returns its
+    row id."""
     msg = TransferMessage.model_construct(
         transfer_id=transfer_id,
         kind=kind,
@@ -59,6 +61,7 @@ async def queue(
         expires_at=expires_at,
         description=description,
         reference=reference,
+        via=list(via),
     )
     return await repository.insert_outbound(
         session,
