@@ -172,11 +172,12 @@ async def _record_outcome(
     keep_receipt: bool,
 ) -> None:
     """Makes a transfer final as the receipt says: accepted in the chain at seq, or refused
-    with the refusing network's code (named in the detail as refused_by)."""
+    with the refusing network's code (named in the detail as refused_by: the network that
+    answered, unless it passes on, as a hub does, the refusal of a network further on)."""
     accepted = receipt["status"] == "accepted"
     refusal = None
     if not accepted:
-        detail = {**(receipt.get("detail") or {}), "refused_by": receipt.get("network")}
+        detail = {"refused_by": receipt.get("network"), **(receipt.get("detail") or {})}
         refusal = (receipt.get("code") or "refused", detail)
     await repository.record_outcome(
         session,
