@@ -191,7 +191,8 @@ class Transfer(Base):
 
         first delivery ──┬──► accepted    booked here, appended to the link's chain
                          ├──► refused     expired, link not active, another rate, amounts
-                         │                that do not convert, no route, a ledger refusal
+                         │                that do not convert, no route, a route loop, too
+                         │                many hops, a ledger refusal
                          └──► forwarded   a hub: held link-in -> link-out and sent on; answered
                                   │       'pending' until the next network decides
                                   └─────► accepted (in the chain) or refused, as the next
