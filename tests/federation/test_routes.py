@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from mutualcredit.federation import protocol
+from mutualcredit.federation.schemas import TransferMessage
 from tests.federation.checks import settled, wait
 from tests.federation.cluster import Cluster, Node
 
@@ -165,3 +167,48 @@ def test_a_route_table_is_checked_and_on_record(tree: dict[str, Node]) -> None:
         assert r.status_code == 200, r.text
         records = [(x["subject_id"].rsplit("/", 1)[1], x["reason"]) for x in r.json()["items"]]
         assert ("far", "the networks below hub-b") in records, (action, records)
+
+
+def test_a_network_sends_nothing_on_past_its_most_hops(tree: dict[str, Node]) -> None:
+    root = tree["root"]
+    root.stop()
+    root.settings["MUTUALCREDIT_FEDERATION_MAX_HOPS"] = "2"
+    root.start()
+    try:
+        before = {name: node.balance("m") for name, node in tree.items()}
+        # town-a -> hub-a -> root -> hub-b would be a third link: root does not send it on.
+        for payee in ("hub-b", "town-b"):
+            r = tree["town-a"].pay("m", f"{payee}/m", 30)
+            assert r.status_code == 409, r.text
+            problem = r.json()
+            assert (problem["remote_code"], problem["refused_by"]) == ("too_many_hops", "root")
+            assert problem["remote_detail"]["max_hops"] == 2
+        assert {name: node.balance("m") for name, node in tree.items()} == before
+        # Two links are within it: hub-a -> root -> hub-b.
+        booked(tree["hub-a"], tree["hub-a"].pay("m", "hub-b/m", 30))
+        settled(*tree.values())
+    finally:
+        root.stop()
+        del root.settings["MUTUALCREDIT_FEDERATION_MAX_HOPS"]
+        root.start()
+
+
+def test_a_transfer_from_its_origin_keeps_the_wire_form_of_before_routes() -> None:
+    """So that a network of the earlier version still reads it, and hashes it the same."""
+    sent = {
+        "transfer_id": str(uuid.uuid4()),
+        "kind": "federation",
+        "payer": "town-a/m",
+        "payee": "town-b/m",
+        "amount_sent": 5,
+        "amount_received": 5,
+        "rate": {"num": 1, "den": 1, "version": 1},
+        "expires_at": "2099-01-01T00:00:00Z",
+        "description": "",
+        "reference": None,
+    }
+    direct = TransferMessage.model_validate(sent)
+    assert protocol.message(direct) == sent
+    routed = TransferMessage.model_validate({**sent, "via": ["hub-a"]})
+    assert protocol.message(routed) == {**sent, "via": ["hub-a"]}
+    assert protocol.message_hash(routed) != protocol.message_hash(direct)

@@ -21,7 +21,7 @@ from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import PeerForbidden, TransferConflict
 from mutualcredit.federation.peers import PeerContext
 from mutualcredit.federation.repository import LinkRow
-from mutualcredit.federation.schemas import MAX_HOPS, TransferMessage
+from mutualcredit.federation.schemas import TransferMessage
 from mutualcredit.trades import repository as ledger
 from mutualcredit.trades.errors import ledger_refusal
 
@@ -165,7 +165,8 @@ async def _forward(
 ) -> tuple[tuple[uuid.UUID, int] | None, Refusal | None]:
     """A hub: hold link-in -> link-out and queue the next hop, with a shorter expiry, naming
     this hub last in its `via`. Never to a network the transfer visited (route_loop: the
-    route tables of two networks point at each other), nor past MAX_HOPS links.
+    route tables of two networks point at each other), nor past the most links a trade may
+    cross (MUTUALCREDIT_FEDERATION_MAX_HOPS).
     Returns ((hold, outbox row), None), or (None, refusal)."""
     nxt = await repository.route(session, ctx.network_id, network)
     if nxt is None:
@@ -173,8 +174,9 @@ async def _forward(
     visited = protocol.path(msg, ctx.link.peer_code)
     if nxt.peer_code in visited:
         return None, ("route_loop", {"network": network, "next": nxt.peer_code, "path": visited})
-    if len(visited) + 1 > MAX_HOPS:
-        return None, ("too_many_hops", {"network": network, "max_hops": MAX_HOPS})
+    max_hops = fed.settings.federation_max_hops
+    if len(visited) + 1 > max_hops:
+        return None, ("too_many_hops", {"network": network, "max_hops": max_hops})
     if nxt.status != "active":
         return None, ("link_not_active", {"link": nxt.peer_code})
     margin = timedelta(seconds=fed.settings.federation_hop_margin_seconds)

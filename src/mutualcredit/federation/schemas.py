@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import AnyHttpUrl, Field, field_validator
 
+from mutualcredit.config import FEDERATION_MAX_HOPS
 from mutualcredit.schemas import Amount, Flag, InputModel, OutputModel
 from mutualcredit.trades.schemas import RateView
 
@@ -16,9 +17,9 @@ PeerCode = Annotated[
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 # The most links one cross-network trade crosses, origin to destination: a hub refuses to send
-# a transfer on beyond it (too_many_hops). With the default expiry (60 s) and hop margin (5 s),
-# the hubs of the longest route take 35 s of the expiry (7 hubs, 5 s each).
-MAX_HOPS = 8
+# a transfer on beyond it (too_many_hops; a deployment may set fewer). With the default expiry
+# (60 s) and hop margin (5 s), the hubs of the longest route take 35 s of the expiry (7 hubs).
+MAX_HOPS = FEDERATION_MAX_HOPS
 # The most destinations one link's route table holds.
 MAX_ROUTES = 1000
 
