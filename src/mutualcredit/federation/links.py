@@ -273,6 +273,8 @@ async def update_link(
     if link is None:
         raise LinkNotFound(f"No link to {peer!r}", peer=peer)
     await explain(session, data.reason)
+    if data.routes is not None:
+        await _set_routes(session, link, data.routes)
     new_rate = data.rate is not None and Fraction(data.rate.num, data.rate.den) != Fraction(
         link.rate_num, link.rate_den
     )
@@ -283,8 +285,6 @@ async def update_link(
         default_route=data.default_route,
         new_rate=(data.rate.num, data.rate.den) if new_rate and data.rate is not None else None,
     )
-    if data.routes is not None:
-        await _set_routes(session, link, data.routes)
     return await get_link(session, network_id, peer)
 
 

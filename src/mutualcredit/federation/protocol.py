@@ -26,8 +26,9 @@ A route may cross several hubs (a tree of networks). A transfer a hub sends on n
 went through, `via`, in the signed message: with the payer's network, that is its path, and a
 network refuses (`route_loop`) a transfer whose path holds itself already, or whose next hop is
 on it, so a route never visits a network twice; and no transfer crosses more than
-schemas.MAX_HOPS links (`too_many_hops`). A transfer from its origin has no `via`, and its wire
-form leaves the member out: that form, and its hash, are the ones of the protocol before routes.
+schemas.MAX_HOPS links, or fewer as a deployment sets (`too_many_hops`). A transfer from its
+origin has no `via`, and its wire form leaves the member out: that form, and its hash, are the
+ones of the protocol before routes.
 
 models.Transfer draws the states a transfer moves through at each end.
 """
