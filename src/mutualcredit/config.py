@@ -5,6 +5,10 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The most links one cross-network trade may cross, in the protocol: a transfer names at most
+# this many hubs less one (federation.schemas.TransferMessage.via). A deployment may allow fewer.
+FEDERATION_MAX_HOPS = 8
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "mutualcredit"
@@ -118,6 +122,13 @@ class Settings(BaseSettings):
     )
     federation_hop_margin_seconds: float = Field(
         default=5.0, gt=0, description="How much shorter each hop's expiry is than the last."
+    )
+    federation_max_hops: int = Field(
+        default=FEDERATION_MAX_HOPS,
+        ge=1,
+        le=FEDERATION_MAX_HOPS,
+        description="The most links a trade this network sends on may have crossed, with the"
+        " next one (too_many_hops); at most the protocol's 8.",
     )
     federation_timeout_seconds: float = Field(
         default=5.0, gt=0, description="How long one call to a peer may take."

@@ -5,7 +5,7 @@ CREATE TRIGGER transfers_audit
     AFTER INSERT
           OR UPDATE OF id, network_id, transfer_id, link_id, direction, kind, status, trade_id,
                        payer_address, payee_address, amount_sent, amount_received, rate_num,
-                       rate_den, rate_version, reference, description, expires_at,
+                       rate_den, rate_version, reference, via, description, expires_at,
                        refusal_code, refusal_detail, seq, chain_hash, receipt, created_at,
                        resolved_at
     ON transfers

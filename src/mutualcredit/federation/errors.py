@@ -105,6 +105,16 @@ class NoRoute(ProblemError):
     title = "No link leads to that network"
 
 
+class RouteTaken(ProblemError):
+    """A destination of a link's route table is routed by another link of the network already:
+    a destination has one route, so routing is never ambiguous. Members: `network` (the
+    destination), `peer` (the link that routes it)."""
+
+    status = 409
+    code = "route_taken"
+    title = "Another link routes that network"
+
+
 class AmountTooSmall(ProblemError):
     """At the link's rate, the amount is worth less than one minor unit on the other side."""
 

@@ -44,7 +44,7 @@ async def receive(
             raise TransferConflict(transfer_id=str(msg.transfer_id))
         return await chains.receipt(session, existing), None
 
-    refusal = _refusal_of_link(ctx.link, msg)
+    refusal = _refusal_of_link(ctx.link, msg) or _refusal_of_path(ctx, msg)
     network, account = addresses.split(msg.payee)
     out_row_id: int | None = None
     trade_id: uuid.UUID | None = None
@@ -104,6 +104,14 @@ def _refusal_of_link(link: LinkRow, msg: TransferMessage) -> Refusal | None:
         return "amount_mismatch", {}
     if msg.amount_received < 1:
         return "amount_too_small", {}
+    return None
+
+
+def _refusal_of_path(ctx: PeerContext, msg: TransferMessage) -> Refusal | None:
+    """A transfer that visited this network already is going round in circles: refused."""
+    visited = protocol.path(msg, ctx.link.peer_code)
+    if ctx.network_code in visited:
+        return "route_loop", {"network": ctx.network_code, "path": visited}
     return None
 
 
@@ -213,11 +221,20 @@ async def _settlement_refusal(
 async def _forward(
     fed: Federation, session: AsyncSession, ctx: PeerContext, msg: TransferMessage, network: str
 ) -> tuple[tuple[uuid.UUID, int] | None, Refusal | None]:
-    """A hub: hold link-in -> link-out and queue the next hop, with a shorter expiry.
+    """A hub: hold link-in -> link-out and queue the next hop, with a shorter expiry, naming
+    this hub last in its `via`. Never to a network the transfer visited (route_loop: the
+    route tables of two networks point at each other), nor past the most links a trade may
+    cross (MUTUALCREDIT_FEDERATION_MAX_HOPS).
     Returns ((hold, outbox row), None), or (None, refusal)."""
-    nxt = await repository.route(session, ctx.network_id, network, exclude=ctx.link.id)
+    nxt = await repository.route(session, ctx.network_id, network)
     if nxt is None:
         return None, ("no_route", {"network": network})
+    visited = protocol.path(msg, ctx.link.peer_code)
+    if nxt.peer_code in visited:
+        return None, ("route_loop", {"network": network, "next": nxt.peer_code, "path": visited})
+    max_hops = fed.settings.federation_max_hops
+    if len(visited) + 1 > max_hops:
+        return None, ("too_many_hops", {"network": network, "max_hops": max_hops})
     if nxt.status != "active":
         return None, ("link_not_active", {"link": nxt.peer_code})
     margin = timedelta(seconds=fed.settings.federation_hop_margin_seconds)
@@ -264,5 +281,6 @@ async def _forward(
         description=msg.description,
         reference=None,
         first_attempt_in=fed.settings.federation_timeout_seconds,
+        via=(*visited[1:], ctx.network_code),
     )
     return (trade_id, out_id), None

@@ -35,6 +35,7 @@ from mutualcredit.federation.errors import (
     PeerKeyConflict,
     PeerKeyNotFound,
     PeerUnreachable,
+    RouteTaken,
 )
 from mutualcredit.federation.keys import ensure_key, signer
 from mutualcredit.federation.peers import PeerContext, call_peer
@@ -76,6 +77,7 @@ def _view(overview: LinkOverview) -> LinkView:
         pending_debits=overview.pending_debits,
         pending_credits=overview.pending_credits,
         default_route=link.default_route,
+        routes=overview.routes,
         peer_keys=overview.peer_keys,
         agreed_at=link.agreed_at,
         created_at=link.created_at,
@@ -258,19 +260,21 @@ async def update_link(
     peer: str,
     data: LinkUpdate,
 ) -> LinkView:
-    """Changes a link's URL, routing or rate. A new rate takes the link out of use until both
-    sides agree it again (transfers in flight keep the rate they were sent at; one that
-    arrives after the change is refused with rate_mismatch or link_not_active, and its hold
-    is voided)."""
+    """Changes a link's URL, routing (default route, route table) or rate. A new rate takes the
+    link out of use until both sides agree it again (transfers in flight keep the rate they
+    were sent at; one that arrives after the change is refused with rate_mismatch or
+    link_not_active, and its hold is voided). A route table is replaced whole, at once."""
     require_operator(principal)
-    if data.peer_url is None and data.rate is None and data.default_route is None:
-        raise ValidationProblem("Nothing to change: give peer_url, rate or default_route")
+    if (data.peer_url, data.rate, data.default_route, data.routes) == (None, None, None, None):
+        raise ValidationProblem("Nothing to change: give peer_url, rate, default_route or routes")
     if data.peer_url is not None:
         _check_peer_url(fed, str(data.peer_url))
     link = await repository.get_link_for_update(session, network_id, peer)
     if link is None:
         raise LinkNotFound(f"No link to {peer!r}", peer=peer)
     await explain(session, data.reason)
+    if data.routes is not None:
+        await _set_routes(session, link, data.routes)
     new_rate = data.rate is not None and Fraction(data.rate.num, data.rate.den) != Fraction(
         link.rate_num, link.rate_den
     )
@@ -282,6 +286,32 @@ async def update_link(
         new_rate=(data.rate.num, data.rate.den) if new_rate and data.rate is not None else None,
     )
     return await get_link(session, network_id, peer)
+
+
+async def _set_routes(session: AsyncSession, link: LinkRow, routes: list[str]) -> None:
+    """The link's route table becomes `routes`: network codes, neither this network nor the
+    peer (its direct link routes it), each once, and none another link of this network routes
+    (route_taken; the unique key on link_routes decides a race the same way)."""
+    if link.network_code in routes or link.peer_code in routes:
+        raise ValidationProblem(
+            "routes: name the networks reached through the peer, not this network nor the peer"
+        )
+    if len(set(routes)) != len(routes):
+        raise ValidationProblem("routes: a network is named twice")
+    taken = await repository.routes_taken(session, link.network_id, routes, link.id)
+    if not taken:
+        try:
+            async with session.begin_nested():
+                await repository.set_routes(session, link.network_id, link.id, routes)
+        except IntegrityError:
+            taken = await repository.routes_taken(session, link.network_id, routes, link.id)
+            if not taken:
+                raise
+    if taken:
+        network, peer = min(taken.items())
+        raise RouteTaken(
+            f"The link to {peer} routes {network!r} already", network=network, peer=peer
+        )
 
 
 async def set_link_status(

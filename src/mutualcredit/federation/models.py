@@ -12,7 +12,9 @@ Invariants kept by PostgreSQL (migrations/sql/federation/):
 - a transfer id is unique per network and direction (unique index), so a duplicate delivery can
   never book twice; an accepted transfer's place in its link's chain (seq) is unique;
 - one active signing key per network (partial unique index); exchange rates are exact positive
-  integer fractions (CHECK), never floats.
+  integer fractions (CHECK), never floats;
+- a destination network is in the route table of at most one link of a network (unique), and
+  a route belongs to a link of its own network (composite foreign key): routing is unambiguous.
 """
 
 import uuid
@@ -25,6 +27,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -34,7 +37,7 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import conv
 
@@ -98,6 +101,8 @@ class Link(Base):
         CheckConstraint("status <> 'active' OR agreed_at IS NOT NULL", name="agreed_to_run"),
         UniqueConstraint("network_id", "peer_code"),
         UniqueConstraint("account_id"),
+        # The key a link's routes refer to, so that a route is in its link's network.
+        UniqueConstraint("network_id", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -118,6 +123,29 @@ class Link(Base):
     in_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     agreed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class LinkRoute(Base):
+    """A network this network reaches through a link (not the link's peer itself): the link's
+    route table, set by its operator. A destination is routed by at most one link of a network
+    (unique), so a route is never ambiguous. Routing (repository.route) tries a direct link to
+    the destination first, then the link whose table names it, then the default route."""
+
+    __tablename__ = "link_routes"
+    __table_args__ = (
+        ForeignKeyConstraint(["network_id", "link_id"], ["links.network_id", "links.id"]),
+        UniqueConstraint("network_id", "destination"),
+        CheckConstraint(
+            "destination ~ '^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$'", name="destination_format"
+        ),
+    )
+
+    link_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    destination: Mapped[str] = mapped_column(Text, primary_key=True)
+    network_id: Mapped[uuid.UUID] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )
@@ -163,7 +191,8 @@ class Transfer(Base):
 
         first delivery ──┬──► accepted    booked here, appended to the link's chain
                          ├──► refused     expired, link not active, another rate, amounts
-                         │                that do not convert, no route, a ledger refusal
+                         │                that do not convert, no route, a route loop, too
+                         │                many hops, a ledger refusal
                          └──► forwarded   a hub: held link-in -> link-out and sent on; answered
                                   │       'pending' until the next network decides
                                   └─────► accepted (in the chain) or refused, as the next
@@ -218,6 +247,8 @@ class Transfer(Base):
     rate_den: Mapped[int] = mapped_column(BigInteger)
     rate_version: Mapped[int] = mapped_column(Integer)
     reference: Mapped[str | None] = mapped_column(Text)
+    # The hubs the transfer went through before this hop, in order (protocol.message's `via`).
+    via: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     description: Mapped[str] = mapped_column(Text, server_default="")
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     request_hash: Mapped[bytes] = mapped_column(LargeBinary)

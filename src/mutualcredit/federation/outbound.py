@@ -44,11 +44,13 @@ async def queue(
     reference: str | None,
     first_attempt_in: float,
     amount_received: int | None = None,
+    via: tuple[str, ...] = (),
 ) -> int:
     """Puts a transfer over `link` in the outbox, at the link's rate: the message it will be
     sent as, every time. Returns its row id. What arrives is the amount sent converted at the
     rate, except for a settlement in full, which states the peer's whole link balance
-    (settlements.py); `trade_id` is None only for one that sends nothing, and holds nothing."""
+    (settlements.py); `trade_id` is None only for one that sends nothing, and holds nothing.
+    `via`: at a hub, the hubs it went through, this one last."""
     msg = TransferMessage.model_construct(
         transfer_id=transfer_id,
         kind=kind,
@@ -66,6 +68,7 @@ async def queue(
         expires_at=expires_at,
         description=description,
         reference=reference,
+        via=list(via),
     )
     return await repository.insert_outbound(
         session,
@@ -176,11 +179,12 @@ async def _record_outcome(
     keep_receipt: bool,
 ) -> None:
     """Makes a transfer final as the receipt says: accepted in the chain at seq, or refused
-    with the refusing network's code (named in the detail as refused_by)."""
+    with the refusing network's code (named in the detail as refused_by: the network that
+    answered, unless it passes on, as a hub does, the refusal of a network further on)."""
     accepted = receipt["status"] == "accepted"
     refusal = None
     if not accepted:
-        detail = {**(receipt.get("detail") or {}), "refused_by": receipt.get("network")}
+        detail = {"refused_by": receipt.get("network"), **(receipt.get("detail") or {})}
         refusal = (receipt.get("code") or "refused", detail)
     await repository.record_outcome(
         session,

@@ -22,6 +22,14 @@ it answers 'pending' until the next hop's receipt is final, then posts or voids 
 answers with its own final receipt. The outcome is always decided by the last network, before
 its expiry, which is the shortest on the route: so no network ever has to guess.
 
+A route may cross several hubs (a tree of networks). A transfer a hub sends on names the hubs it
+went through, `via`, in the signed message: with the payer's network, that is its path, and a
+network refuses (`route_loop`) a transfer whose path holds itself already, or whose next hop is
+on it, so a route never visits a network twice; and no transfer crosses more than
+schemas.MAX_HOPS links, or fewer as a deployment sets (`too_many_hops`). A transfer from its
+origin has no `via`, and its wire form leaves the member out: that form, and its hash, are the
+ones of the protocol before routes.
+
 models.Transfer draws the states a transfer moves through at each end.
 """
 
@@ -63,6 +71,7 @@ def message_of_columns(columns: Mapping[Any, Any]) -> TransferMessage:
         expires_at=columns["expires_at"],
         description=columns["description"],
         reference=columns["reference"],
+        via=list(columns["via"]),
     )
 
 
@@ -70,7 +79,7 @@ def message(transfer: TransferMessage | Mapping[Any, Any]) -> dict[str, Any]:
     """The transfer as sent: identical bytes on every delivery of it, and what the receiver
     hashes. Of a message, or of the row a transfer is stored in (as a driver returns it)."""
     msg = transfer if isinstance(transfer, TransferMessage) else message_of_columns(transfer)
-    return {
+    sent: dict[str, Any] = {
         "transfer_id": str(msg.transfer_id),
         "kind": msg.kind,
         "payer": msg.payer,
@@ -82,6 +91,18 @@ def message(transfer: TransferMessage | Mapping[Any, Any]) -> dict[str, Any]:
         "description": msg.description,
         "reference": msg.reference,
     }
+    # Only when the transfer came through a hub: a direct transfer is the same bytes, and hash,
+    # as before routes, so a network that does not know `via` still reads it.
+    if msg.via:
+        sent["via"] = list(msg.via)
+    return sent
+
+
+def path(msg: TransferMessage, sender: str) -> list[str]:
+    """The networks the transfer visited before the one receiving it: the payer's, the hubs it
+    names, then `sender` (already last, unless a hub that does not name itself sent it)."""
+    visited = [msg.payer.split("/", 1)[0], *msg.via]
+    return visited if visited[-1] == sender else [*visited, sender]
 
 
 def message_hash(msg: TransferMessage) -> bytes:

@@ -29,6 +29,7 @@ from mutualcredit.federation.errors import (
     PeerKeyConflict,
     PeerKeyNotFound,
     PeerUnreachable,
+    RouteTaken,
     TransferRefused,
 )
 from mutualcredit.federation.schemas import (
@@ -153,9 +154,9 @@ async def get_link(
 @router.patch(
     "/links/{peer}",
     response_model=LinkView,
-    summary="Change a link's peer URL, routing or rate; a new rate must be agreed again (operator)",
+    summary="Change a link's peer URL, routes or rate; a new rate must be agreed again (operator)",
 )
-@answers(LinkNotFound)
+@answers(LinkNotFound, RouteTaken)
 async def update_link(
     network: str,
     net_id: NetworkId,
@@ -166,9 +167,10 @@ async def update_link(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """An operator of the network (or the platform). Changes the peer's URL or whether the link is
-    the default route, at once; a new rate takes the link out of use until both sides agree it
-    again. A `reason` is kept on record."""
+    """An operator of the network (or the platform). Changes the peer's URL, whether the link is
+    the default route, or its route table (the networks reached through the peer), at once; a
+    new rate takes the link out of use until both sides agree it again. A `reason` is kept on
+    record."""
 
     async def write() -> LinkView:
         return await links.update_link(_fed(request), session, principal, net_id, peer, body)

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
+from mutualcredit.config import FEDERATION_MAX_HOPS
 from mutualcredit.schemas import Amount, Flag, InputModel, OutputModel
 from mutualcredit.trades.schemas import RateView
 
@@ -14,6 +15,13 @@ PeerCode = Annotated[
     ),
 ]
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+# The most links one cross-network trade crosses, origin to destination: a hub refuses to send
+# a transfer on beyond it (too_many_hops; a deployment may set fewer). With the default expiry
+# (60 s) and hop margin (5 s), the hubs of the longest route take 35 s of the expiry (7 hubs).
+MAX_HOPS = FEDERATION_MAX_HOPS
+# The most destinations one link's route table holds.
+MAX_ROUTES = 1000
 
 
 class Rate(InputModel):
@@ -60,6 +68,13 @@ class LinkUpdate(InputModel):
     peer_url: AnyHttpUrl | None = Field(default=None, description="New base URL of the peer.")
     rate: Rate | None = Field(default=None, description="A new exchange rate to agree.")
     default_route: Flag | None = None
+    routes: list[PeerCode] | None = Field(
+        default=None,
+        max_length=MAX_ROUTES,
+        description="The link's route table, replaced whole: the networks reached through this"
+        " peer (not the peer itself, nor this network; each routed by one link of this network"
+        " at most). [] empties it.",
+    )
     reason: Reason
 
 
@@ -77,6 +92,7 @@ class LinkView(OutputModel):
     pending_debits: int
     pending_credits: int
     default_route: bool
+    routes: list[str] = Field(description="The networks reached through this peer, by code.")
     peer_keys: list[dict[str, Any]]
     agreed_at: datetime | None
     created_at: datetime
@@ -150,6 +166,12 @@ class TransferMessage(InputModel):
     expires_at: datetime
     description: Annotated[str, Field(max_length=500)] = ""
     reference: Annotated[str, Field(max_length=200)] | None = None
+    via: list[PeerCode] = Field(
+        default=[],
+        max_length=MAX_HOPS - 1,
+        description="The hubs the transfer went through, in order, the sender last; sent only"
+        " when not empty (a transfer straight from its origin has the wire form it always had).",
+    )
 
     @field_validator("expires_at")
     @classmethod

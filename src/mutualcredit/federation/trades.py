@@ -104,7 +104,7 @@ async def send_trade(
     # A key with an answer already is answered by the ledger (the trade or its refusal): the
     # route, the link's status and its rate, which can change, are checked only for a new one.
     known = await ledger.key_used(session, network_id, key)
-    link = await repository.route(session, network_id, peer_network, exclude=None)
+    link = await repository.route(session, network_id, peer_network)
     if not known:
         if await repository.is_reserved_account(session, network_id, data.payer):
             raise AccountReserved(account=data.payer)

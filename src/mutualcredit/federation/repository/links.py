@@ -81,18 +81,53 @@ async def list_links(session: AsyncSession, network_id: uuid.UUID) -> list[LinkR
     return await _links(session, "WHERE l.network_id = :n ORDER BY l.peer_code", {"n": network_id})
 
 
-async def route(
-    session: AsyncSession, network_id: uuid.UUID, network: str, exclude: uuid.UUID | None
-) -> LinkRow | None:
-    """The link toward `network`: a direct link to it, else the default route; never
-    `exclude` (the link a transfer came in over)."""
-    candidates = await _links(
+async def route(session: AsyncSession, network_id: uuid.UUID, network: str) -> LinkRow | None:
+    """The link toward `network`: a direct link to it, else the link whose route table names
+    it (one at most: link_routes is unique per network and destination), else the default
+    route (the oldest, if several are). Whether the transfer was at its peer already is the
+    caller's to check (inbound._forward)."""
+    return await _link(
         session,
-        "WHERE l.network_id = :n AND (l.peer_code = :p OR l.default_route)"
-        " ORDER BY (l.peer_code = :p) DESC, l.created_at LIMIT 2",
+        "LEFT JOIN link_routes r ON r.link_id = l.id AND r.destination = :p"
+        " WHERE l.network_id = :n AND (l.peer_code = :p OR r.destination IS NOT NULL"
+        " OR l.default_route)"
+        " ORDER BY (l.peer_code = :p) DESC, (r.destination IS NOT NULL) DESC, l.created_at"
+        " LIMIT 1",
         {"n": network_id, "p": network},
     )
-    return next((link for link in candidates if link.id != exclude), None)
+
+
+async def routes_taken(
+    session: AsyncSession, network_id: uuid.UUID, destinations: list[str], link_id: uuid.UUID
+) -> dict[str, str]:
+    """Of `destinations`, those another link of the network routes: destination -> its peer."""
+    rows = await session.execute(
+        text(
+            "SELECT r.destination, l.peer_code FROM link_routes r JOIN links l ON l.id = r.link_id"
+            " WHERE r.network_id = :n AND r.destination = ANY(:d) AND r.link_id <> :l"
+        ),
+        {"n": network_id, "d": destinations, "l": link_id},
+    )
+    return {r.destination: r.peer_code for r in rows}
+
+
+async def set_routes(
+    session: AsyncSession, network_id: uuid.UUID, link_id: uuid.UUID, destinations: list[str]
+) -> None:
+    """Makes the link's route table `destinations`: removes the others, adds the new ones (each
+    a row, so the audit log records what was added and removed, and nothing else)."""
+    await session.execute(
+        text("DELETE FROM link_routes WHERE link_id = :l AND destination <> ALL(:d)"),
+        {"l": link_id, "d": destinations},
+    )
+    await session.execute(
+        text(
+            "INSERT INTO link_routes (network_id, link_id, destination)"
+            " SELECT :n, :l, d FROM unnest(CAST(:d AS text[])) AS d ORDER BY d"
+            " ON CONFLICT (link_id, destination) DO NOTHING"
+        ),
+        {"n": network_id, "l": link_id, "d": destinations},
+    )
 
 
 async def link_overviews(
@@ -107,7 +142,9 @@ async def link_overviews(
                    (SELECT coalesce(json_agg(json_build_object('key_id', k.key_id,
                                                                'status', k.status)
                                              ORDER BY k.created_at), '[]')
-                    FROM link_peer_keys k WHERE k.link_id = l.id) AS peer_keys
+                    FROM link_peer_keys k WHERE k.link_id = l.id) AS peer_keys,
+                   ARRAY(SELECT r.destination FROM link_routes r WHERE r.link_id = l.id
+                         ORDER BY r.destination) AS routes
             {_LINK_FROM}
             WHERE l.network_id = :n AND (CAST(:peer AS text) IS NULL OR l.peer_code = :peer)
             ORDER BY l.peer_code
@@ -124,6 +161,7 @@ async def link_overviews(
             credit_limit=r["credit_limit"],
             balance_max=r["balance_max"],
             peer_keys=r["peer_keys"],
+            routes=list(r["routes"]),
         )
         for r in rows.mappings()
     ]

@@ -92,6 +92,7 @@ class LinkOverview:
     credit_limit: int
     balance_max: int | None
     peer_keys: list[dict[str, Any]]
+    routes: list[str]
 
 
 @dataclass(frozen=True, slots=True)

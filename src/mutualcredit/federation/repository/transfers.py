@@ -15,7 +15,7 @@ _TRANSFER = """
     SELECT t.id, t.network_id, n.code AS network_code, t.link_id, l.peer_code, t.direction,
            t.status, t.trade_id, t.transfer_id, t.kind, t.payer_address, t.payee_address,
            t.amount_sent, t.amount_received, t.rate_num, t.rate_den, t.rate_version,
-           t.expires_at, t.description, t.reference, t.request_hash, t.refusal_code,
+           t.expires_at, t.description, t.reference, t.via, t.request_hash, t.refusal_code,
            t.refusal_detail, t.seq, t.chain_hash, t.attempts, t.last_error, t.created_at,
            t.resolved_at
     FROM transfers t
@@ -159,6 +159,7 @@ def _columns(msg: TransferMessage) -> dict[str, Any]:
         "rate_den": msg.rate.den,
         "rate_version": msg.rate.version,
         "reference": msg.reference,
+        "via": list(msg.via),
         "description": msg.description,
         "expires_at": msg.expires_at,
     }
@@ -166,11 +167,11 @@ def _columns(msg: TransferMessage) -> dict[str, Any]:
 
 _MESSAGE_COLUMNS = (
     "transfer_id, kind, payer_address, payee_address, amount_sent, amount_received, rate_num,"
-    " rate_den, rate_version, reference, description, expires_at"
+    " rate_den, rate_version, reference, via, description, expires_at"
 )
 _MESSAGE_VALUES = (
     ":transfer_id, :kind, :payer_address, :payee_address, :amount_sent, :amount_received,"
-    " :rate_num, :rate_den, :rate_version, :reference, :description, :expires_at"
+    " :rate_num, :rate_den, :rate_version, :reference, :via, :description, :expires_at"
 )
 
 
