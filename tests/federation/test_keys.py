@@ -286,3 +286,19 @@ def test_reading_a_descriptor_writes_nothing(cluster: Cluster) -> None:
         r = httpx.get(f"{alpha.url}/federation/v1/networks/{code}/descriptor", timeout=10)
         assert (r.status_code, r.json()["code"]) == (404, "network_not_found"), r.text
     assert asyncio.run(alpha.fetch(keys, code))[0]["n"] == 0
+
+
+def test_a_stale_request_is_told_so_whoever_signs_it(cluster: Cluster) -> None:
+    """Freshness is checked before any record of links or keys is read: an old request from a
+    stranger and one from a linked network get the same answer."""
+    bravo = cluster.nodes["bravo"]
+    signers = (
+        crypto.Signer("nobody", "nobody.1", Ed25519PrivateKey.generate()),
+        stolen_signer(cluster.nodes["alpha"]),
+    )
+    old = int(time.time()) - 3600
+    answers = [
+        _refusal(signed_post(bravo, s, "/transfers", _transfer(), created=old)) for s in signers
+    ]
+    assert answers[0] == answers[1]
+    assert b'"code":"peer_signature_stale"' in answers[0][1]
