@@ -115,7 +115,13 @@ async def rotate_key(
     if not await repository.has_active_key(session, network_id):
         await ensure_key(fed, session, network_id)
         first = await repository.get_active_key(session, network_id)
-        return {"key_id": first.key_id, "retired_key_id": None, "retire_at": None, "peers": {}}
+        return {
+            "key_id": first.key_id,
+            "retired_key_id": None,
+            "retire_at": None,
+            "compromised": False,
+            "peers": {},
+        }
     old_sign = await signer(fed, session, network_id)
     grace = 0 if data.compromised else data.grace_seconds
     expires_at = await repository.retire_active_key(session, network_id, grace)
