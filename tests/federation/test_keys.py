@@ -79,7 +79,10 @@ def test_a_rotated_key_works_through_its_grace_period_then_never_again(
     # Within the grace period the old key still works (a request signed before the rotation
     # and still on its way, a worker that has not noticed yet)...
     assert _confirm(bravo, alpha, old).status_code == 200
-    # ...and alpha itself signs with the new key only: trades carry on.
+    # ...but announces no key: whoever else holds it could otherwise rotate to a key of theirs.
+    r = _notice(bravo, old)
+    assert (r.status_code, r.json()["code"]) == (409, "peer_key_retired"), r.text
+    # alpha itself signs with the new key only: trades carry on.
     assert alpha.pay("ann", "bravo/bob", 3).status_code == 201
     known = _peer_keys(bravo, alpha)
     assert known[old.key_id]["expires_at"] is not None

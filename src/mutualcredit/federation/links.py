@@ -192,7 +192,8 @@ async def revoke_peer_key(
 
 async def receive_key(session: AsyncSession, ctx: PeerContext, notice: KeyNotice) -> dict[str, Any]:
     """The peer's side of keys.rotate_key: a notice signed with a key this side trusts (ctx),
-    carrying the new key's own signature of the rotation. This side trusts the new key and
+    carrying the new key's own signature of the rotation, from a key not itself rotated away
+    (in its grace period, an old key signs no rotation). This side trusts the new key and
     stops accepting the old one at the notice's `retire_at` (no later than the longest grace
     a rotation may give, by this side's clock), or at once when the old key is compromised."""
     statement = crypto.key_base(
@@ -208,6 +209,14 @@ async def receive_key(session: AsyncSession, ctx: PeerContext, notice: KeyNotice
         raise PeerKeyProofInvalid("proof: not the new key's signature of this rotation")
     if notice.key_id == ctx.key_id:
         raise ValidationProblem("key_id: a key does not replace itself")
+    if await repository.peer_key_retiring(session, ctx.link.id, ctx.key_id):
+        # Within its grace period an old key still signs requests, but no rotation: whoever
+        # else holds it could otherwise announce a key of their own until it expires.
+        raise PeerKeyRetired(
+            f"Key {ctx.key_id!r}, which signed this notice, was retired by an earlier rotation:"
+            " only the current key announces the next",
+            key_id=ctx.key_id,
+        )
     await _trust(session, ctx.link.id, notice)
     grace = 0.0 if notice.compromised else notice.retire_at - time.time()
     grace = min(max(grace, 0.0), GRACE_MAX_SECONDS)

@@ -277,7 +277,8 @@ async def register_peer_key(network: str, request: Request) -> Response:
     `retire_at` (unix seconds; at once when `compromised`; never later than a week from now).
     Refused with 422 `peer_key_proof_invalid` when the new key did not sign, 409
     `peer_key_conflict` when its id is registered with another public key, 409
-    `peer_key_retired` when it names a key retired before."""
+    `peer_key_retired` when it names a key retired before or is signed by a key an earlier
+    rotation retired (in its grace period an old key signs requests, but no rotation)."""
 
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes

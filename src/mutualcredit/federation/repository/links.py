@@ -286,6 +286,17 @@ async def upsert_peer_key(
     return "retired" if same else "conflict"
 
 
+async def peer_key_retiring(session: AsyncSession, link_id: uuid.UUID, key_id: str) -> bool:
+    """Whether the peer has rotated this key away (it may still be in its grace period)."""
+    found = await session.scalar(
+        text(
+            "SELECT expires_at IS NOT NULL FROM link_peer_keys WHERE link_id = :l AND key_id = :k"
+        ),
+        {"l": link_id, "k": key_id},
+    )
+    return bool(found)
+
+
 async def retire_peer_key(
     session: AsyncSession, link_id: uuid.UUID, key_id: str, seconds: float
 ) -> None:
