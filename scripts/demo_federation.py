@@ -132,7 +132,8 @@ def build(cluster: Cluster) -> tuple[Node, Node, Node]:
         )
     say()
     say(
-        "Each operator read the peer's descriptor (GET /federation/v1/networks/{code}/"
+        "Each operator made its network's signing key (POST .../federation/keys/rotate), which"
+        " publishes its descriptor; each read the peer's (GET /federation/v1/networks/{code}/"
         "descriptor) for its URL and public key."
     )
 

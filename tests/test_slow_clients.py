@@ -158,8 +158,8 @@ async def test_a_stalled_body_is_cut_and_one_without_a_key_is_never_read(
         (_head(f"/federation/v1/networks/{net['code']}/transfers", declared),
          "peer_signature_missing"),
         (_head(f"/federation/v1/networks/{net['code']}/transfers", declared,
-               *(f"MC-{h}: x" for h in ("From", "Key-Id", "Created", "Nonce", "Signature")),
-               f"MC-To: {net['code']}"), "peer_unknown"),
+               *(f"MC-{h}: x" for h in ("From", "Key-Id", "Nonce", "Signature")),
+               f"MC-Created: {int(time.time())}", f"MC-To: {net['code']}"), "peer_unknown"),
     ]  # fmt: skip
     for head, code in refused:
         reader, writer = await _open(service)

@@ -296,10 +296,12 @@ def new_net(node: Node, **fields: Any) -> Net:
 
 
 def link(a: Net, b: Net, **fields: Any) -> dict[str, Any]:
-    """a's side of a link to b (b's key read from its public descriptor)."""
-    descriptor = httpx.get(
-        f"{b.node.url}/federation/v1/networks/{b.code}/descriptor", timeout=30
-    ).json()
+    """a's side of a link to b (b's key read from its public descriptor, which b's operator
+    publishes by making b's first key when it has none)."""
+    url = f"{b.node.url}/federation/v1/networks/{b.code}/descriptor"
+    if httpx.get(url, timeout=30).status_code == 404:
+        b.ok("POST", "/federation/keys/rotate")
+    descriptor = httpx.get(url, timeout=30).json()
     key = next(k for k in descriptor["keys"] if k["status"] == "active")
     created: dict[str, Any] = a.ok(
         "POST",
@@ -965,7 +967,14 @@ def receive_key(w: World, watch: Callable[[Net], None]) -> list[Record]:
             f"peer:{a.code}",
             before=None,
             after={"key_id": rotated["key_id"], "status": "active"},
-        )
+        ),
+        Record(
+            b,
+            "link_peer_key.updated",
+            f"peer:{a.code}",
+            before={"expires_at": None},
+            after={"expires_at": ANY},
+        ),
     ]
 
 

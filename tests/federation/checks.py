@@ -94,8 +94,11 @@ def signed_post(
     created: int | None = None,
     nonce: str | None = None,
     to: str | None = None,
+    network: str | None = None,
 ) -> httpx.Response:
-    path = f"/federation/v1/networks/{node.name}{tail}"
+    """A signed POST to `node`, for its network (or `network`, in the path), addressed to it
+    (or `to`, in MC-To)."""
+    path = f"/federation/v1/networks/{network or node.name}{tail}"
     created_s = str(created if created is not None else int(time.time()))
     nonce = nonce or uuid.uuid4().hex
     receiver = to or node.name
@@ -114,3 +117,18 @@ def signed_post(
         },
         timeout=30,
     )
+
+
+def stolen_signer(node: Node) -> crypto.Signer:
+    """The node's active signing key, as whoever copied its database and its secret holds it:
+    a key that may sign after its owner has moved on."""
+    rows = asyncio.run(
+        node.fetch(
+            "SELECT k.key_id, k.sealed_private_key, n.code FROM node_keys k"
+            " JOIN networks n ON n.id = k.network_id WHERE k.status = 'active'"
+        )
+    )
+    (row,) = rows
+    secret = crypto.b64d(node.settings["MUTUALCREDIT_SECRET_KEY"])
+    private = crypto.unseal(bytes(row["sealed_private_key"]), row["key_id"], secret)
+    return crypto.Signer(network_code=row["code"], key_id=row["key_id"], private_key=private)

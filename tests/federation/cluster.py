@@ -280,6 +280,10 @@ class Cluster:
         )
         assert r.status_code == 201, r.text
         node.operator = r.json()["token"]
+        # The operator makes the network's signing key (the first rotation makes the first):
+        # until then its descriptor is not published.
+        r = node.request("POST", "/federation/keys/rotate", node.operator)
+        assert r.status_code == 200, r.text
         self.nodes[name] = node
         return node
 

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.helpers import Api, Net
+from mutualcredit.federation import crypto
+from tests.helpers import Api, Net, auth
 
 
 async def _ledger(api: Api) -> Net:
@@ -497,3 +499,45 @@ async def test_a_trade_of_the_ledger_cannot_name_a_links_account(
     assert (await book("k1", kind))["outcome"] == "replayed"
     if kind == "transfer":
         assert (await book("k2", "federation"))["outcome"] == "created"
+
+
+async def test_a_retired_peer_key_is_never_trusted_again(api: Api, db: asyncpg.Connection) -> None:
+    """A peer's key is on record for good, and once the peer rotated it away its expiry only
+    comes closer: no UPDATE brings it back, and none deletes it (trigger link_peer_keys_guard)."""
+    net = await api.network()
+    public = crypto.b64e(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+    r = await api.client.post(
+        f"{net.base}/federation/links",
+        json={
+            "peer": "riverside",
+            "peer_url": "https://riverside.example",
+            "peer_key": {"key_id": "riverside.1", "public_key": public},
+            "rate": {"num": 1, "den": 1},
+            "credit_limit": 10,
+            "balance_max": 10,
+        },
+        headers=auth(net.operator),
+    )
+    assert r.status_code == 201, r.text
+    key = (
+        "FROM link_peer_keys k JOIN links l ON l.id = k.link_id JOIN networks n"
+        " ON n.id = l.network_id WHERE n.code = $1 AND k.key_id = 'riverside.1'"
+    )
+    where = f"(link_id, key_id) IN (SELECT k.link_id, k.key_id {key})"
+    await db.execute(
+        f"UPDATE link_peer_keys SET expires_at = now() + interval '1 hour' WHERE {where}", net.code
+    )
+    # Closer is allowed; later, never, nor no expiry at all, nor another public key.
+    await db.execute(f"UPDATE link_peer_keys SET expires_at = now() WHERE {where}", net.code)
+    for change in (
+        "expires_at = now() + interval '1 day'",
+        "expires_at = NULL",
+        "public_key = decode(repeat('00', 32), 'hex')",
+    ):
+        with pytest.raises(asyncpg.RestrictViolationError) as exc:
+            await db.execute(f"UPDATE link_peer_keys SET {change} WHERE {where}", net.code)
+        assert exc.value.constraint_name == "link_peer_keys_guard"
+    with pytest.raises(asyncpg.RestrictViolationError) as exc:
+        await db.execute(f"DELETE FROM link_peer_keys WHERE {where}", net.code)
+    assert exc.value.constraint_name == "link_peer_keys_guard"
+    assert await db.fetchval(f"SELECT count(*) {key}", net.code) == 1

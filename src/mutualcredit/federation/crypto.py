@@ -26,6 +26,9 @@ what our protocol needs; every component is covered):
 
 Responses are signed too (the receipt a sender keeps is the signed response): MC-Key-Id and
 MC-Signature over "mutualcredit-federation/1 response\\n<request nonce>\\n<status>\\n<body sha>".
+
+A rotation notice is signed twice: the request by the old key (the peer trusts it: continuity),
+and, inside its body, the statement of the rotation (key_base) by the new key (possession).
 """
 
 import base64
@@ -149,6 +152,31 @@ def request_base(
 
 def response_base(nonce: str, status: int, body: bytes) -> bytes:
     return "\n".join((f"{PROTOCOL} response", nonce, str(status), sha256_hex(body))).encode()
+
+
+def key_base(
+    sender: str,
+    receiver: str,
+    old_key_id: str,
+    new_key_id: str,
+    public_key: str,
+    retire_at: str,
+    compromised: bool,
+) -> bytes:
+    """What the new key signs in a rotation notice: who rotates, toward whom, which key replaces
+    which, and when the old one retires."""
+    return "\n".join(
+        (
+            f"{PROTOCOL} key",
+            sender,
+            receiver,
+            old_key_id,
+            new_key_id,
+            public_key,
+            retire_at,
+            "compromised" if compromised else "retired",
+        )
+    ).encode()
 
 
 def verify(public_key: bytes, signature: str, data: bytes) -> bool:

@@ -1,5 +1,7 @@
 """Problems of federation. Each has a stable code, listed in the README."""
 
+from typing import Any
+
 from mutualcredit.errors import Forbidden, NotFound, ProblemError, Unauthorized, ValidationProblem
 
 
@@ -16,15 +18,27 @@ class PeerSignatureMissing(PeerUnauthorized):
 
 
 class PeerUnknown(PeerUnauthorized):
-    """No link from this network to the sender, or the key id is not registered for it."""
+    """The request is not signed by a key this network trusts for its sender: no such network
+    here, no link to the sender, a key id not registered, revoked or past its expiry, or a
+    signature that does not verify. One answer for all, word for word and header for header
+    (peers.refused), so that nobody learns who is linked to whom."""
 
     code = "peer_unknown"
     title = "Unknown peer or peer key"
 
+    def __init__(self, detail: str | None = None, **fields: Any) -> None:
+        super().__init__(detail, **fields)
+        # Closed as the gate closes it when it refuses before the body (auth.gate.refuse):
+        # the answer is the same whether the gate or the route refused.
+        self.headers["Connection"] = "close"
+
 
 class PeerSignatureInvalid(PeerUnauthorized):
+    """MC-Created is not unix seconds. (A signature that does not verify is peer_unknown: told
+    apart, it would say that the key it names is registered here.)"""
+
     code = "peer_signature_invalid"
-    title = "The signature does not verify with the peer's registered key"
+    title = "The request's signature headers are malformed"
 
 
 class PeerSignatureStale(PeerUnauthorized):
@@ -63,6 +77,24 @@ class PeerKeyConflict(ProblemError):
     status = 409
     code = "peer_key_conflict"
     title = "This key id is registered with another public key"
+
+
+class PeerKeyRetired(ProblemError):
+    """The peer rotated this key away: once retired, a key is never trusted again (its expiry
+    only comes closer, trigger link_peer_keys_guard), so a new key needs a new id."""
+
+    status = 409
+    code = "peer_key_retired"
+    title = "This key of the peer was retired by a rotation"
+
+
+class PeerKeyProofInvalid(ProblemError):
+    """A rotation notice whose `proof` is not the new key's signature of the rotation: the
+    sender does not show that it holds the key it asks this network to trust."""
+
+    status = 422
+    code = "peer_key_proof_invalid"
+    title = "The new key did not sign the rotation"
 
 
 class LinkExists(ProblemError):

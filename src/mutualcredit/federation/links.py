@@ -12,6 +12,7 @@ A new rate also takes the agreement from a suspended link (it stays suspended, a
 again before it resumes); an operator may suspend a proposed link too.
 """
 
+import time
 import uuid
 from fractions import Fraction
 from typing import Any
@@ -34,6 +35,8 @@ from mutualcredit.federation.errors import (
     LinkRateMismatch,
     PeerKeyConflict,
     PeerKeyNotFound,
+    PeerKeyProofInvalid,
+    PeerKeyRetired,
     PeerUnreachable,
     RouteTaken,
 )
@@ -42,6 +45,8 @@ from mutualcredit.federation.peers import PeerContext, call_peer
 from mutualcredit.federation.protocol import FED
 from mutualcredit.federation.repository import LinkOverview, LinkRow
 from mutualcredit.federation.schemas import (
+    GRACE_MAX_SECONDS,
+    KeyNotice,
     LinkConfirm,
     LinkCreate,
     LinkUpdate,
@@ -150,11 +155,17 @@ async def create_link(
 
 
 async def _trust(session: AsyncSession, link_id: uuid.UUID, key: PeerKeyCreate) -> None:
-    if not await repository.upsert_peer_key(
+    outcome = await repository.upsert_peer_key(
         session, link_id, key.key_id, crypto.b64d(key.public_key)
-    ):
+    )
+    if outcome == "conflict":
         raise PeerKeyConflict(
             f"Key {key.key_id!r} is registered with another public key", key_id=key.key_id
+        )
+    if outcome == "retired":
+        raise PeerKeyRetired(
+            f"Key {key.key_id!r} was retired by the peer's rotation: it is not trusted again",
+            key_id=key.key_id,
         )
 
 
@@ -181,13 +192,38 @@ async def revoke_peer_key(
     return await get_link(session, network_id, peer)
 
 
-async def receive_key(
-    session: AsyncSession, ctx: PeerContext, key: PeerKeyCreate
-) -> dict[str, Any]:
-    """The peer's side of keys.rotate_key: it trusts the peer's new key, announced in a call
-    signed with a key it trusts already."""
-    await _trust(session, ctx.link.id, key)
-    return {"status": "registered", "key_id": key.key_id}
+async def receive_key(session: AsyncSession, ctx: PeerContext, notice: KeyNotice) -> dict[str, Any]:
+    """The peer's side of keys.rotate_key: a notice signed with a key this side trusts (ctx),
+    carrying the new key's own signature of the rotation, from a key not itself rotated away
+    (in its grace period, an old key signs no rotation). This side trusts the new key and
+    stops accepting the old one at the notice's `retire_at` (no later than the longest grace
+    a rotation may give, by this side's clock), or at once when the old key is compromised."""
+    statement = crypto.key_base(
+        ctx.link.peer_code,
+        ctx.network_code,
+        ctx.key_id,
+        notice.key_id,
+        notice.public_key,
+        str(notice.retire_at),
+        notice.compromised,
+    )
+    if not crypto.verify(crypto.b64d(notice.public_key), notice.proof, statement):
+        raise PeerKeyProofInvalid("proof: not the new key's signature of this rotation")
+    if notice.key_id == ctx.key_id:
+        raise ValidationProblem("key_id: a key does not replace itself")
+    if await repository.peer_key_retiring(session, ctx.link.id, ctx.key_id):
+        # Within its grace period an old key still signs requests, but no rotation: whoever
+        # else holds it could otherwise announce a key of their own until it expires.
+        raise PeerKeyRetired(
+            f"Key {ctx.key_id!r}, which signed this notice, was retired by an earlier rotation:"
+            " only the current key announces the next",
+            key_id=ctx.key_id,
+        )
+    await _trust(session, ctx.link.id, notice)
+    grace = 0.0 if notice.compromised else notice.retire_at - time.time()
+    grace = min(max(grace, 0.0), GRACE_MAX_SECONDS)
+    await repository.retire_peer_key(session, ctx.link.id, ctx.key_id, grace)
+    return {"status": "registered", "key_id": notice.key_id, "retired_key_id": ctx.key_id}
 
 
 async def agree_link(

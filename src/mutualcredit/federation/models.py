@@ -15,6 +15,9 @@ Invariants kept by PostgreSQL (migrations/sql/federation/):
   integer fractions (CHECK), never floats;
 - a destination network is in the route table of at most one link of a network (unique), and
   a route belongs to a link of its own network (composite foreign key): routing is unambiguous.
+- a peer's key is never deleted and never changes what it is; once it has an expiry (its owner
+  rotated it) the expiry only comes closer, so a retired key is never trusted again (trigger
+  `link_peer_keys_guard`), and a key is trusted only before its expiry (every lookup filters).
 """
 
 import uuid
@@ -48,11 +51,13 @@ from mutualcredit.db import Base
 class NodeKey(Base):
     """A network's Ed25519 signing key. The private half is sealed (AES-256-GCM under the
     deployment's secret key) and never leaves the service; retired keys stay published so
-    that peers can still check what they signed."""
+    that peers can still check what they signed. `expires_at` is when the rotation that
+    retired the key told peers to stop accepting it (at once, for a compromised key)."""
 
     __tablename__ = "node_keys"
     __table_args__ = (
         CheckConstraint("status IN ('active', 'retired')", name="status_valid"),
+        CheckConstraint("expires_at IS NULL OR status = 'retired'", name="expires_when_retired"),
         CheckConstraint("length(public_key) = 32", name="public_key_length"),
         UniqueConstraint("key_id"),
         Index(
@@ -75,6 +80,7 @@ class NodeKey(Base):
         DateTime(timezone=True), server_default=text("now()")
     )
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Link(Base):
@@ -152,7 +158,10 @@ class LinkRoute(Base):
 
 
 class PeerKey(Base):
-    """A public key the operator registered for the peer of a link (several during rotation)."""
+    """A public key of the peer of a link, registered by this side's operator or announced by the
+    peer in a rotation (several during a rotation's grace period). `expires_at` is set when the
+    peer rotates the key away: a request signed with it is refused from then on (at once when
+    the peer said the key was compromised). Revoking is the operator's own word, at once."""
 
     __tablename__ = "link_peer_keys"
     __table_args__ = (
@@ -167,6 +176,7 @@ class PeerKey(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Transfer(Base):

@@ -28,6 +28,8 @@ from mutualcredit.federation.errors import (
     LinkRateMismatch,
     PeerForbidden,
     PeerKeyConflict,
+    PeerKeyProofInvalid,
+    PeerKeyRetired,
     PeerReplay,
     PeerSignatureInvalid,
     PeerSignatureMissing,
@@ -38,7 +40,7 @@ from mutualcredit.federation.errors import (
 from mutualcredit.federation.keys import descriptor as network_descriptor
 from mutualcredit.federation.keys import signer
 from mutualcredit.federation.peers import PeerContext, authenticate_peer
-from mutualcredit.federation.schemas import LinkConfirm, PeerKeyCreate, TransferMessage
+from mutualcredit.federation.schemas import KeyNotice, LinkConfirm, TransferMessage
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.errors import NetworkNotFound
 
@@ -168,11 +170,14 @@ def _parse(model: type[Model], body: bytes, what: str) -> Model:
 @router.get("/descriptor", summary="The network's public federation descriptor (no signature)")
 @answers(NetworkNotFound)
 async def get_descriptor(network: str, request: Request) -> dict[str, Any]:
-    """Anyone: no key, no signature. The network's public federation descriptor (address, unit,
-    public URL, signing keys), which a peer's operator reads to link with it."""
+    """Anyone: no key, no signature. The network's federation descriptor (address, unit, public
+    URL, signing keys), which a peer's operator reads to link with it. Read only. A network
+    whose descriptor is not public, or that has no signing key yet, answers 404
+    `network_not_found` exactly as a network that does not exist; its operators read it with
+    `GET /v1/networks/{network}/federation/identity`."""
     fed = _fed(request)
-    async with fed.sessionmaker.begin() as session:
-        return await network_descriptor(fed, session, network)
+    async with fed.sessionmaker() as session:
+        return await network_descriptor(fed, session, network, public=True)
 
 
 @router.post("/link", summary="Confirm a link and its rate")
@@ -265,17 +270,23 @@ async def countersign_checkpoint(network: str, request: Request) -> Response:
 
 @router.post(
     "/keys",
-    summary="Register the caller's new key (a rotation), signed with its current key",
+    summary="A rotation: register the caller's new key, retire the one that signed the call",
 )
-@signed(PeerKeyConflict)
+@signed(PeerKeyConflict, PeerKeyRetired, PeerKeyProofInvalid)
 async def register_peer_key(network: str, request: Request) -> Response:
-    """A linked network, signed with its current key. Registers the caller's new signing key (a
-    rotation), so that its requests signed with it are accepted."""
+    """A linked network, signed with its current key (the one it retires). Registers the
+    caller's new signing key, whose signature of the rotation is in the body (`proof`, over
+    the lines of `crypto.key_base`), and stops accepting the key that signed the call at
+    `retire_at` (unix seconds; at once when `compromised`; never later than a week from now).
+    Refused with 422 `peer_key_proof_invalid` when the new key did not sign, 409
+    `peer_key_conflict` when its id is registered with another public key, 409
+    `peer_key_retired` when it names a key retired before or is signed by a key an earlier
+    rotation retired (in its grace period an old key signs requests, but no rotation)."""
 
     async def handle(
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        key = _parse(PeerKeyCreate, body, "a key")
-        return 200, await links.receive_key(session, ctx, key)
+        notice = _parse(KeyNotice, body, "a rotation notice")
+        return 200, await links.receive_key(session, ctx, notice)
 
     return await _serve(request, network, handle)

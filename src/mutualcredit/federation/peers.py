@@ -112,12 +112,14 @@ async def call_peer(
 
 @dataclass(frozen=True, slots=True)
 class PeerContext:
-    """An authenticated node-to-node request: who sent it, over which link, to which network."""
+    """An authenticated node-to-node request: who sent it, over which link, to which network,
+    signed with which of the sender's keys."""
 
     network_id: uuid.UUID
     network_code: str
     link: LinkRow
     nonce: str
+    key_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,25 +132,45 @@ class PeerIdentity:
     values: dict[str, str]
 
 
+def refused() -> PeerUnknown:
+    """The one refusal of a request not signed by a key this network trusts for its sender,
+    whatever the cause (no such network, no link, a key not registered, revoked or expired, a
+    signature that does not verify): the same status, code, title, detail and headers, so that
+    a caller cannot learn which networks this one is linked to, or which keys it holds."""
+    return PeerUnknown("The request is not signed by a key this network trusts for its sender")
+
+
 async def identify_peer(
-    session: AsyncSession, network_code: str, headers: Mapping[str, str]
+    session: AsyncSession, network_code: str, headers: Mapping[str, str], skew_seconds: float
 ) -> PeerIdentity:
-    """Checks a node-to-node request's headers: signed, for this network, by a key registered
-    for the sending network on this network's link to it. Raises the matching problem
-    otherwise. Run before the body is read (check_headers, by auth.gate) and again, with the
-    signature over the body, by authenticate_peer."""
+    """Checks a node-to-node request's headers: signed, fresh, for this network, by a key
+    registered for the sending network on this network's link to it and not expired. What
+    needs no record of this network's (the headers are there, name this network, are fresh) is
+    checked first and answered alike for every caller; what does is answered with refused().
+    Run before the body is read (check_headers, by auth.gate) and again, with the signature
+    over the body, by authenticate_peer."""
     values = {h: headers.get(h) for h in crypto.SIGNED_HEADERS}
     if any(not v for v in values.values()):
         raise PeerSignatureMissing("Sign node-to-node requests (MC-* headers)")
     sender, receiver = str(values["mc-from"]), str(values["mc-to"])
     if receiver != network_code:
         raise PeerForbidden("MC-To does not name the network of this path")
+    try:
+        created = int(str(values["mc-created"]))
+    except ValueError:
+        raise PeerSignatureInvalid("MC-Created must be unix seconds") from None
+    if abs(time.time() - created) > skew_seconds:
+        raise PeerSignatureStale(
+            "The request was signed outside the allowed clock skew", skew_seconds=skew_seconds
+        )
     link = await repository.find_link_of(session, network_code, sender)
-    if link is None:
-        raise PeerUnknown(f"{network_code} has no link to {sender!r}")
-    public_key = await repository.get_peer_key(session, link.id, str(values["mc-key-id"]))
-    if public_key is None:
-        raise PeerUnknown(f"Key {values['mc-key-id']!r} is not registered for {sender}")
+    public_key = (
+        None
+        if link is None
+        else await repository.get_peer_key(session, link.id, str(values["mc-key-id"]))
+    )
+    if link is None or public_key is None:
+        raise refused()
     return PeerIdentity(link, public_key, {name: str(value) for name, value in values.items()})
 
 
@@ -157,7 +179,9 @@ async def check_headers(scope: Any, network_code: str, headers: Mapping[str, str
     yet (auth.gate.PeerCheck)."""
     fed: Federation = scope["app"].state.federation
     async with fed.sessionmaker() as session:
-        await identify_peer(session, network_code, headers)
+        await identify_peer(
+            session, network_code, headers, fed.settings.federation_clock_skew_seconds
+        )
 
 
 async def authenticate_peer(
@@ -169,19 +193,12 @@ async def authenticate_peer(
     headers: Mapping[str, str],
     body: bytes,
 ) -> PeerContext:
-    """Checks a node-to-node request: signed, fresh, not replayed, by a key registered for the
+    """Checks a node-to-node request: signed, fresh, not replayed, by a trusted key of the
     sending network on this network's link to it. Raises the matching problem otherwise."""
-    identity = await identify_peer(session, network_code, headers)
+    identity = await identify_peer(
+        session, network_code, headers, fed.settings.federation_clock_skew_seconds
+    )
     link, public_key, values = identity.link, identity.public_key, identity.values
-    try:
-        created = int(values["mc-created"])
-    except ValueError:
-        raise PeerSignatureInvalid("MC-Created must be unix seconds") from None
-    if abs(time.time() - created) > fed.settings.federation_clock_skew_seconds:
-        raise PeerSignatureStale(
-            "The request was signed outside the allowed clock skew",
-            skew_seconds=fed.settings.federation_clock_skew_seconds,
-        )
     base = crypto.request_base(
         method,
         path,
@@ -192,7 +209,7 @@ async def authenticate_peer(
         body,
     )
     if not crypto.verify(public_key, values["mc-signature"], base):
-        raise PeerSignatureInvalid()
+        raise refused()
     if not await repository.insert_nonce(session, link.id, values["mc-nonce"], values["mc-from"]):
         raise PeerReplay()
     return PeerContext(
@@ -200,4 +217,5 @@ async def authenticate_peer(
         network_code=network_code,
         link=link,
         nonce=values["mc-nonce"],
+        key_id=values["mc-key-id"],
     )

@@ -28,11 +28,13 @@ from mutualcredit.federation.errors import (
     NoRoute,
     PeerKeyConflict,
     PeerKeyNotFound,
+    PeerKeyRetired,
     PeerUnreachable,
     RouteTaken,
     TransferRefused,
 )
 from mutualcredit.federation.schemas import (
+    KeyRotation,
     LinkCreate,
     LinkStatusChange,
     LinkUpdate,
@@ -74,24 +76,36 @@ async def get_identity(
     network: str, net_id: NetworkId, request: Request, session: Session, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """An operator or auditor of the network (or the platform). This network's federation
-    descriptor: its address, unit, public URL and signing keys, as a peer's operator links with it.
-    """
+    descriptor: its address, unit, public URL and signing keys, as a peer's operator links with it,
+    whether or not it is public (`descriptor_public` on the network): a private one is handed to
+    a peer's operator out of band. Read only: a network has no key until its operator makes one
+    (`POST .../keys/rotate`, or a link)."""
     require_reader(principal)
-    return await keys.descriptor(_fed(request), session, network)
+    return await keys.descriptor(_fed(request), session, network, public=False)
 
 
 @router.post(
     "/keys/rotate",
-    summary="Rotate the signing key; linked peers are told, signed with the old key (operator)",
+    summary="Rotate the signing key (the first rotation makes the first key); peers are told "
+    "(operator)",
 )
 async def rotate_key(
-    network: str, net_id: NetworkId, request: Request, session: Session, principal: CurrentPrincipal
+    network: str,
+    net_id: NetworkId,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
+    body: KeyRotation | None = None,
 ) -> dict[str, Any]:
-    """An operator of the network (or the platform). Makes a new signing key and retires the old
-    one; every linked peer is told in a request signed with the old key, so that it registers the
-    new one. A peer that cannot be told is named in the answer (`peers`), not refused: register the
-    new key there by hand (`POST .../peer-keys`)."""
-    return await keys.rotate_key(_fed(request), session, principal, net_id)
+    """An operator of the network (or the platform). Makes a new signing key, which signs from
+    now on, and retires the old one: linked peers accept the old key for `grace_seconds` more
+    (default a day, at most a week), or not at all when `compromised`. Every linked peer is told
+    in a request signed with the old key, carrying the new key's signature of the rotation. A
+    peer that cannot be told is named in the answer (`peers`), not refused: register the new key
+    there by hand (`POST .../peer-keys`). A network with no key yet gets its first (nothing is
+    retired, no peer told): until then its descriptor is not published."""
+    data = body if body is not None else KeyRotation()
+    return await keys.rotate_key(_fed(request), session, principal, net_id, data)
 
 
 @router.get("/links", response_model=list[LinkView], summary="Links to other networks")
@@ -273,7 +287,7 @@ async def resume_link(
     response_model=LinkView,
     summary="Register another key of the peer (after it rotated) (operator)",
 )
-@answers(LinkNotFound, PeerKeyConflict)
+@answers(LinkNotFound, PeerKeyConflict, PeerKeyRetired)
 async def add_peer_key(
     network: str,
     net_id: NetworkId,
@@ -283,7 +297,9 @@ async def add_peer_key(
     principal: CurrentPrincipal,
 ) -> LinkView:
     """An operator of the network (or the platform). Trusts another signing key of the peer (after
-    it rotated and could not tell this network itself)."""
+    it rotated and could not tell this network itself). Refused with 409 `peer_key_conflict` when
+    the key id is registered with another public key, and 409 `peer_key_retired` for a key the
+    peer retired by a rotation (never trusted again)."""
     return await links.add_peer_key(session, principal, net_id, peer, body)
 
 

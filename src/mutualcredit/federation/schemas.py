@@ -22,6 +22,9 @@ Reason = Annotated[str, Field(min_length=1, max_length=500)]
 MAX_HOPS = FEDERATION_MAX_HOPS
 # The most destinations one link's route table holds.
 MAX_ROUTES = 1000
+# How long peers may keep accepting a rotated key: at most a week, a day unless the operator says.
+GRACE_MAX_SECONDS = 7 * 24 * 3600
+GRACE_DEFAULT_SECONDS = 24 * 3600
 
 
 class Rate(InputModel):
@@ -37,6 +40,31 @@ class PeerKeyCreate(InputModel):
         str,
         Field(pattern=r"^[A-Za-z0-9_-]{43}$", description="Raw Ed25519 public key, base64url."),
     ]
+
+
+class KeyRotation(InputModel):
+    """An operator's rotation of the network's signing key."""
+
+    grace_seconds: Annotated[int, Field(ge=0, le=GRACE_MAX_SECONDS, strict=True)] = Field(
+        default=GRACE_DEFAULT_SECONDS,
+        description="How long linked peers keep accepting the old key (at most a week).",
+    )
+    compromised: Flag = Field(
+        default=False,
+        description="The old key may be known to someone else: peers refuse it at once, "
+        "whatever grace_seconds says.",
+    )
+    reason: Reason | None = Field(default=None, description="Kept in the audit log.")
+
+
+class KeyNotice(PeerKeyCreate):
+    """A peer's rotation notice, in a request signed with its old key: the new key, when the old
+    one retires (unix seconds; at once when compromised), and the new key's signature over
+    crypto.key_base (it holds the new key)."""
+
+    retire_at: Annotated[int, Field(ge=0, le=2**53 - 1, strict=True)]
+    compromised: Flag
+    proof: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{86}$")]
 
 
 class LinkCreate(InputModel):

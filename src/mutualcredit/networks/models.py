@@ -7,7 +7,16 @@ because the code is the network's address and the scale gives every stored amoun
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, SmallInteger, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    SmallInteger,
+    Text,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mutualcredit.amounts import MAX_AMOUNT
@@ -38,6 +47,9 @@ class Network(Base):
     scale: Mapped[int] = mapped_column(SmallInteger)
     default_credit_limit: Mapped[int] = mapped_column(BigInteger)
     default_balance_max: Mapped[int | None] = mapped_column(BigInteger)
+    # Whether anyone may read the network's federation descriptor (federation/keys.py); when
+    # not, it is given to the network's own operators only, to hand to a peer out of band.
+    descriptor_public: Mapped[bool] = mapped_column(Boolean, server_default=true())
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )

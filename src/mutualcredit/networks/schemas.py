@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictBool, StrictInt
 
 from mutualcredit.schemas import InputModel, Limit, OutputModel
 
@@ -16,6 +16,10 @@ NetworkCode = Annotated[
 ]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 UnitText = Annotated[str, Field(min_length=1, max_length=40)]
+DESCRIPTOR_PUBLIC = (
+    "Whether anyone may read the network's federation descriptor; when not, it answers 404 as an "
+    "unknown network would, and only the network's operators read it (.../federation/identity)."
+)
 
 
 class NetworkCreate(InputModel):
@@ -28,10 +32,12 @@ class NetworkCreate(InputModel):
     )
     default_credit_limit: Limit = 0
     default_balance_max: Limit | None = None
+    descriptor_public: StrictBool = Field(default=True, description=DESCRIPTOR_PUBLIC)
 
 
 class NetworkUpdate(InputModel):
-    """Changes of names and of the defaults for accounts opened from now on."""
+    """Changes of names, of the defaults for accounts opened from now on, and of whether the
+    federation descriptor is public."""
 
     name: Name | None = None
     unit_name: UnitText | None = None
@@ -40,9 +46,11 @@ class NetworkUpdate(InputModel):
     default_balance_max: Limit | None = Field(
         default=None, description="Send null explicitly to remove the default upper limit."
     )
+    descriptor_public: StrictBool | None = Field(default=None, description=DESCRIPTOR_PUBLIC)
     reason: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
         default=None,
-        description="Required when the default limits change; kept in the limit history.",
+        description="Required when the default limits or descriptor_public change; kept in the "
+        "limit history and the audit log.",
     )
 
 
@@ -55,4 +63,5 @@ class Network(OutputModel):
     scale: int
     default_credit_limit: int
     default_balance_max: int | None
+    descriptor_public: bool
     created_at: datetime

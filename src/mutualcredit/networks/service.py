@@ -65,11 +65,14 @@ async def list_networks(session: AsyncSession) -> list[Network]:
 
 
 async def update_network(session: AsyncSession, network: Network, data: NetworkUpdate) -> Network:
-    """Names, and the defaults for accounts opened from now on (existing accounts keep their
-    limits unless the operator applies the defaults to them: limits.service.apply_defaults)."""
-    if {"default_credit_limit", "default_balance_max"} & data.model_fields_set:
+    """Names, the defaults for accounts opened from now on (existing accounts keep their limits
+    unless the operator applies the defaults to them: limits.service.apply_defaults), and
+    whether the federation descriptor is public (read by federation.keys.descriptor)."""
+    if {"default_credit_limit", "default_balance_max", "descriptor_public"} & data.model_fields_set:
         if not data.reason:
-            raise ValidationProblem("reason: required when the default limits change")
+            raise ValidationProblem(
+                "reason: required when the default limits or descriptor_public change"
+            )
         await explain(session, data.reason)
     for field in data.model_fields_set - {"reason"}:
         value = getattr(data, field)

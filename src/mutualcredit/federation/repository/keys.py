@@ -1,6 +1,7 @@
 """SQL of this network's identity: the network, and its signing keys."""
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,8 @@ async def get_network_by_code(session: AsyncSession, code: str) -> NetworkRow | 
     row = (
         await session.execute(
             text(
-                "SELECT id, code, name, unit_name, unit_symbol, scale FROM networks WHERE code = :c"
+                "SELECT id, code, name, unit_name, unit_symbol, scale, descriptor_public"
+                " FROM networks WHERE code = :c"
             ),
             {"c": code},
         )
@@ -43,7 +45,7 @@ async def insert_active_key(
 ) -> None:
     """Adds the network's active key, unless another transaction added one first."""
     # The key's audit record names who made it: the caller's actor when there is one (an
-    # operator's request), else federation itself (a first descriptor read, a signed answer).
+    # operator's request), else federation itself.
     await session.execute(
         text(
             "SELECT set_config('mutualcredit.actor',"
@@ -75,16 +77,21 @@ async def get_active_key(session: AsyncSession, network_id: uuid.UUID) -> Active
     return of(ActiveKey, row._mapping)
 
 
-async def retire_active_key(session: AsyncSession, network_id: uuid.UUID) -> str:
-    """Retires the network's active key; returns its id."""
-    retired = await session.scalar(
+async def retire_active_key(
+    session: AsyncSession, network_id: uuid.UUID, grace_seconds: int
+) -> datetime:
+    """Retires the network's active key, which peers accept for `grace_seconds` more; returns
+    that moment (expires_at)."""
+    expires_at = await session.scalar(
         text(
-            "UPDATE node_keys SET status = 'retired', retired_at = now()"
-            " WHERE network_id = :n AND status = 'active' RETURNING key_id"
+            "UPDATE node_keys SET status = 'retired', retired_at = now(),"
+            " expires_at = now() + make_interval(secs => :g)"
+            " WHERE network_id = :n AND status = 'active' RETURNING expires_at"
         ),
-        {"n": network_id},
+        {"n": network_id, "g": grace_seconds},
     )
-    return str(retired)
+    assert isinstance(expires_at, datetime)
+    return expires_at
 
 
 async def get_public_key(session: AsyncSession, key_id: str) -> bytes:
@@ -97,7 +104,7 @@ async def get_public_key(session: AsyncSession, key_id: str) -> bytes:
 async def list_node_keys(session: AsyncSession, network_id: uuid.UUID) -> list[NodeKeyRow]:
     rows = await session.execute(
         text(
-            "SELECT key_id, public_key, status, created_at, retired_at FROM node_keys"
+            "SELECT key_id, public_key, status, created_at, retired_at, expires_at FROM node_keys"
             " WHERE network_id = :n ORDER BY created_at"
         ),
         {"n": network_id},

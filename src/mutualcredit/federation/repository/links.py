@@ -140,7 +140,8 @@ async def link_overviews(
             SELECT {_LINK_COLUMNS}, a.balance, a.pending_debits, a.pending_credits,
                    a.credit_limit, a.balance_max,
                    (SELECT coalesce(json_agg(json_build_object('key_id', k.key_id,
-                                                               'status', k.status)
+                                                               'status', k.status,
+                                                               'expires_at', k.expires_at)
                                              ORDER BY k.created_at), '[]')
                     FROM link_peer_keys k WHERE k.link_id = l.id) AS peer_keys,
                    ARRAY(SELECT r.destination FROM link_routes r WHERE r.link_id = l.id
@@ -295,21 +296,61 @@ async def set_chain_head(session: AsyncSession, link_id: uuid.UUID, seq: int, he
 # ---------------------------------------------------------------------------------------------
 
 
+# A key of the peer is trusted while it is active (not revoked by this side's operator) and
+# before its expiry (set when the peer rotated it away): every lookup says so in SQL.
+_TRUSTED = "status = 'active' AND (expires_at IS NULL OR expires_at > now())"
+
+
 async def upsert_peer_key(
     session: AsyncSession, link_id: uuid.UUID, key_id: str, public_key: bytes
-) -> bool:
-    """Trusts the key (again, if it was revoked). False, and nothing changed, when the key id is
-    known with another public key: a key id keeps its public key."""
+) -> str:
+    """Trusts the key (again, if it was revoked): 'trusted'. Nothing changes, and the answer
+    says why, when the key id is known with another public key ('conflict': a key id keeps its
+    public key) or the peer has rotated the key away ('retired': its expiry never moves later,
+    trigger link_peer_keys_guard)."""
     row = await session.execute(
         text(
             "INSERT INTO link_peer_keys (link_id, key_id, public_key) VALUES (:l, :k, :p)"
             " ON CONFLICT (link_id, key_id) DO UPDATE SET status = 'active'"
             " WHERE link_peer_keys.public_key = excluded.public_key"
+            " AND link_peer_keys.expires_at IS NULL"
             " RETURNING 1"
         ),
         {"l": link_id, "k": key_id, "p": public_key},
     )
-    return row.first() is not None
+    if row.first() is not None:
+        return "trusted"
+    same = await session.scalar(
+        text("SELECT public_key = :p FROM link_peer_keys WHERE link_id = :l AND key_id = :k"),
+        {"l": link_id, "k": key_id, "p": public_key},
+    )
+    return "retired" if same else "conflict"
+
+
+async def peer_key_retiring(session: AsyncSession, link_id: uuid.UUID, key_id: str) -> bool:
+    """Whether the peer has rotated this key away (it may still be in its grace period)."""
+    found = await session.scalar(
+        text(
+            "SELECT expires_at IS NOT NULL FROM link_peer_keys WHERE link_id = :l AND key_id = :k"
+        ),
+        {"l": link_id, "k": key_id},
+    )
+    return bool(found)
+
+
+async def retire_peer_key(
+    session: AsyncSession, link_id: uuid.UUID, key_id: str, seconds: float
+) -> None:
+    """The peer rotated this key away: it is trusted for `seconds` more (0: no longer), or
+    until the expiry it has already if that comes first."""
+    await session.execute(
+        text(
+            "UPDATE link_peer_keys SET expires_at = least(expires_at,"
+            " now() + make_interval(secs => :s))"
+            " WHERE link_id = :l AND key_id = :k"
+        ),
+        {"l": link_id, "k": key_id, "s": seconds},
+    )
 
 
 async def revoke_peer_key(session: AsyncSession, link_id: uuid.UUID, key_id: str) -> bool:
@@ -325,22 +366,20 @@ async def revoke_peer_key(session: AsyncSession, link_id: uuid.UUID, key_id: str
 
 
 async def peer_keys(session: AsyncSession, link_id: uuid.UUID) -> dict[str, bytes]:
-    """The peer's active keys, by key id."""
+    """The peer's trusted keys (active, not expired), by key id."""
     rows = await session.execute(
-        text(
-            "SELECT key_id, public_key FROM link_peer_keys WHERE link_id = :l AND status = 'active'"
-        ),
+        text(f"SELECT key_id, public_key FROM link_peer_keys WHERE link_id = :l AND {_TRUSTED}"),
         {"l": link_id},
     )
     return {r.key_id: r.public_key for r in rows}
 
 
 async def get_peer_key(session: AsyncSession, link_id: uuid.UUID, key_id: str) -> bytes | None:
-    """The peer's active key with this id, if it has one."""
+    """The peer's trusted key (active, not expired) with this id, if it has one."""
     public_key = await session.scalar(
         text(
             "SELECT public_key FROM link_peer_keys"
-            " WHERE link_id = :l AND key_id = :k AND status = 'active'"
+            f" WHERE link_id = :l AND key_id = :k AND {_TRUSTED}"
         ),
         {"l": link_id, "k": key_id},
     )

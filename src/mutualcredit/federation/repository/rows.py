@@ -35,6 +35,7 @@ class NetworkRow:
     unit_name: str
     unit_symbol: str
     scale: int
+    descriptor_public: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class NodeKeyRow:
     status: str
     created_at: datetime
     retired_at: datetime | None
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
