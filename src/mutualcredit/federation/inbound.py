@@ -160,7 +160,7 @@ async def _forward(
     nxt = await repository.route(session, ctx.network_id, network, exclude=ctx.link.id)
     if nxt is None:
         return None, ("no_route", {"network": network})
-    if nxt.status != "active":
+    if nxt.status != "active" or nxt.peer_status == "suspended":
         return None, ("link_not_active", {"link": nxt.peer_code})
     margin = timedelta(seconds=fed.settings.federation_hop_margin_seconds)
     expires_at = msg.expires_at - margin

@@ -140,9 +140,7 @@ class LinkHealth(Base):
     (chains.append), and written at most once a second per link while calls succeed."""
 
     __tablename__ = "link_health"
-    __table_args__ = (
-        CheckConstraint("consecutive_failures >= 0", name="failures_not_negative"),
-    )
+    __table_args__ = (CheckConstraint("consecutive_failures >= 0", name="failures_not_negative"),)
 
     link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("links.id"), primary_key=True)
     last_contact_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -4,12 +4,18 @@ rows.py       what the queries return (frozen dataclasses)
 keys.py       this network and its signing keys
 links.py      links (one text of a link with its network and accounts), their chain heads,
               the peer's keys, nonces, a link's accounts
+health.py     how each link's peer answers, and what waits for it
 transfers.py  transfers (one text of a transfer with its link), the outbox, finishing a hold
 records.py    settlements and checkpoints
 
 Services import this package and call `repository.<query>`.
 """
 
+from mutualcredit.federation.repository.health import (
+    all_link_health,
+    note_contact,
+    note_failure,
+)
 from mutualcredit.federation.repository.keys import (
     get_active_key,
     get_network_by_code,
@@ -31,16 +37,19 @@ from mutualcredit.federation.repository.links import (
     insert_link,
     insert_nonce,
     link_overviews,
+    links_to_tell,
     list_links,
     lock_balances,
     lock_chain_head,
     mark_agreed,
+    mark_told,
     peer_keys,
     prune_nonces,
     revoke_peer_key,
     route,
     set_chain_head,
     set_link_status,
+    set_peer_status,
     update_link,
     upsert_peer_key,
 )
@@ -61,6 +70,7 @@ from mutualcredit.federation.repository.rows import (
     ActiveKey,
     ChainHead,
     CheckpointRow,
+    LinkHealthRow,
     LinkOverview,
     LinkRow,
     NetworkRow,
@@ -83,8 +93,10 @@ from mutualcredit.federation.repository.transfers import (
     insert_outbound,
     list_transfers,
     lock_transfer_id,
+    mark_resolved,
     note_error,
     record_outcome,
+    resolved_by_operator,
     transfer_of_trade,
 )
 
@@ -93,6 +105,7 @@ __all__ = [
     "ActiveKey",
     "ChainHead",
     "CheckpointRow",
+    "LinkHealthRow",
     "LinkOverview",
     "LinkRow",
     "NetworkRow",
@@ -100,6 +113,7 @@ __all__ = [
     "SettlementRow",
     "TransferRow",
     "accepted_chain",
+    "all_link_health",
     "chain_hash_at",
     "claim_due",
     "find_link_of",
@@ -130,6 +144,7 @@ __all__ = [
     "insert_outbound",
     "insert_settlement",
     "link_overviews",
+    "links_to_tell",
     "list_checkpoints",
     "list_links",
     "list_node_keys",
@@ -141,16 +156,22 @@ __all__ = [
     "lock_transfer_id",
     "mark_agreed",
     "mark_executed",
+    "mark_resolved",
+    "mark_told",
     "network_code",
+    "note_contact",
     "note_error",
+    "note_failure",
     "peer_keys",
     "prune_nonces",
     "record_outcome",
+    "resolved_by_operator",
     "retire_active_key",
     "revoke_peer_key",
     "route",
     "set_chain_head",
     "set_link_status",
+    "set_peer_status",
     "set_settlement_status",
     "set_status_of_transfer",
     "transfer_of_trade",

@@ -7,9 +7,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mutualcredit.federation.repository.health import HEALTH_COLUMNS, HEALTH_JOINS
 from mutualcredit.federation.repository.rows import (
     AccountRow,
     ChainHead,
+    LinkHealthRow,
     LinkOverview,
     LinkRow,
     of,
@@ -23,7 +25,7 @@ _LINK_COLUMNS = """
     l.id, l.network_id, n.code AS network_code, l.peer_code, l.peer_url, l.status,
     l.status_reason, l.account_id, a.code AS account_code, l.settlement_account_id,
     s.code AS settlement_account_code, l.rate_num, l.rate_den, l.rate_version, l.default_route,
-    l.agreed_at, l.created_at
+    l.agreed_at, l.peer_status, l.told_status, l.created_at
 """
 _LINK_FROM = """
     FROM links l
@@ -107,8 +109,10 @@ async def link_overviews(
                    (SELECT coalesce(json_agg(json_build_object('key_id', k.key_id,
                                                                'status', k.status)
                                              ORDER BY k.created_at), '[]')
-                    FROM link_peer_keys k WHERE k.link_id = l.id) AS peer_keys
+                    FROM link_peer_keys k WHERE k.link_id = l.id) AS peer_keys,
+                   {HEALTH_COLUMNS}
             {_LINK_FROM}
+            {HEALTH_JOINS}
             WHERE l.network_id = :n AND (CAST(:peer AS text) IS NULL OR l.peer_code = :peer)
             ORDER BY l.peer_code
             """
@@ -124,6 +128,7 @@ async def link_overviews(
             credit_limit=r["credit_limit"],
             balance_max=r["balance_max"],
             peer_keys=r["peer_keys"],
+            health=of(LinkHealthRow, r),
         )
         for r in rows.mappings()
     ]
@@ -228,6 +233,32 @@ async def set_link_status(
     await session.execute(
         text("UPDATE links SET status = :s, status_reason = :r WHERE id = :l"),
         {"s": status, "r": reason, "l": link_id},
+    )
+
+
+async def set_peer_status(session: AsyncSession, link_id: uuid.UUID, status: str) -> None:
+    """What the peer told this side of its own side of the link (suspended or active)."""
+    await session.execute(
+        text("UPDATE links SET peer_status = :s WHERE id = :l AND peer_status IS DISTINCT FROM :s"),
+        {"s": status, "l": link_id},
+    )
+
+
+async def links_to_tell(session: AsyncSession) -> list[LinkRow]:
+    """Links whose peer has not been told this side's suspension, or the resume after one."""
+    return await _links(
+        session,
+        "WHERE l.told_status IS DISTINCT FROM l.status"
+        " AND (l.status = 'suspended' OR l.told_status = 'suspended')",
+        {},
+    )
+
+
+async def mark_told(session: AsyncSession, link_id: uuid.UUID, status: str) -> None:
+    """The peer acknowledged this side's `status` (if it is still the link's status)."""
+    await session.execute(
+        text("UPDATE links SET told_status = :s WHERE id = :l AND status = :s"),
+        {"s": status, "l": link_id},
     )
 
 
