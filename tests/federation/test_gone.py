@@ -7,6 +7,7 @@ comes back having decided otherwise is shown as a dispute, never reconciled away
 health says how its peer answers; and suspending a link tells the peer."""
 
 import asyncio
+import json
 import tempfile
 import time
 import uuid
@@ -72,7 +73,10 @@ def _transfer(node: Node, transfer_id: str) -> dict[str, Any]:
         )
     )
     assert len(rows) == 1
-    return dict(rows[0])
+    row = dict(rows[0])
+    for column in ("refusal_detail", "receipt"):  # jsonb: text, as asyncpg reads it
+        row[column] = json.loads(row[column]) if row[column] is not None else None
+    return row
 
 
 def _signer(node: Node) -> crypto.Signer:
