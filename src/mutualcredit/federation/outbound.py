@@ -13,14 +13,13 @@ states.
 
 import asyncio
 import logging
-import time
 import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mutualcredit.federation import chains, crypto, health, links, protocol, repository
+from mutualcredit.federation import chains, crypto, protocol, repository
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import PeerUnreachable
 from mutualcredit.federation.keys import signer
@@ -306,28 +305,3 @@ async def prune_nonces(fed: Federation) -> None:
     is refused as stale anyway."""
     async with fed.sessionmaker.begin() as session:
         await repository.prune_nonces(session, 2 * fed.settings.federation_clock_skew_seconds)
-
-
-# How often the loop tells peers of suspensions and refreshes the link health gauges.
-HOUSEKEEPING_SECONDS = 1.0
-
-
-async def run_forever(fed: Federation) -> None:
-    """The outbox loop every worker runs: delivers whatever is due, while anything is; tells
-    peers this side's suspensions (links.tell_statuses) and refreshes the link health gauges
-    about once a second; forgets old nonces once a minute."""
-    last_prune = last_housekeeping = 0.0
-    while True:
-        try:
-            while await deliver_due(fed) > 0:
-                pass
-            if time.monotonic() - last_housekeeping > HOUSEKEEPING_SECONDS:
-                await links.tell_statuses(fed)
-                await health.export_link_health(fed)
-                last_housekeeping = time.monotonic()
-            if time.monotonic() - last_prune > 60:
-                await prune_nonces(fed)
-                last_prune = time.monotonic()
-        except Exception:
-            log.exception("federation delivery failed; trying again at the next interval")
-        await asyncio.sleep(fed.settings.federation_interval_seconds)
