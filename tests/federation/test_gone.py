@@ -254,6 +254,38 @@ def test_a_peer_gone_for_good_is_resolved_by_an_operator_after_the_expiry(
     settled(alpha, bravo)
 
 
+def test_a_hub_resolves_its_leg_and_the_origin_learns_it_by_the_protocol(
+    cluster: Cluster,
+) -> None:
+    alpha, hub, charlie = cluster.nodes["alpha"], cluster.nodes["hub"], cluster.nodes["charlie"]
+    before = alpha.balance("ann")
+    charlie.kill()
+    try:
+        r = alpha.pay("ann", "charlie/carl", 70)
+        assert r.status_code == 202, r.text
+        trade_id, transfer_id = r.json()["id"], r.json()["transfer"]["transfer_id"]
+        onward = _transfer(hub, transfer_id)  # the hub's hold toward charlie, in its outbox
+        _wait_expired(onward)
+        resolved = _resolve(hub, "charlie", transfer_id, "void", "charlie is gone")
+        assert resolved.status_code == 200, resolved.text
+        # Both of the hub's sides are decided: its hold is released, and alpha, asking again,
+        # learns the refusal and voids its own hold.
+        wait(lambda: alpha.trade(trade_id)["status"] == "voided", 15)
+        transfer = alpha.trade(trade_id)["transfer"]
+        assert (transfer["refusal_code"], transfer["refusal_detail"]["refused_by"]) == (
+            "operator_resolved",
+            "hub",
+        )
+        assert alpha.balance("ann") == before
+        r = hub.request("GET", "/accounts/link.alpha", hub.operator)
+        assert (r.json()["pending_debits"], r.json()["pending_credits"]) == (0, 0)
+    finally:
+        charlie.start()
+    # charlie, back, refuses the expired transfer: the hub's resolution is confirmed.
+    wait(lambda: _transfer(hub, transfer_id)["status"] == "refused", 15)
+    settled(alpha, hub, charlie)
+
+
 def test_a_peer_back_with_another_decision_is_a_dispute_not_a_silent_fix(
     cluster: Cluster,
 ) -> None:
