@@ -323,6 +323,14 @@ async def record_settlement(w: World) -> Call:
     return _call(net, "POST", template, f"/federation/links/{peer}/settlements", body)
 
 
+async def resolve_unknown_transfer(w: World) -> Call:
+    net = await w.net()
+    peer = await w.link(net)
+    template = "/federation/links/{peer}/transfers/{transfer_id}/resolve"
+    path = f"/federation/links/{peer}/transfers/{uuid.uuid4()}/resolve"
+    return _call(net, "POST", template, path, {"outcome": "void", "reason": "gone"})
+
+
 SCENARIOS: list[Scenario] = [
     create_network,
     create_network_taken,
@@ -354,6 +362,7 @@ SCENARIOS: list[Scenario] = [
     suspend_link,
     resume_link,
     record_settlement,
+    resolve_unknown_transfer,
 ]
 
 
