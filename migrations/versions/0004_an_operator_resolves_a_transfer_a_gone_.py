@@ -9,7 +9,8 @@ status is told to the peer.
   (final, the receipt kept). New CHECKs: the statuses, `resolution` valid and present on a
   resolved or disputed transfer, and never an accepted transfer the operator voided nor a refused
   one the operator posted (`resolution_agrees`); `resolved_at` is set on every decided status.
-  The outbox index covers resolved transfers too. mc_transfers_guard_update: disputed is final
+  The outbox index covers resolved transfers too, and a new partial index finds what waits on a
+  link (and what is disputed on it) for its health. mc_transfers_guard_update: disputed is final
   like accepted and refused, and a resolution, once made, never changes. transfers_audit records
   the three new columns.
 - link_health: per link, the last signed answer of the peer and the failed calls since, kept out
@@ -73,6 +74,7 @@ _NEW_RESOLVED = (
 )
 _OLD_OUTBOX = "direction = 'out' AND status = 'prepared'"
 _NEW_OUTBOX = "direction = 'out' AND status IN ('prepared', 'resolved')"
+_WAITING = "direction = 'out' AND status IN ('prepared', 'disputed')"
 _NEW_CHECKS = {
     "transfers_resolution_valid_check": "resolution IN ('post', 'void')",
     "transfers_resolved_has_resolution_check": (
@@ -158,6 +160,13 @@ def upgrade() -> None:
     for name, condition in _NEW_CHECKS.items():
         op.create_check_constraint(op.f(name), "transfers", condition)
     _outbox_index(_NEW_OUTBOX)
+    op.create_index(
+        op.f("transfers_waiting_idx"),
+        "transfers",
+        ["link_id", "created_at"],
+        unique=False,
+        postgresql_where=sa.text(_WAITING),
+    )
     op.replace_entity(_links_audit("peer_status, told_status, "))
     op.replace_entity(_transfers_audit(", resolution, resolution_reason, resolved_by"))
 
@@ -165,6 +174,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.replace_entity(_transfers_audit(""))
     op.replace_entity(_links_audit(""))
+    op.drop_index(op.f("transfers_waiting_idx"), table_name="transfers")
     _outbox_index(_OLD_OUTBOX)
     for name in _NEW_CHECKS:
         op.drop_constraint(op.f(name), "transfers", type_="check")

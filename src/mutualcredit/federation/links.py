@@ -10,6 +10,10 @@ same rate (each the inverse of the other's); then `active`:
 
 A new rate also takes the agreement from a suspended link (it stays suspended, and is agreed
 again before it resumes); an operator may suspend a proposed link too.
+
+Each side's status is its own decision, and the peer is told (tell_statuses, from the outbox
+loop, signed, until it acknowledges: `told_status`): the peer keeps it as its link's
+`peer_status`, and sends nothing new over a link the other side suspended.
 """
 
 import logging

@@ -246,6 +246,13 @@ class Transfer(Base):
             postgresql_where=text("direction = 'out' AND status IN ('prepared', 'resolved')"),
         ),
         Index(conv("transfers_trade_id_idx"), "trade_id"),
+        # What waits on a link, and what is disputed on it: its health, read every second.
+        Index(
+            conv("transfers_waiting_idx"),
+            "link_id",
+            "created_at",
+            postgresql_where=text("direction = 'out' AND status IN ('prepared', 'disputed')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
