@@ -16,6 +16,7 @@ loop, signed, until it acknowledges: `told_status`): the peer keeps it as its li
 `peer_status`, and sends nothing new over a link the other side suspended.
 """
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -355,14 +356,17 @@ async def tell_statuses(fed: Federation) -> None:
     peer acknowledges it (a signed 200); run by the outbox loop, so a peer that is down learns
     it when it is back. The suspension takes effect here at once either way."""
     async with fed.sessionmaker() as session:
-        pending = await repository.links_to_tell(session)
-    for link in pending:
-        try:
-            await _tell_status(fed, link)
-        except PeerUnreachable:
-            continue
-        except Exception:
-            log.exception("telling %s the link's status failed", link.peer_code)
+        pending = await repository.links_to_tell(session, fed.settings.federation_retry_max_seconds)
+    await asyncio.gather(*(_tell_status_logged(fed, link) for link in pending))
+
+
+async def _tell_status_logged(fed: Federation, link: LinkRow) -> None:
+    try:
+        await _tell_status(fed, link)
+    except PeerUnreachable:
+        pass  # noted in the link's health; told again after a backoff
+    except Exception:
+        log.exception("telling %s the link's status failed", link.peer_code)
 
 
 async def _tell_status(fed: Federation, link: LinkRow) -> None:

@@ -244,13 +244,19 @@ async def set_peer_status(session: AsyncSession, link_id: uuid.UUID, status: str
     )
 
 
-async def links_to_tell(session: AsyncSession) -> list[LinkRow]:
-    """Links whose peer has not been told this side's suspension, or the resume after one."""
+async def links_to_tell(session: AsyncSession, backoff_cap: float) -> list[LinkRow]:
+    """Links whose peer has not been told this side's suspension, or the resume after one;
+    a peer whose calls fail is tried again with the outbox's backoff (from its failures in a
+    row), so that a peer gone for good does not hold up the loop."""
     return await _links(
         session,
-        "WHERE l.told_status IS DISTINCT FROM l.status"
-        " AND (l.status = 'suspended' OR l.told_status = 'suspended')",
-        {},
+        "LEFT JOIN link_health h ON h.link_id = l.id"
+        " WHERE l.told_status IS DISTINCT FROM l.status"
+        " AND (l.status = 'suspended' OR l.told_status = 'suspended')"
+        " AND (h.last_failure_at IS NULL OR h.consecutive_failures = 0"
+        "      OR h.last_failure_at < clock_timestamp() - make_interval(secs =>"
+        "         least(:cap, 0.25 * power(2, least(h.consecutive_failures, 20)))))",
+        {"cap": backoff_cap},
     )
 
 
