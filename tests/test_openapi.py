@@ -100,7 +100,7 @@ def test_a_bearer_key_is_declared_on_every_operation_that_needs_one() -> None:
 
 def test_the_node_to_node_operations_document_their_signature() -> None:
     signed = [(m, p, o) for m, p, o in OPERATIONS if p.startswith(PEER_PREFIX)]
-    assert len(signed) == 6
+    assert len(signed) == 7
     for method, path, operation in signed:
         headers = {
             p["name"].lower(): p for p in operation.get("parameters", []) if p["in"] == "header"

@@ -22,8 +22,8 @@ from mutualcredit.config import Settings
 from mutualcredit.db import DatabaseTimeouts, create_engine, create_write_pool, make_sessionmaker
 from mutualcredit.errors import install_handlers
 from mutualcredit.exports.router import router as exports_router
-from mutualcredit.federation import outbound as federation_outbound
 from mutualcredit.federation import peers as federation_peers
+from mutualcredit.federation import worker as federation_worker
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.peer_router import router as federation_peer_router
 from mutualcredit.federation.router import router as federation_router
@@ -119,7 +119,7 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         # interface they declare (trades/cross_network.py): federation sits above the ledger.
         app.state.cross_network = CrossNetworkTrades(app.state.federation)
         # The outbox: every worker delivers due transfers (claimed with SKIP LOCKED).
-        outbox = asyncio.create_task(federation_outbound.run_forever(app.state.federation))
+        outbox = asyncio.create_task(federation_worker.run_forever(app.state.federation))
         try:
             yield
         finally:

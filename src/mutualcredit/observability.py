@@ -67,6 +67,40 @@ BATCH_SIZE = Histogram(
     "Trades booked per statement by the batched write path",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+# Federation's link health, one series per link: labelled by network and peer code, the one
+# exception to "no tenant names in labels", since alerting on a link needs to name it (a
+# deployment has as many series as links, which operators create one by one).
+_LINK = ["network", "peer"]
+LINK_LAST_CONTACT = Gauge(
+    "mutualcredit_federation_link_last_contact_timestamp_seconds",
+    "When the link's peer last gave a signed answer (unix seconds; 0: never)",
+    _LINK,
+    multiprocess_mode="max",
+)
+LINK_FAILURES = Gauge(
+    "mutualcredit_federation_link_consecutive_failures",
+    "Calls to the link's peer in a row that got no signed answer",
+    _LINK,
+    multiprocess_mode="max",
+)
+LINK_WAITING = Gauge(
+    "mutualcredit_federation_link_transfers_waiting",
+    "Transfers sent over the link whose outcome is not known yet",
+    _LINK,
+    multiprocess_mode="max",
+)
+LINK_OLDEST_WAITING = Gauge(
+    "mutualcredit_federation_link_oldest_waiting_seconds",
+    "Age of the oldest transfer waiting on the link (0: none)",
+    _LINK,
+    multiprocess_mode="max",
+)
+LINK_DISPUTED = Gauge(
+    "mutualcredit_federation_link_transfers_disputed",
+    "Transfers an operator resolved that the peer later decided otherwise",
+    _LINK,
+    multiprocess_mode="max",
+)
 JOB_ITEMS = Counter(
     "mutualcredit_background_items_total", "Items handled by the background jobs", ["job"]
 )

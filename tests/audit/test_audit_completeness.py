@@ -17,9 +17,11 @@ command line's `cli:<command>`) is named in every record it writes.
 """
 
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,8 @@ from mutualcredit.db import create_engine, make_sessionmaker
 from mutualcredit.federation import crypto
 from mutualcredit.networks import service as networks
 from mutualcredit.networks.schemas import NetworkCreate
-from tests.federation.cluster import Cluster, Node, auth
+from tests.federation.checks import wait
+from tests.federation.cluster import Cluster, Node, auth, free_port
 from tests.helpers import new_code
 
 # ---------------------------------------------------------------------------------------------
@@ -52,6 +55,7 @@ NOT_AUDITED = {
     "audit_heads": "the chains' heads, moved by the sealer",
     "idempotency_records": "stored answers of admin writes, for retries",
     "federation_nonces": "the replay window of signed node-to-node requests",
+    "link_health": "how calls to a link's peer went: bookkeeping, written by the calls",
     "alembic_version": "the schema's revision",
 }
 
@@ -1011,6 +1015,63 @@ def receive_transfer(w: World, watch: Callable[[Net], None]) -> list[Record]:
     ]
 
 
+def receive_link_status(w: World, watch: Callable[[Net], None]) -> list[Record]:
+    """a suspends its side; its outbox loop tells b, which records it as the peer's status."""
+    a, b = linked(w)
+    watch(b)
+    a.ok("POST", f"/federation/links/{b.code}/suspend", json={"reason": "audit"})
+    wait(lambda: b.ok("GET", f"/federation/links/{a.code}")["peer_status"] == "suspended")
+    return [
+        Record(
+            b,
+            "link.updated",
+            f"peer:{a.code}",
+            before={"peer_status": None},
+            after={"peer_status": "suspended"},
+            reason="audit",
+        )
+    ]
+
+
+def resolve_transfer(w: World, watch: Callable[[Net], None]) -> list[Record]:
+    """b is gone (a's link points nowhere); past the expiry a's operator voids the hold."""
+    a, b = _crossed(w)
+    a.ok(
+        "PATCH",
+        f"/federation/links/{b.code}",
+        json={"peer_url": f"http://127.0.0.1:{free_port()}", "reason": "b is gone"},
+    )
+    trade = a.pay("ann", f"{b.code}/bob", 70)
+    transfer = trade["transfer"]
+    expires_at = datetime.fromisoformat(transfer["expires_at"])
+    time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 0.5)
+    watch(a)
+    a.ok(
+        "POST",
+        f"/federation/links/{b.code}/transfers/{transfer['transfer_id']}/resolve",
+        json={"outcome": "void", "reason": "b closed down"},
+    )
+    at_a = actor("operator", a.operator)
+    return [
+        Record(
+            a,
+            "transfer.resolved",
+            at_a,
+            before={"status": "prepared", "resolution": None},
+            after={"status": "resolved", "resolution": "void"},
+            reason="b closed down",
+        ),
+        Record(
+            a,
+            "trade.voided",
+            at_a,
+            before={"status": "pending"},
+            after={"status": "voided"},
+            reason="b closed down",
+        ),
+    ]
+
+
 def record_settlement(w: World, watch: Callable[[Net], None]) -> list[Record]:
     """Both sides record the settlement; b, which is owed, executes it as a transfer."""
     a, b = _crossed(w)
@@ -1124,8 +1185,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "/v1/networks/{network}/federation/links/{peer}/settlements/{reference}/cancel",
     ): cancel_settlement,
     ("POST", "/v1/networks/{network}/federation/links/{peer}/suspend"): suspend_link,
+    (
+        "POST",
+        "/v1/networks/{network}/federation/links/{peer}/transfers/{transfer_id}/resolve",
+    ): resolve_transfer,
     # Node to node: signed by a peer network, so performed by the peer's own operation.
     ("POST", "/federation/v1/networks/{network}/link"): confirm_link,
+    ("POST", "/federation/v1/networks/{network}/link/status"): receive_link_status,
     ("POST", "/federation/v1/networks/{network}/keys"): receive_key,
     ("POST", "/federation/v1/networks/{network}/checkpoints"): countersign_checkpoint,
     ("POST", "/federation/v1/networks/{network}/transfers"): receive_transfer,

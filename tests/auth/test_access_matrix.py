@@ -57,6 +57,7 @@ async def build(api: Api, foreign: Net) -> World:
     world.tokens[REVOKED] = revoked
     spare = await api.member_key(net, "c")
     world.ids["key"] = spare.split("_")[1]
+    world.ids["transfer"] = str(uuid.uuid4())  # none was sent: resolving it is not found
     world.ids["trade"] = (await api.pay(net, "a", "b", 10)).json()["id"]
     world.ids["hold"] = (await api.pay(net, "a", "b", 5, pending=True)).json()["id"]
     r = await api.client.post(
@@ -166,6 +167,12 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ),
     ("POST", "{n}/federation/links/px/peer-keys/px.1/revoke", None, RUNNERS),
     ("GET", "{n}/federation/links/px/transfers", None, READERS),
+    (
+        "POST",
+        "{n}/federation/links/px/transfers/{transfer}/resolve",
+        {"outcome": "void", "reason": "audit"},
+        RUNNERS,
+    ),
     ("GET", "{n}/federation/links/px/statement", None, READERS),
     ("GET", "{n}/federation/links/px/reconcile", None, READERS),
     ("POST", "{n}/federation/links/px/checkpoints", None, RUNNERS),
@@ -179,6 +186,7 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 PEER = {
     ("GET", "/federation/v1/networks/{network}/descriptor"),
     ("POST", "/federation/v1/networks/{network}/link"),
+    ("POST", "/federation/v1/networks/{network}/link/status"),
     ("POST", "/federation/v1/networks/{network}/transfers"),
     ("GET", "/federation/v1/networks/{network}/statement"),
     ("POST", "/federation/v1/networks/{network}/checkpoints"),
@@ -193,6 +201,7 @@ ALLOWED_REFUSALS = {
     "{n}/federation/links/px/resume": "link_not_active",
     "{n}/federation/links/px/settlements": "settlement_invalid",
     "{n}/federation/links/px/settlements/r1/cancel": "settlement_not_found",
+    "{n}/federation/links/px/transfers/{transfer}/resolve": "transfer_not_found",
 }
 
 
@@ -206,6 +215,7 @@ def _template(path: str) -> str:
                 "{hold}": "{trade_id}",
                 "{request}": "{request_id}",
                 "{key}": "{key_id}",
+                "{transfer}": "{transfer_id}",
             }.get(part, part)
         )
     pattern = "/".join(parts)

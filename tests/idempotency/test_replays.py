@@ -332,6 +332,14 @@ async def cancel_settlement(w: World) -> Call:
     return _call(net, "POST", template, path, {"reason": "recorded twice"})
 
 
+async def resolve_unknown_transfer(w: World) -> Call:
+    net = await w.net()
+    peer = await w.link(net)
+    template = "/federation/links/{peer}/transfers/{transfer_id}/resolve"
+    path = f"/federation/links/{peer}/transfers/{uuid.uuid4()}/resolve"
+    return _call(net, "POST", template, path, {"outcome": "void", "reason": "gone"})
+
+
 SCENARIOS: list[Scenario] = [
     create_network,
     create_network_taken,
@@ -364,6 +372,7 @@ SCENARIOS: list[Scenario] = [
     resume_link,
     record_settlement,
     cancel_settlement,
+    resolve_unknown_transfer,
 ]
 
 

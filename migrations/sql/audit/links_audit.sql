@@ -5,6 +5,6 @@ CREATE TRIGGER links_audit
     AFTER INSERT
           OR UPDATE OF id, network_id, peer_code, peer_url, status, account_id,
                        settlement_account_id, rate_num, rate_den, rate_version, default_route,
-                       agreed_at, status_reason, created_at
+                       agreed_at, status_reason, peer_status, told_status, created_at
     ON links
     FOR EACH ROW EXECUTE FUNCTION mc_audit_change('in_seq', 'in_hash');

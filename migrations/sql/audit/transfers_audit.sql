@@ -7,7 +7,7 @@ CREATE TRIGGER transfers_audit
                        payer_address, payee_address, amount_sent, amount_received, rate_num,
                        rate_den, rate_version, reference, via, description, expires_at,
                        refusal_code, refusal_detail, seq, chain_hash, receipt, created_at,
-                       resolved_at
+                       resolved_at, resolution, resolution_reason, resolved_by
     ON transfers
     FOR EACH ROW EXECUTE FUNCTION mc_audit_change(
         'request_hash', 'attempts', 'next_attempt_at', 'last_error', 'receipt_signature');

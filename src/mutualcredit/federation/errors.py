@@ -255,3 +255,28 @@ class SettlementNotCancellable(ProblemError):
     status = 409
     code = "settlement_not_cancellable"
     title = "This settlement is sent or executed and cannot be cancelled"
+
+
+class TransferNotFound(NotFound):
+    """No transfer sent over this link with that id (an operator resolves the one it sent)."""
+
+    code = "transfer_not_found"
+    title = "No such transfer sent over this link"
+
+
+class TransferNotExpired(ProblemError):
+    """The transfer's expiry has not passed: the peer may still decide it, and the outbox is
+    still asking. Members: `expires_at`."""
+
+    status = 409
+    code = "transfer_not_expired"
+    title = "The transfer's expiry has not passed yet"
+
+
+class TransferNotInFlight(ProblemError):
+    """Only a transfer whose outcome is unknown (no final receipt) is resolved by an operator.
+    Members: `transfer_status`."""
+
+    status = 409
+    code = "transfer_not_in_flight"
+    title = "The transfer's outcome is known already"

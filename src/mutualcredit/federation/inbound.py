@@ -235,7 +235,7 @@ async def _forward(
     max_hops = fed.settings.federation_max_hops
     if len(visited) + 1 > max_hops:
         return None, ("too_many_hops", {"network": network, "max_hops": max_hops})
-    if nxt.status != "active":
+    if nxt.status != "active" or nxt.peer_status == "suspended":
         return None, ("link_not_active", {"link": nxt.peer_code})
     margin = timedelta(seconds=fed.settings.federation_hop_margin_seconds)
     expires_at = msg.expires_at - margin

@@ -4,7 +4,8 @@ transfers add up to.
 The link account `link.<peer>` and the settlement account `settlement.<peer>` move with the
 link's transfers and with nothing else, so the transfer records say what each must hold:
 
-    link.<peer>        balance          accepted 'out' (amount sent) - accepted 'in' (received)
+    link.<peer>        balance          booked 'out' (amount sent) - accepted 'in' (received);
+                                        booked: accepted, or resolved by an operator as posted
                        pending_credits  'out' in flight, amount sent: the holds toward it
                        pending_debits   'in' forwarded at a hub, amount received: holds from it
     settlement.<peer>  balance          accepted settlements 'in' (received) - 'out' (sent)

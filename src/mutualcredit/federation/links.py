@@ -10,10 +10,17 @@ same rate (each the inverse of the other's); then `active`:
 
 A new rate also takes the agreement from a suspended link (it stays suspended, and is agreed
 again before it resumes); an operator may suspend a proposed link too.
+
+Each side's status is its own decision, and the peer is told (tell_statuses, from the outbox
+loop, signed, until it acknowledges: `told_status`): the peer keeps it as its link's
+`peer_status`, and sends nothing new over a link the other side suspended.
 """
 
+import asyncio
+import logging
 import time
 import uuid
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
@@ -22,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit import egress
 from mutualcredit.amounts import MAX_AMOUNT
-from mutualcredit.audit.context import explain
+from mutualcredit.audit.context import act_as, explain
 from mutualcredit.auth.permissions import require_operator
 from mutualcredit.auth.service import Principal
 from mutualcredit.errors import ValidationProblem
@@ -43,16 +50,20 @@ from mutualcredit.federation.errors import (
 from mutualcredit.federation.keys import ensure_key, signer
 from mutualcredit.federation.peers import PeerContext, call_peer
 from mutualcredit.federation.protocol import FED
-from mutualcredit.federation.repository import LinkOverview, LinkRow
+from mutualcredit.federation.repository import LinkHealthRow, LinkOverview, LinkRow
 from mutualcredit.federation.schemas import (
     GRACE_MAX_SECONDS,
     KeyNotice,
     LinkConfirm,
     LinkCreate,
+    LinkHealthView,
+    LinkStatusNotice,
     LinkUpdate,
     LinkView,
     PeerKeyCreate,
 )
+
+log = logging.getLogger("mutualcredit.federation")
 
 LINK_PREFIX = "link."
 SETTLEMENT_PREFIX = "settlement."
@@ -85,7 +96,32 @@ def _view(overview: LinkOverview) -> LinkView:
         routes=overview.routes,
         peer_keys=overview.peer_keys,
         agreed_at=link.agreed_at,
+        peer_status=link.peer_status,
+        peer_told=_peer_told(link),
+        health=_health(overview.health),
         created_at=link.created_at,
+    )
+
+
+def _peer_told(link: LinkRow) -> bool:
+    """Whether the peer knows what it needs of this side's status: a suspension, or the resume
+    after one (links_to_tell has the same rule)."""
+    needs_telling = link.status == "suspended" or link.told_status == "suspended"
+    return not needs_telling or link.told_status == link.status
+
+
+def _health(health: LinkHealthRow) -> LinkHealthView:
+    oldest = health.oldest_waiting_at
+    return LinkHealthView(
+        last_contact_at=health.last_contact_at,
+        consecutive_failures=health.consecutive_failures,
+        last_failure_at=health.last_failure_at,
+        transfers_waiting=health.transfers_waiting,
+        oldest_waiting_at=oldest,
+        oldest_waiting_seconds=(
+            None if oldest is None else round((datetime.now(UTC) - oldest).total_seconds(), 3)
+        ),
+        transfers_disputed=health.transfers_disputed,
     )
 
 
@@ -367,3 +403,54 @@ async def set_link_status(
     await explain(session, reason)
     await repository.set_link_status(session, link.id, status, reason)
     return await get_link(session, network_id, peer)
+
+
+async def receive_status(
+    session: AsyncSession, ctx: PeerContext, notice: LinkStatusNotice
+) -> dict[str, Any]:
+    """The peer tells this side its own side's status (it suspended the link, or resumed it):
+    recorded as `peer_status`, with the peer as actor and its reason. While the peer's side is
+    suspended this side sends nothing new over the link (trades.send_trade, inbound._forward)."""
+    await act_as(session, f"peer:{ctx.link.peer_code}")
+    await explain(session, notice.reason)
+    await repository.set_peer_status(session, ctx.link.id, notice.status)
+    return {"network": ctx.network_code, "peer_status": notice.status}
+
+
+async def tell_statuses(fed: Federation) -> None:
+    """Tells each peer this side's suspension of its link, or the resume after one, until the
+    peer acknowledges it (a signed 200); run by the outbox loop, so a peer that is down learns
+    it when it is back. The suspension takes effect here at once either way."""
+    async with fed.sessionmaker() as session:
+        pending = await repository.links_to_tell(session, fed.settings.federation_retry_max_seconds)
+    await asyncio.gather(*(_tell_status_logged(fed, link) for link in pending))
+
+
+async def _tell_status_logged(fed: Federation, link: LinkRow) -> None:
+    try:
+        await _tell_status(fed, link)
+    except PeerUnreachable:
+        pass  # noted in the link's health; told again after a backoff
+    except Exception:
+        log.exception("telling %s the link's status failed", link.peer_code)
+
+
+async def _tell_status(fed: Federation, link: LinkRow) -> None:
+    async with fed.sessionmaker() as session:
+        sign = await signer(fed, session, link.network_id)
+        keys = await repository.peer_keys(session, link.id)
+    answer = await call_peer(
+        fed,
+        sign,
+        link,
+        keys,
+        "POST",
+        f"{FED}/{link.peer_code}/link/status",
+        {"status": link.status, "reason": link.status_reason},
+    )
+    if answer.status != 200:
+        log.warning("%s refused the link's status: %s", link.peer_code, answer.body.get("code"))
+        return
+    async with fed.sessionmaker.begin() as session:
+        await act_as(session, "system:federation")
+        await repository.mark_told(session, link.id, link.status)

@@ -7,8 +7,11 @@ hop of a cross-network trade: `direction` 'out' at the sender, 'in' at the recei
 same `transfer_id` on both sides (and both rows at a hub, which receives and sends it on).
 
 Invariants kept by PostgreSQL (migrations/sql/federation/):
-- a transfer row changes only while it is in flight, and once final (accepted or refused) it
-  never changes again; no transfer, checkpoint or settlement is ever deleted (triggers);
+- a transfer row changes only while it is in flight (or resolved by an operator and waiting
+  for the peer's word), and once final (accepted, refused or disputed) it never changes again;
+  an operator's resolution, once made, never changes, and an accepted transfer was never voided
+  by one nor a refused one posted (CHECK); no transfer, checkpoint or settlement is ever
+  deleted (triggers);
 - a transfer id is unique per network and direction (unique index), so a duplicate delivery can
   never book twice; an accepted transfer's place in its link's chain (seq) is unique;
 - one active signing key per network (partial unique index); exchange rates are exact positive
@@ -97,6 +100,10 @@ class Link(Base):
     __table_args__ = (
         CheckConstraint("status IN ('proposed', 'active', 'suspended')", name="status_valid"),
         CheckConstraint(
+            "peer_status IN ('active', 'suspended') AND told_status IN ('active', 'suspended')",
+            name="told_status_valid",
+        ),
+        CheckConstraint(
             f"rate_num BETWEEN 1 AND {MAX_AMOUNT} AND rate_den BETWEEN 1 AND {MAX_AMOUNT}",
             name="rate_positive",
         ),
@@ -129,6 +136,10 @@ class Link(Base):
     in_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     agreed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # What the peer told this side of its own side's status (suspended or active), signed; and
+    # the status this side last told the peer (the outbox loop tells it until the two match).
+    peer_status: Mapped[str | None] = mapped_column(Text)
+    told_status: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )
@@ -155,6 +166,20 @@ class LinkRoute(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )
+
+
+class LinkHealth(Base):
+    """How calls to a link's peer have gone: the last signed answer, and how many calls in a
+    row since got none. Kept apart from the link's row, which every transfer received locks
+    (chains.append), and written at most once a second per link while calls succeed."""
+
+    __tablename__ = "link_health"
+    __table_args__ = (CheckConstraint("consecutive_failures >= 0", name="failures_not_negative"),)
+
+    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("links.id"), primary_key=True)
+    last_contact_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PeerKey(Base):
@@ -184,17 +209,26 @@ class Transfer(Base):
 
     'out' rows are the outbox: `next_attempt_at` drives delivery (and status queries) until the
     peer's signed receipt is final. 'in' rows record the decision this network made (or, at a
-    hub, that it is waiting for the next hop: status 'forwarded'). Accepted and refused are
-    final (trigger `transfers_final`).
+    hub, that it is waiting for the next hop: status 'forwarded'). Accepted, refused and
+    disputed are final (trigger `transfers_final`).
 
-    Sending (direction 'out', at the origin and at a hub; outbound.py):
+    Sending (direction 'out', at the origin and at a hub; outbound.py, resolve.py):
 
         queued with its hold    receipt: accepted (the hold is posted, the chain hash checked)
         ───────────────────► prepared ──────────────────────────────────────────► accepted
                               │  ▲
-                              │  └─ no answer, an error, 'pending', a receipt that does not
-                              │     match: kept, delivered again with backoff (the outbox)
-                              └───── receipt: refused (the hold is voided) ─────► refused
+                              │  └─ no answer, an unsigned one, a 5xx, 'pending', a receipt
+                              │     that does not match: kept, delivered again with backoff
+                              ├───── receipt: refused, or a signed 4xx problem (a definite
+                              │      refusal): the hold is voided ─────────────► refused
+                              │
+                              └── an operator resolves it, after its expiry, with a reason:
+                                  the hold is posted or voided (`resolution`) ─► resolved
+                                                                                   │
+          the outbox still asks the peer, at the longest backoff, for its word:    │
+              it says what the operator did (accepted after a post, refused after  │
+              a void) ──────────────────────────────────────────► accepted / refused
+              it says the opposite: kept with its receipt, no value moved ► disputed
 
     Receiving (direction 'in', at the destination and at a hub; inbound.py), decided at the
     first delivery; every later one is answered from the row:
@@ -206,7 +240,8 @@ class Transfer(Base):
                          └──► forwarded   a hub: held link-in -> link-out and sent on; answered
                                   │       'pending' until the next network decides
                                   └─────► accepted (in the chain) or refused, as the next
-                                          network's receipt says (outbound.apply_receipt)
+                                          network's receipt says (outbound.apply_receipt), or
+                                          as the hub's operator resolves its outbound row
     """
 
     __tablename__ = "transfers"
@@ -214,7 +249,18 @@ class Transfer(Base):
         CheckConstraint("direction IN ('in', 'out')", name="direction_valid"),
         CheckConstraint("kind IN ('federation', 'settlement')", name="kind_valid"),
         CheckConstraint(
-            "status IN ('prepared', 'forwarded', 'accepted', 'refused')", name="status_valid"
+            "status IN ('prepared', 'forwarded', 'accepted', 'refused', 'resolved', 'disputed')",
+            name="status_valid",
+        ),
+        CheckConstraint("resolution IN ('post', 'void')", name="resolution_valid"),
+        CheckConstraint(
+            "status NOT IN ('resolved', 'disputed') OR resolution IS NOT NULL",
+            name="resolved_has_resolution",
+        ),
+        CheckConstraint(
+            "NOT (status = 'accepted' AND resolution = 'void')"
+            " AND NOT (status = 'refused' AND resolution = 'post')",
+            name="resolution_agrees",
         ),
         # Only a settlement in full from a side whose link balance is zero sends nothing
         # (settlements.py): every other transfer sends at least one minor unit.
@@ -229,16 +275,25 @@ class Transfer(Base):
             name="accepted_in_chain",
         ),
         CheckConstraint(
-            "(status IN ('accepted', 'refused')) = (resolved_at IS NOT NULL)", name="resolved"
+            "(status IN ('accepted', 'refused', 'resolved', 'disputed'))"
+            " = (resolved_at IS NOT NULL)",
+            name="resolved",
         ),
         UniqueConstraint("network_id", "transfer_id", "direction"),
         UniqueConstraint("link_id", "direction", "seq"),
         Index(
             conv("transfers_outbox_idx"),
             "next_attempt_at",
-            postgresql_where=text("direction = 'out' AND status = 'prepared'"),
+            postgresql_where=text("direction = 'out' AND status IN ('prepared', 'resolved')"),
         ),
         Index(conv("transfers_trade_id_idx"), "trade_id"),
+        # What waits on a link, and what is disputed on it: its health, read every second.
+        Index(
+            conv("transfers_waiting_idx"),
+            "link_id",
+            "created_at",
+            postgresql_where=text("direction = 'out' AND status IN ('prepared', 'disputed')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
@@ -275,6 +330,11 @@ class Transfer(Base):
         DateTime(timezone=True), server_default=text("now()")
     )
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An operator's resolution of a transfer whose outcome was unknown past its expiry: what was
+    # done with the hold ('post' or 'void'), why, and who (the audit log has the record too).
+    resolution: Mapped[str | None] = mapped_column(Text)
+    resolution_reason: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None] = mapped_column(Text)
 
 
 class SeenNonce(Base):

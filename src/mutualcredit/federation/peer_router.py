@@ -40,7 +40,12 @@ from mutualcredit.federation.errors import (
 from mutualcredit.federation.keys import descriptor as network_descriptor
 from mutualcredit.federation.keys import signer
 from mutualcredit.federation.peers import PeerContext, authenticate_peer
-from mutualcredit.federation.schemas import KeyNotice, LinkConfirm, TransferMessage
+from mutualcredit.federation.schemas import (
+    KeyNotice,
+    LinkConfirm,
+    LinkStatusNotice,
+    TransferMessage,
+)
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.errors import NetworkNotFound
 
@@ -191,6 +196,22 @@ async def confirm_link(network: str, request: Request) -> Response:
         session: AsyncSession, ctx: PeerContext, body: bytes
     ) -> tuple[int, dict[str, Any]]:
         return 200, await links.confirm_link(session, ctx, _parse(LinkConfirm, body, "a rate"))
+
+    return await _serve(request, network, handle)
+
+
+@router.post("/link/status", summary="Learn the caller's own side's status of the link")
+@signed()
+async def receive_link_status(network: str, request: Request) -> Response:
+    """A linked network, signed. Tells this network that the caller suspended its side of the
+    link, or resumed it: recorded as the link's `peer_status`, and while it is suspended this
+    network sends nothing new over the link."""
+
+    async def handle(
+        session: AsyncSession, ctx: PeerContext, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        notice = _parse(LinkStatusNotice, body, "a link status")
+        return 200, await links.receive_status(session, ctx, notice)
 
     return await _serve(request, network, handle)
 

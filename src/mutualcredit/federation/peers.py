@@ -60,7 +60,44 @@ async def call_peer(
     unsigned or wrongly signed answer of any status, a body that is not a JSON object) raises
     PeerUnreachable with one and the same detail: an operator who may point a link at any URL
     must not learn what is listening there (a closed port, a database, a web server). The
-    cause is logged for the deployment's own operators."""
+    cause is logged for the deployment's own operators.
+
+    Every call is noted in the link's health (note_call): a signed answer, whatever its status,
+    is contact with the peer; anything else is a failure, counted until the next contact."""
+    try:
+        answer = await _call(fed, sign, link, keys, method, path, payload, seconds=seconds)
+    except PeerUnreachable:
+        await note_call(fed, link, contact=False)
+        raise
+    await note_call(fed, link, contact=True)
+    return answer
+
+
+async def note_call(fed: Federation, link: LinkRow, *, contact: bool) -> None:
+    """Notes a call's outcome in the link's health, in a short transaction of its own: never
+    the caller's (a refusal there must not lose it), and never fatal to the call."""
+    try:
+        async with fed.sessionmaker.begin() as session:
+            if contact:
+                await repository.note_contact(session, link.id)
+            else:
+                await repository.note_failure(session, link.id)
+    except Exception:
+        log.warning("could not note the health of the link to %s", link.peer_code, exc_info=True)
+
+
+async def _call(
+    fed: Federation,
+    sign: crypto.Signer,
+    link: LinkRow,
+    keys: dict[str, bytes],
+    method: str,
+    path: str,
+    payload: dict[str, Any] | None,
+    *,
+    seconds: float | None,
+) -> PeerCall:
+    """call_peer's call itself: signed, sent, its answer's signature checked."""
     body = b"" if payload is None else crypto.canonical(payload)
     created = str(int(time.time()))
     nonce = secrets.token_urlsafe(18)

@@ -1,6 +1,6 @@
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 
@@ -87,6 +87,41 @@ class LinkStatusChange(InputModel):
     reason: Reason
 
 
+class LinkStatusNotice(InputModel):
+    """Node to node: the calling network tells this one its own side's status of the link."""
+
+    status: Literal["active", "suspended"]
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class TransferResolve(InputModel):
+    """An operator's resolution of a transfer whose outcome is unknown past its expiry."""
+
+    outcome: Literal["void", "post"] = Field(
+        description="void: release the hold (the peer is taken not to have booked it); post: "
+        "book it (the operator knows the peer did)."
+    )
+    reason: Reason = Field(description="Why, kept in the audit log with the transfer.")
+
+
+class LinkHealthView(OutputModel):
+    last_contact_at: datetime | None = Field(
+        description="When the peer last gave a signed answer to a call of this side."
+    )
+    consecutive_failures: int = Field(
+        description="Calls to the peer in a row since then that got no signed answer."
+    )
+    last_failure_at: datetime | None
+    transfers_waiting: int = Field(
+        description="Transfers sent over the link whose outcome this side does not know yet."
+    )
+    oldest_waiting_at: datetime | None = Field(description="When the oldest of them was queued.")
+    oldest_waiting_seconds: float | None
+    transfers_disputed: int = Field(
+        description="Transfers an operator resolved that the peer later decided otherwise."
+    )
+
+
 class LinkUpdate(InputModel):
     """A change to a link. A new rate is a proposal: the link stops carrying value (status
     proposed, or suspended if it was) until it is agreed again with the peer, which must hold
@@ -123,6 +158,15 @@ class LinkView(OutputModel):
     routes: list[str] = Field(description="The networks reached through this peer, by code.")
     peer_keys: list[dict[str, Any]]
     agreed_at: datetime | None
+    peer_status: str | None = Field(
+        description="The peer's own side of the link, as it told this one (suspended or "
+        "active); null until it tells. While suspended there, this side sends nothing."
+    )
+    peer_told: bool = Field(
+        description="Whether the peer has acknowledged this side's suspension (or the resume "
+        "after one); the outbox loop tells it until it has."
+    )
+    health: LinkHealthView
     created_at: datetime
 
 

@@ -49,11 +49,24 @@ def _entry(transfer: TransferRow) -> dict[str, Any]:
     }
 
 
+def _resolved(transfer: TransferRow) -> dict[str, Any]:
+    return {
+        "transfer_id": str(transfer.message.transfer_id),
+        "status": transfer.status,
+        "resolution": transfer.resolution,
+        "resolution_reason": transfer.resolution_reason,
+        "peer_decision": transfer.peer_decision,
+        "amount_sent": transfer.message.amount_sent,
+        "amount_received": transfer.message.amount_received,
+    }
+
+
 async def statement(session: AsyncSession, link: LinkRow) -> dict[str, Any]:
     """The link's accepted transfers in each direction, in chain order, with hashes; the link
     account's figures; and `ledger`: both link accounts as the ledger holds them and as the
     records say (ledgers.check). 'in' chain positions are ours; 'out' ones come from the peer's
-    receipts."""
+    receipts. `resolved`: what this side's operators resolved without the peer's word (or
+    against it: disputed), which is in no chain."""
     chains = {
         direction: [_entry(t) for t in await repository.accepted_chain(session, link.id, direction)]
         for direction in ("in", "out")
@@ -71,6 +84,7 @@ async def statement(session: AsyncSession, link: LinkRow) -> dict[str, Any]:
         "pending_credits": account["pending_credits"],
         "in_flight": {"count": count, "amount": amount},
         "ledger": ledger,
+        "resolved": [_resolved(t) for t in await repository.resolved_by_operator(session, link.id)],
     }
 
 
@@ -89,8 +103,20 @@ def _compare(
     for seq in sorted(set(mine) | set(other)):
         a, b = mine.get(seq), other.get(seq)
         if a != b:
-            differences.append({"chain": chain, "seq": seq, "ours": a, "theirs": b})
+            differences.append(
+                {"kind": "chain", "chain": chain, "seq": seq, "ours": a, "theirs": b}
+            )
     return differences
+
+
+def _resolutions(stmt: dict[str, Any], side: str) -> list[dict[str, Any]]:
+    """One side's transfers that its operators resolved, as differences: `resolved` while the
+    peer has not confirmed it (no value moved by it on the peer's side yet, as far as that
+    side knows), `disputed` once the peer decided the opposite."""
+    return [
+        {"kind": "disputed" if r["status"] == "disputed" else "resolved", "side": side, **r}
+        for r in stmt.get("resolved") or []
+    ]
 
 
 def _balances(stmt: dict[str, Any]) -> tuple[int, int, Fraction]:
@@ -142,8 +168,11 @@ async def reconcile(
     ours = await statement(session, link)
     theirs = await fetch_peer_statement(fed, session, link)
     me, them = link.network_code, peer
-    differences = _compare(ours["out"], theirs["in"], f"{me}->{them}") + _compare(
-        ours["in"], theirs["out"], f"{them}->{me}"
+    differences = (
+        _compare(ours["out"], theirs["in"], f"{me}->{them}")
+        + _compare(ours["in"], theirs["out"], f"{them}->{me}")
+        + _resolutions(ours, me)
+        + _resolutions(theirs, them)
     )
     own, peer_from_ours, remainder = _balances(ours)
     their_own, _, _ = _balances(theirs)

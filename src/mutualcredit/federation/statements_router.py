@@ -2,6 +2,7 @@
 statement, reconciliation with the peer's, checkpoints both sides sign, and settlements. Under
 the network: /v1/networks/{network}/federation/links/{peer}/..."""
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -11,7 +12,7 @@ from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import BookingPrincipal, CurrentPrincipal
 from mutualcredit.auth.permissions import require_reader
 from mutualcredit.db import Session
-from mutualcredit.federation import links, settlements, statements, trades
+from mutualcredit.federation import links, resolve, settlements, statements, trades
 from mutualcredit.federation.context import Federation
 from mutualcredit.federation.errors import (
     CheckpointMismatch,
@@ -26,12 +27,16 @@ from mutualcredit.federation.errors import (
     SettlementNotFound,
     SettlementNotRecorded,
     SettlementRefused,
+    TransferNotExpired,
+    TransferNotFound,
+    TransferNotInFlight,
 )
 from mutualcredit.federation.schemas import (
     CheckpointView,
     SettlementCancel,
     SettlementCreate,
     SettlementView,
+    TransferResolve,
 )
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.dependencies import NetworkId
@@ -64,13 +69,53 @@ async def list_transfers(
     peer: str,
     session: Session,
     principal: CurrentPrincipal,
-    status: Annotated[str | None, Query(pattern="^(prepared|forwarded|accepted|refused)$")] = None,
+    status: Annotated[
+        str | None,
+        Query(pattern="^(prepared|forwarded|accepted|refused|resolved|disputed)$"),
+    ] = None,
     limit: Annotated[Count, Query(ge=1, le=1000)] = 100,
 ) -> list[TransferView]:
     """An operator or auditor of the network (or the platform). The transfers over a link, newest
     first, optionally of one status."""
     require_reader(principal)
     return await trades.list_transfers(session, net_id, peer, status, limit)
+
+
+@router.post(
+    "/links/{peer}/transfers/{transfer_id}/resolve",
+    response_model=TransferView,
+    summary="Resolve a transfer the peer never answered, past its expiry: post or void its hold",
+)
+@answers(LinkNotFound, TransferNotFound, TransferNotExpired, TransferNotInFlight)
+async def resolve_transfer(
+    network: str,
+    net_id: NetworkId,
+    peer: str,
+    transfer_id: uuid.UUID,
+    body: TransferResolve,
+    session: Session,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """An operator of the network (or the platform). Ends a transfer sent over the link whose
+    outcome is unknown (the peer gave no final receipt) once its expiry has passed: `void`
+    releases its hold, `post` books it, with a `reason` kept in the audit log. The transfer is
+    then `resolved`; the outbox still asks the peer for its word, and a contradicting one makes
+    it `disputed` (reconciliation lists it; no value moves by itself). At a hub, the transfer it
+    received is decided the same way. Refused with 409 `transfer_not_expired` before the
+    expiry, `transfer_not_in_flight` once the outcome is known, and 404 `transfer_not_found`."""
+
+    async def write() -> TransferView:
+        return await resolve.resolve_transfer(session, principal, net_id, peer, transfer_id, body)
+
+    return await idempotent(
+        session,
+        principal,
+        idempotency_key,
+        scope=f"transfer-resolve:{network}:{peer}:{transfer_id}",
+        payload=body.model_dump(mode="json"),
+        write=write,
+    )
 
 
 @router.get("/links/{peer}/statement", summary="This side's statement of the link")

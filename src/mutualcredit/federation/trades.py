@@ -69,7 +69,7 @@ class CrossNetworkTrades:
                 refusal.headers["Idempotent-Replayed"] = "true"
             raise refusal
         return SentTrade(
-            trade, in_flight=trade.transfer.status != "accepted", replayed=row_id is None
+            trade, in_flight=trade.transfer.status == "in_flight", replayed=row_id is None
         )
 
     async def transfer_of_trade(
@@ -113,6 +113,12 @@ async def send_trade(
         if link.status != "active":
             raise LinkNotActive(
                 f"The link to {link.peer_code} is {link.status}", peer=link.peer_code
+            )
+        if link.peer_status == "suspended":
+            raise LinkNotActive(
+                f"{link.peer_code} suspended its side of the link",
+                peer=link.peer_code,
+                peer_status=link.peer_status,
             )
         received = protocol.convert(data.amount, link.rate_num, link.rate_den)
         if received < 1:
@@ -193,6 +199,10 @@ def transfer_view(transfer: TransferRow) -> TransferView:
         reference=msg.reference,
         created_at=transfer.created_at,
         resolved_at=transfer.resolved_at,
+        resolution=transfer.resolution,
+        resolution_reason=transfer.resolution_reason,
+        resolved_by=transfer.resolved_by,
+        peer_decision=transfer.peer_decision,
     )
 
 

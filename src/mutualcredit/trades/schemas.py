@@ -97,7 +97,11 @@ class TransferView(OutputModel):
     direction: str
     peer: str
     kind: str
-    status: str = Field(description="in_flight, accepted or refused.")
+    status: str = Field(
+        description="in_flight, accepted or refused; resolved: an operator posted or voided its "
+        "hold past its expiry (resolution), waiting for the peer's word; disputed: the peer's "
+        "word contradicts the resolution (its receipt is kept, no value moved)."
+    )
     payer: str
     payee: str
     amount_sent: int
@@ -112,6 +116,14 @@ class TransferView(OutputModel):
     reference: str | None
     created_at: datetime
     resolved_at: datetime | None
+    resolution: str | None = Field(
+        default=None, description="An operator's resolution: post or void (the hold)."
+    )
+    resolution_reason: str | None = None
+    resolved_by: str | None = None
+    peer_decision: str | None = Field(
+        default=None, description="What the peer's receipt says: accepted or refused."
+    )
 
 
 class Trade(OutputModel):

@@ -4,6 +4,7 @@ rows.py       what the queries return (frozen dataclasses)
 keys.py       this network and its signing keys
 links.py      links (one text of a link with its network and accounts), their chain heads,
               the peer's keys, nonces, a link's accounts
+health.py     how each link's peer answers, and what waits for it
 transfers.py  transfers (one text of a transfer with its link), the outbox, finishing a hold
 records.py    settlements and checkpoints
 figures.py    a link's accounts as the ledger holds them and as its transfers say
@@ -12,6 +13,11 @@ Services import this package and call `repository.<query>`.
 """
 
 from mutualcredit.federation.repository.figures import account_figures
+from mutualcredit.federation.repository.health import (
+    all_link_health,
+    note_contact,
+    note_failure,
+)
 from mutualcredit.federation.repository.keys import (
     get_active_key,
     get_network_by_code,
@@ -34,10 +40,12 @@ from mutualcredit.federation.repository.links import (
     insert_nonce,
     is_reserved_account,
     link_overviews,
+    links_to_tell,
     list_links,
     lock_balances,
     lock_chain_head,
     mark_agreed,
+    mark_told,
     peer_key_retiring,
     peer_keys,
     prune_nonces,
@@ -47,6 +55,7 @@ from mutualcredit.federation.repository.links import (
     routes_taken,
     set_chain_head,
     set_link_status,
+    set_peer_status,
     set_routes,
     update_link,
     upsert_peer_key,
@@ -70,6 +79,7 @@ from mutualcredit.federation.repository.rows import (
     ActiveKey,
     ChainHead,
     CheckpointRow,
+    LinkHealthRow,
     LinkOverview,
     LinkRow,
     NetworkRow,
@@ -93,8 +103,10 @@ from mutualcredit.federation.repository.transfers import (
     insert_outbound,
     list_transfers,
     lock_transfer_id,
+    mark_resolved,
     note_error,
     record_outcome,
+    resolved_by_operator,
     transfer_of_trade,
 )
 
@@ -104,6 +116,7 @@ __all__ = [
     "ActiveKey",
     "ChainHead",
     "CheckpointRow",
+    "LinkHealthRow",
     "LinkOverview",
     "LinkRow",
     "NetworkRow",
@@ -112,6 +125,7 @@ __all__ = [
     "TransferRow",
     "accepted_chain",
     "account_figures",
+    "all_link_health",
     "cancel_settlement",
     "chain_balances",
     "chain_hash_at",
@@ -145,6 +159,7 @@ __all__ = [
     "insert_settlement",
     "is_reserved_account",
     "link_overviews",
+    "links_to_tell",
     "list_checkpoints",
     "list_links",
     "list_node_keys",
@@ -155,13 +170,18 @@ __all__ = [
     "lock_transfer_id",
     "mark_agreed",
     "mark_executed",
+    "mark_resolved",
+    "mark_told",
     "network_code",
+    "note_contact",
     "note_error",
+    "note_failure",
     "peer_key_retiring",
     "peer_keys",
     "prune_nonces",
     "record_again",
     "record_outcome",
+    "resolved_by_operator",
     "retire_active_key",
     "retire_peer_key",
     "revoke_peer_key",
@@ -169,6 +189,7 @@ __all__ = [
     "routes_taken",
     "set_chain_head",
     "set_link_status",
+    "set_peer_status",
     "set_routes",
     "set_settlement_status",
     "set_status_of_transfer",

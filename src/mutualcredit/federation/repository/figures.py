@@ -7,11 +7,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.federation.repository.rows import AccountFigures, LinkRow, of
 
-_FIGURES = """
+# What was booked: accepted by the peer, or resolved by this side's operator as posted (and
+# still so, if the peer's word disputes it): the ledger holds what the operator did.
+_BOOKED = "(status = 'accepted' OR (status IN ('resolved', 'disputed') AND resolution = 'post'))"
+
+_FIGURES = f"""
     WITH t AS (
         SELECT
             CAST(coalesce(sum(amount_sent) FILTER (
-                WHERE direction = 'out' AND status = 'accepted'), 0) AS bigint) AS out_accepted,
+                WHERE direction = 'out' AND {_BOOKED}), 0) AS bigint) AS out_accepted,
             CAST(coalesce(sum(amount_received) FILTER (
                 WHERE direction = 'in' AND status = 'accepted'), 0) AS bigint) AS in_accepted,
             CAST(coalesce(sum(amount_sent) FILTER (
@@ -19,7 +23,7 @@ _FIGURES = """
             CAST(coalesce(sum(amount_received) FILTER (
                 WHERE direction = 'in' AND status = 'forwarded'), 0) AS bigint) AS in_forwarded,
             CAST(coalesce(sum(amount_sent) FILTER (
-                WHERE kind = 'settlement' AND direction = 'out' AND status = 'accepted'), 0)
+                WHERE kind = 'settlement' AND direction = 'out' AND {_BOOKED}), 0)
                 AS bigint) AS settled_out,
             CAST(coalesce(sum(amount_received) FILTER (
                 WHERE kind = 'settlement' AND direction = 'in' AND status = 'accepted'), 0)

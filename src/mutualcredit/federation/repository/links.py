@@ -7,9 +7,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mutualcredit.federation.repository.health import HEALTH_COLUMNS, HEALTH_JOINS
 from mutualcredit.federation.repository.rows import (
     AccountRow,
     ChainHead,
+    LinkHealthRow,
     LinkOverview,
     LinkRow,
     of,
@@ -23,7 +25,7 @@ _LINK_COLUMNS = """
     l.id, l.network_id, n.code AS network_code, l.peer_code, l.peer_url, l.status,
     l.status_reason, l.account_id, a.code AS account_code, l.settlement_account_id,
     s.code AS settlement_account_code, l.rate_num, l.rate_den, l.rate_version, l.default_route,
-    l.agreed_at, l.created_at
+    l.agreed_at, l.peer_status, l.told_status, l.created_at
 """
 _LINK_FROM = """
     FROM links l
@@ -145,8 +147,10 @@ async def link_overviews(
                                              ORDER BY k.created_at), '[]')
                     FROM link_peer_keys k WHERE k.link_id = l.id) AS peer_keys,
                    ARRAY(SELECT r.destination FROM link_routes r WHERE r.link_id = l.id
-                         ORDER BY r.destination) AS routes
+                         ORDER BY r.destination) AS routes,
+                   {HEALTH_COLUMNS}
             {_LINK_FROM}
+            {HEALTH_JOINS}
             WHERE l.network_id = :n AND (CAST(:peer AS text) IS NULL OR l.peer_code = :peer)
             ORDER BY l.peer_code
             """
@@ -163,6 +167,7 @@ async def link_overviews(
             balance_max=r["balance_max"],
             peer_keys=r["peer_keys"],
             routes=list(r["routes"]),
+            health=of(LinkHealthRow, r),
         )
         for r in rows.mappings()
     ]
@@ -270,6 +275,38 @@ async def set_link_status(
     await session.execute(
         text("UPDATE links SET status = :s, status_reason = :r WHERE id = :l"),
         {"s": status, "r": reason, "l": link_id},
+    )
+
+
+async def set_peer_status(session: AsyncSession, link_id: uuid.UUID, status: str) -> None:
+    """What the peer told this side of its own side of the link (suspended or active)."""
+    await session.execute(
+        text("UPDATE links SET peer_status = :s WHERE id = :l AND peer_status IS DISTINCT FROM :s"),
+        {"s": status, "l": link_id},
+    )
+
+
+async def links_to_tell(session: AsyncSession, backoff_cap: float) -> list[LinkRow]:
+    """Links whose peer has not been told this side's suspension, or the resume after one;
+    a peer whose calls fail is tried again with the outbox's backoff (from its failures in a
+    row), so that a peer gone for good does not hold up the loop."""
+    return await _links(
+        session,
+        "LEFT JOIN link_health h ON h.link_id = l.id"
+        " WHERE l.told_status IS DISTINCT FROM l.status"
+        " AND (l.status = 'suspended' OR l.told_status = 'suspended')"
+        " AND (h.last_failure_at IS NULL OR h.consecutive_failures = 0"
+        "      OR h.last_failure_at < clock_timestamp() - make_interval(secs =>"
+        "         least(:cap, 0.25 * power(2, least(h.consecutive_failures, 20)))))",
+        {"cap": backoff_cap},
+    )
+
+
+async def mark_told(session: AsyncSession, link_id: uuid.UUID, status: str) -> None:
+    """The peer acknowledged this side's `status` (if it is still the link's status)."""
+    await session.execute(
+        text("UPDATE links SET told_status = :s WHERE id = :l AND status = :s"),
+        {"s": status, "l": link_id},
     )
 
 

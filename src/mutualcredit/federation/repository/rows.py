@@ -80,12 +80,29 @@ class LinkRow:
     rate_version: int
     default_route: bool
     agreed_at: datetime | None
+    peer_status: str | None
+    told_status: str | None
     created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
+class LinkHealthRow:
+    """How a link's peer has answered: the last signed answer, the failed calls in a row since
+    (and when the last failed), and the transfers waiting for it (out, undecided: how many,
+    the oldest) or disputed with it."""
+
+    last_contact_at: datetime | None
+    consecutive_failures: int
+    last_failure_at: datetime | None
+    transfers_waiting: int
+    oldest_waiting_at: datetime | None
+    transfers_disputed: int
+
+
+@dataclass(frozen=True, slots=True)
 class LinkOverview:
-    """A link with its link account's figures and the peer's keys, as operators see it."""
+    """A link with its link account's figures, the peer's keys and the link's health, as
+    operators see it."""
 
     link: LinkRow
     balance: int
@@ -95,6 +112,7 @@ class LinkOverview:
     balance_max: int | None
     peer_keys: list[dict[str, Any]]
     routes: list[str]
+    health: LinkHealthRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +158,10 @@ class TransferRow:
     last_error: str | None
     created_at: datetime
     resolved_at: datetime | None
+    resolution: str | None
+    resolution_reason: str | None
+    resolved_by: str | None
+    peer_decision: str | None
 
     FIELDS: ClassVar[tuple[str, ...]] = (
         "id",
@@ -159,6 +181,10 @@ class TransferRow:
         "last_error",
         "created_at",
         "resolved_at",
+        "resolution",
+        "resolution_reason",
+        "resolved_by",
+        "peer_decision",
     )
 
     @classmethod

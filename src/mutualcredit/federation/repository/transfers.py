@@ -17,7 +17,8 @@ _TRANSFER = """
            t.amount_sent, t.amount_received, t.rate_num, t.rate_den, t.rate_version,
            t.expires_at, t.description, t.reference, t.via, t.request_hash, t.refusal_code,
            t.refusal_detail, t.seq, t.chain_hash, t.attempts, t.last_error, t.created_at,
-           t.resolved_at
+           t.resolved_at, t.resolution, t.resolution_reason, t.resolved_by,
+           t.receipt ->> 'status' AS peer_decision
     FROM transfers t
     JOIN links l ON l.id = t.link_id
     JOIN networks n ON n.id = t.network_id
@@ -99,6 +100,17 @@ async def accepted_chain(
         session,
         "WHERE t.link_id = :l AND t.direction = :d AND t.status = 'accepted' ORDER BY t.seq",
         {"l": link_id, "d": direction},
+    )
+
+
+async def resolved_by_operator(session: AsyncSession, link_id: uuid.UUID) -> list[TransferRow]:
+    """Transfers sent over the link that an operator resolved and the peer has not confirmed:
+    still waiting for its word, or disputed by it."""
+    return await _transfers(
+        session,
+        "WHERE t.link_id = :l AND t.direction = 'out' AND t.status IN ('resolved', 'disputed')"
+        " ORDER BY t.id",
+        {"l": link_id},
     )
 
 
@@ -248,9 +260,12 @@ async def insert_inbound(
 
 
 async def note_error(session: AsyncSession, row_id: int, error: str) -> None:
-    """Why the last delivery of an outbound transfer in flight did not end it."""
+    """Why the last delivery of an outbound transfer still asked about did not end it."""
     await session.execute(
-        text("UPDATE transfers SET last_error = :e WHERE id = :i AND status = 'prepared'"),
+        text(
+            "UPDATE transfers SET last_error = :e"
+            " WHERE id = :i AND status IN ('prepared', 'resolved')"
+        ),
         {"e": error[:500], "i": row_id},
     )
 
@@ -259,24 +274,26 @@ async def record_outcome(
     session: AsyncSession,
     row_id: int,
     *,
-    accepted: bool,
+    status: str,
     seq: int | None,
     chain_hash: bytes | None,
     refusal: tuple[str, dict[str, Any]] | None,
     receipt: dict[str, Any] | None,
 ) -> None:
-    """Makes a transfer final: accepted at `seq` in its chain, or refused with `refusal`;
-    `receipt` is the peer's, kept at the origin."""
+    """Makes a transfer final: accepted at `seq` in its chain, refused with `refusal`, or
+    disputed (the peer's word contradicts an operator's resolution); `receipt` is the peer's,
+    kept at the origin."""
     code, detail = refusal if refusal is not None else (None, None)
     await session.execute(
         text(
             "UPDATE transfers SET status = :s, seq = :seq, chain_hash = :h,"
             " refusal_code = :code, refusal_detail = CAST(:detail AS jsonb),"
-            " receipt = CAST(:receipt AS jsonb), resolved_at = clock_timestamp()"
+            " receipt = CAST(:receipt AS jsonb), resolved_at = clock_timestamp(),"
+            " next_attempt_at = NULL"
             " WHERE id = :i"
         ),
         {
-            "s": "accepted" if accepted else "refused",
+            "s": status,
             "seq": seq,
             "h": chain_hash,
             "code": code,
@@ -287,18 +304,35 @@ async def record_outcome(
     )
 
 
+async def mark_resolved(
+    session: AsyncSession, row_id: int, *, resolution: str, reason: str, actor: str
+) -> None:
+    """An operator resolved a transfer in flight: its hold was posted or voided. It waits for
+    the peer's word, asked at the longest backoff (claim_due)."""
+    await session.execute(
+        text(
+            "UPDATE transfers SET status = 'resolved', resolution = :r,"
+            " resolution_reason = :why, resolved_by = :who, resolved_at = clock_timestamp()"
+            " WHERE id = :i AND status = 'prepared'"
+        ),
+        {"r": resolution, "why": reason, "who": actor, "i": row_id},
+    )
+
+
 async def claim_due(session: AsyncSession, *, limit: int, backoff_cap: float) -> list[int]:
     """Claims outbound transfers due for (re)delivery, and sets when each is due next: backoff
-    doubling from a quarter second, capped. SKIP LOCKED: workers share the outbox."""
+    doubling from a quarter second, capped; a transfer an operator resolved is asked about at
+    the cap. SKIP LOCKED: workers share the outbox."""
     rows = await session.execute(
         text(
             """
             UPDATE transfers t
             SET attempts = t.attempts + 1,
-                next_attempt_at = clock_timestamp()
-                    + make_interval(secs => least(:cap, 0.25 * power(2, least(t.attempts, 20))))
+                next_attempt_at = clock_timestamp() + make_interval(secs => CASE
+                    WHEN t.status = 'resolved' THEN :cap
+                    ELSE least(:cap, 0.25 * power(2, least(t.attempts, 20))) END)
             FROM (SELECT id FROM transfers
-                  WHERE direction = 'out' AND status = 'prepared'
+                  WHERE direction = 'out' AND status IN ('prepared', 'resolved')
                     AND next_attempt_at <= clock_timestamp()
                   ORDER BY next_attempt_at LIMIT :limit
                   FOR UPDATE SKIP LOCKED) AS due
