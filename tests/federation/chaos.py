@@ -225,8 +225,7 @@ async def deliver(
     patience: float | None = None,
 ) -> None:
     """Posts with the same key until the answer is final; a 202 (in flight) means ask again,
-    for `patience` seconds at most (then it is asked again at the end). A 201 whose trade is
-    voided is the answer to a trade an operator resolved: a refusal."""
+    for `patience` seconds at most (then it is asked again at the end)."""
     body = {"payer": attempt.payer, "payee": attempt.payee, "amount": attempt.amount}
     headers = {
         "Authorization": f"Bearer {node.members[attempt.payer]}",
@@ -243,11 +242,6 @@ async def deliver(
             )
         except httpx.HTTPError:
             r = None
-        if r is not None and r.status_code == 201 and r.json()["status"] == "voided":
-            transfer = r.json().get("transfer") or {}
-            attempt.outcome, attempt.code = "refused", f"resolved:{transfer.get('status')}"
-            attempt.trade_id = r.json()["id"]
-            return
         if r is not None and r.status_code == 201:
             attempt.outcome, attempt.trade_id = "acknowledged", r.json()["id"]
             return

@@ -190,7 +190,8 @@ def test_a_peer_gone_for_good_is_resolved_by_an_operator_after_the_expiry(
     before = alpha.balance("ann")
     bravo.kill()
     try:
-        r = alpha.pay("ann", "bravo/bob", 40)
+        trade_key = str(uuid.uuid4())
+        r = alpha.pay("ann", "bravo/bob", 40, key=trade_key)
         assert r.status_code == 202, r.text
         trade_id, transfer_id = r.json()["id"], r.json()["transfer"]["transfer_id"]
         # The link's health shows the peer gone and what waits for it, here and in /metrics.
@@ -228,6 +229,13 @@ def test_a_peer_gone_for_good_is_resolved_by_an_operator_after_the_expiry(
         again = _resolve(alpha, "bravo", transfer_id, "void", "bravo is gone for good", key)
         assert again.headers.get("Idempotent-Replayed") == "true"
         assert again.json() == view
+        # The member's retry of its trade learns it as a refusal, by this network's operator.
+        retry = alpha.pay("ann", "bravo/bob", 40, key=trade_key)
+        problem = retry.json()
+        assert (retry.status_code, problem["code"]) == (409, "transfer_refused"), retry.text
+        assert (problem["refused_by"], problem["remote_code"]) == ("alpha", "operator_resolved")
+        assert problem["remote_detail"] == {"reason": "bravo is gone for good"}
+        assert retry.headers["Idempotent-Replayed"] == "true"
         twice = _resolve(alpha, "bravo", transfer_id, "post", "changed my mind")
         assert (twice.status_code, twice.json()["code"]) == (409, "transfer_not_in_flight")
         audit = alpha.request(

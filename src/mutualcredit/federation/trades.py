@@ -68,6 +68,19 @@ class CrossNetworkTrades:
             if row_id is None:
                 refusal.headers["Idempotent-Replayed"] = "true"
             raise refusal
+        if trade.status == "voided":
+            # This network's operator resolved the transfer (void) before any word of the peer:
+            # refused, in the words a hub's resolution reaches the origin with.
+            refusal = TransferRefused(
+                f"{network}'s operator voided the transfer: {trade.transfer.resolution_reason}",
+                trade_id=str(trade_id),
+                transfer_id=str(trade.transfer.transfer_id),
+                refused_by=network,
+                remote_code="operator_resolved",
+                remote_detail={"reason": trade.transfer.resolution_reason},
+            )
+            refusal.headers["Idempotent-Replayed"] = "true"
+            raise refusal
         return SentTrade(
             trade, in_flight=trade.transfer.status == "in_flight", replayed=row_id is None
         )
