@@ -266,21 +266,42 @@ def test_settlement_moves_both_link_balances_toward_zero(cluster: Cluster) -> No
     settled(alpha, bravo)
 
 
+def _peer_status(node: Node, peer: str) -> str:
+    r = node.request("GET", f"/federation/links/{peer}", node.operator)
+    assert r.status_code == 200, r.text
+    return str(r.json()["peer_status"])
+
+
 def test_a_suspended_link_refuses_new_trades(cluster: Cluster) -> None:
+    """bravo suspends its side: bravo sends nothing and refuses what arrives at once; alpha,
+    told by bravo's outbox loop, sends nothing new either. A trade alpha sends before it is
+    told is refused by bravo; either way nothing crosses."""
     alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    ann = alpha.balance("ann")
     r = bravo.request(
         "POST", "/federation/links/alpha/suspend", bravo.operator, json={"reason": "review"}
     )
     assert r.status_code == 200, r.text
     try:
         r = alpha.pay("ann", "bravo/bob", 5)
-        assert (r.status_code, r.json()["remote_code"]) == (409, "link_not_active")
+        problem = r.json()
+        assert r.status_code == 409, r.text
+        assert "link_not_active" in (problem["code"], problem.get("remote_code")), r.text
         r = bravo.pay("bob", "alpha/ann", 5)
         assert (r.status_code, r.json()["code"]) == (409, "link_not_active")
+        wait(lambda: _peer_status(alpha, "bravo") == "suspended", 15)
+        r = alpha.pay("ann", "bravo/bob", 5)
+        assert (r.status_code, r.json()["code"], r.json()["peer_status"]) == (
+            409,
+            "link_not_active",
+            "suspended",
+        ), r.text
+        assert alpha.balance("ann") == ann
     finally:
         bravo.request(
             "POST", "/federation/links/alpha/resume", bravo.operator, json={"reason": "done"}
         )
+        wait(lambda: _peer_status(alpha, "bravo") == "active", 15)
     assert alpha.pay("ann", "bravo/bob", 5).status_code == 201
     settled(alpha, bravo)
 
