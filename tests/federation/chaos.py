@@ -560,8 +560,11 @@ async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
         hops = [origin_posted, dest] + ([hub] if hub is not None else [])
         if transfer in resolved and dest and not origin_posted and not hub:
             # The gone peer booked it before it went, and its answer never came back: the hub's
-            # operator voided it. The records show it (a returning peer makes it `disputed`).
+            # operator voided it. The records show it (a returning peer makes it `disputed`);
+            # the till must have been told it was refused, never that it was booked.
             against_gone += 1
+            if a.outcome != "refused":
+                lost += 1
             continue
         if any(hops) and not all(hops):
             half_booked += 1

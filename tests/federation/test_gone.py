@@ -294,6 +294,44 @@ def test_a_hub_resolves_its_leg_and_the_origin_learns_it_by_the_protocol(
     settled(alpha, hub, charlie)
 
 
+def test_a_transfer_resolved_as_posted_is_in_no_checkpoint_until_the_peer_confirms_it(
+    cluster: Cluster,
+) -> None:
+    """Posted by alpha's operator, with no word of bravo: alpha's ledger holds it and no chain
+    does, so alpha signs no checkpoint; once bravo's receipt confirms it, one is signed."""
+    alpha, bravo = cluster.nodes["alpha"], cluster.nodes["bravo"]
+    _point(alpha, "bravo", f"http://127.0.0.1:{free_port()}")
+    try:
+        r = alpha.pay("ann", "bravo/bob", 30)
+        assert r.status_code == 202, r.text
+        transfer_id = r.json()["transfer"]["transfer_id"]
+        # bravo did get it (alpha's answer was lost) and booked it.
+        row = _transfer(alpha, transfer_id)
+        body = crypto.canonical(protocol.message(row))
+        assert signed_post(bravo, _signer(alpha), "/transfers", body).json()["status"] == (
+            "accepted"
+        )
+        _wait_expired(row)
+        resolved = _resolve(alpha, "bravo", transfer_id, "post", "bravo's member confirmed it")
+        assert resolved.status_code == 200, resolved.text
+        r = alpha.request("POST", "/federation/links/bravo/checkpoints", alpha.operator)
+        problem = r.json()
+        assert (r.status_code, problem["code"], problem["side"]) == (
+            409,
+            "link_ledger_mismatch",
+            "alpha",
+        ), r.text
+        assert {(d["account"], d["figure"]) for d in problem["differences"]} == {
+            ("link.bravo", "balance")
+        }
+    finally:
+        _point(alpha, "bravo", bravo.url)
+    wait(lambda: _transfer(alpha, transfer_id)["status"] == "accepted", 15)
+    r = alpha.request("POST", "/federation/links/bravo/checkpoints", alpha.operator)
+    assert r.status_code == 201, r.text
+    settled(alpha, bravo)
+
+
 def test_a_peer_back_with_another_decision_is_a_dispute_not_a_silent_fix(
     cluster: Cluster,
 ) -> None:

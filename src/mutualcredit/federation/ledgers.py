@@ -4,8 +4,7 @@ transfers add up to.
 The link account `link.<peer>` and the settlement account `settlement.<peer>` move with the
 link's transfers and with nothing else, so the transfer records say what each must hold:
 
-    link.<peer>        balance          booked 'out' (amount sent) - accepted 'in' (received);
-                                        booked: accepted, or resolved by an operator as posted
+    link.<peer>        balance          accepted 'out' (amount sent) - accepted 'in' (received)
                        pending_credits  'out' in flight, amount sent: the holds toward it
                        pending_debits   'in' forwarded at a hub, amount received: holds from it
     settlement.<peer>  balance          accepted settlements 'in' (received) - 'out' (sent)
@@ -13,10 +12,12 @@ link's transfers and with nothing else, so the transfer records say what each mu
                        pending_credits  0
 
 Any difference is a ledger moved outside the protocol (a local trade to the link account, an
-edit of the database). A statement carries this check (`ledger`); reconciliation reports both
-sides' and does not agree while either differs; a checkpoint, which is computed from the
-records, is refused while either side's ledger differs from them (LinkLedgerMismatch, naming the
-side), so that a signed checkpoint also says both ledgers hold what it states.
+edit of the database), or a transfer an operator resolved as posted that the peer has not
+confirmed (resolve.py): in the ledger, in no chain. A statement carries this check (`ledger`);
+reconciliation reports both sides' and does not agree while either differs; a checkpoint, which
+is computed from the records, is refused while either side's ledger differs from them
+(LinkLedgerMismatch, naming the side), so that a signed checkpoint also says both ledgers hold
+what it states.
 """
 
 from typing import Any

@@ -72,8 +72,8 @@ async def resolve_transfer(
         )
     post = body.outcome == "post"
     await explain(session, body.reason)
-    assert transfer.trade_id is not None
-    await repository.finish_hold(session, transfer.trade_id, post=post, actor=principal.actor)
+    if transfer.trade_id is not None:  # None: a settlement in full that sends nothing
+        await repository.finish_hold(session, transfer.trade_id, post=post, actor=principal.actor)
     await repository.mark_resolved(
         session, transfer.id, resolution=body.outcome, reason=body.reason, actor=principal.actor
     )

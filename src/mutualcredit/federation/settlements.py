@@ -101,6 +101,14 @@ async def settle(
         await outbound.deliver(fed, row_id)
     async with fed.sessionmaker() as session:
         settlement = await repository.get_settlement(session, uuid.UUID(outcome.body["id"]))
+        stored = outcome.body.get("transfer_id")
+        if outcome.replayed and (
+            str(settlement.transfer_id) != str(stored)
+            or settlement.amount != outcome.body["amount"]
+        ):
+            # Recorded again under its reference since this key's request: the key's answer is
+            # about what this request recorded, never about the later recording.
+            return await _answer_of_earlier(session, net_id, settlement, outcome.body)
         view = _view(settlement)
         if settlement.status == "refused":
             problem = await _refusal(session, net_id, settlement)
@@ -111,13 +119,30 @@ async def settle(
     return status, view.model_dump(mode="json"), outcome.replayed
 
 
+async def _answer_of_earlier(
+    session: AsyncSession, network_id: uuid.UUID, settlement: SettlementRow, body: dict[str, Any]
+) -> tuple[int, dict[str, Any], bool]:
+    """The answer to a replayed request whose recording was refused or cancelled and recorded
+    again since: from its own transfer (refused: the same refusal), else its stored answer."""
+    if body.get("transfer_id") is not None:
+        problem = await _refusal(session, network_id, settlement, uuid.UUID(body["transfer_id"]))
+        problem.headers["Idempotent-Replayed"] = "true"
+        raise problem
+    return 201, body, True
+
+
 async def _refusal(
-    session: AsyncSession, network_id: uuid.UUID, settlement: SettlementRow
+    session: AsyncSession,
+    network_id: uuid.UUID,
+    settlement: SettlementRow,
+    transfer_id: uuid.UUID | None = None,
 ) -> ProblemError:
-    """The peer's refusal of the settlement's transfer, as this side's problem: the peer's own
-    code where it is a settlement's mistake, `settlement_refused` otherwise."""
-    assert settlement.transfer_id is not None
-    transfer = await repository.find_transfer(session, network_id, settlement.transfer_id, "out")
+    """The peer's refusal of the settlement's transfer (or of `transfer_id`, an earlier one
+    under the same reference), as this side's problem: the peer's own code where it is a
+    settlement's mistake, `settlement_refused` otherwise."""
+    transfer_id = transfer_id or settlement.transfer_id
+    assert transfer_id is not None
+    transfer = await repository.find_transfer(session, network_id, transfer_id, "out")
     assert transfer is not None
     code = transfer.refusal_code or "refused"
     detail = dict(transfer.refusal_detail or {})
@@ -126,7 +151,7 @@ async def _refusal(
         **detail,
         "reference": settlement.reference,
         "refused_by": refused_by,
-        "transfer_id": str(settlement.transfer_id),
+        "transfer_id": str(transfer_id),
     }
     message = f"{refused_by} refused settlement {settlement.reference}: {code}"
     problem_class = _REFUSALS.get(code)

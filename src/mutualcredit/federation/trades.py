@@ -63,14 +63,10 @@ class CrossNetworkTrades:
             trade = Trade.model_validate(details)
             trade.transfer = await self.transfer_of_trade(session, trade_id)
         assert trade.transfer is not None
-        if trade.transfer.status == "refused":
-            refusal = refusal_problem(trade_id, trade.transfer)
-            if row_id is None:
-                refusal.headers["Idempotent-Replayed"] = "true"
-            raise refusal
-        if trade.status == "voided":
+        if trade.status == "voided" and trade.transfer.resolution == "void":
             # This network's operator resolved the transfer (void) before any word of the peer:
-            # refused, in the words a hub's resolution reaches the origin with.
+            # refused, in the words a hub's resolution reaches the origin with, and so whatever
+            # the peer's word later (it confirms the resolution, or disputes it).
             refusal = TransferRefused(
                 f"{network}'s operator voided the transfer: {trade.transfer.resolution_reason}",
                 trade_id=str(trade_id),
@@ -80,6 +76,11 @@ class CrossNetworkTrades:
                 remote_detail={"reason": trade.transfer.resolution_reason},
             )
             refusal.headers["Idempotent-Replayed"] = "true"
+            raise refusal
+        if trade.transfer.status == "refused":
+            refusal = refusal_problem(trade_id, trade.transfer)
+            if row_id is None:
+                refusal.headers["Idempotent-Replayed"] = "true"
             raise refusal
         return SentTrade(
             trade, in_flight=trade.transfer.status == "in_flight", replayed=row_id is None

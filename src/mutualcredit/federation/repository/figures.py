@@ -7,9 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.federation.repository.rows import AccountFigures, LinkRow, of
 
-# What was booked: accepted by the peer, or resolved by this side's operator as posted (and
-# still so, if the peer's word disputes it): the ledger holds what the operator did.
-_BOOKED = "(status = 'accepted' OR (status IN ('resolved', 'disputed') AND resolution = 'post'))"
+# The records are the accepted transfers (both chains) and what is in flight. A transfer an
+# operator resolved as posted, with no word of the peer yet (or against it: disputed), is in the
+# ledger and in no chain: the ledger then differs from the records, so no checkpoint is signed
+# and reconciliation does not agree until the peer's word confirms it (accepted, in the chain).
+_BOOKED = "status = 'accepted'"
 
 _FIGURES = f"""
     WITH t AS (
