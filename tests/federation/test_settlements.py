@@ -37,12 +37,17 @@ def pair(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         c.close()
 
 
-def record(node: Node, peer: Node, reference: str, amount: int) -> httpx.Response:
-    return node.request(
-        "POST",
-        f"/federation/links/{peer.name}/settlements",
-        node.operator,
+def record(
+    node: Node, peer: Node, reference: str, amount: int, key: str | None = None
+) -> httpx.Response:
+    return httpx.post(
+        f"{node.base}/federation/links/{peer.name}/settlements",
         json={"reference": reference, "amount": amount},
+        headers={
+            "Authorization": f"Bearer {node.operator}",
+            **({"Idempotency-Key": key} if key else {}),
+        },
+        timeout=30,
     )
 
 
@@ -153,7 +158,8 @@ def test_each_mistake_has_its_own_code_and_the_reference_stays_usable(
     assert before[1] <= -20
     reference = ref()
     # The wrong order: bravo executes before alpha recorded it. Answered at once.
-    body = refused(record(bravo, alpha, reference, 6), "settlement_not_recorded")
+    first_key = str(uuid.uuid4())
+    body = refused(record(bravo, alpha, reference, 6, first_key), "settlement_not_recorded")
     assert body["refused_by"] == "alpha"
     assert status(bravo, alpha, reference) == "refused"
     # An amount that does not correspond at the rate: 6 of bravo's units are 9 of alpha's.
@@ -167,6 +173,11 @@ def test_each_mistake_has_its_own_code_and_the_reference_stays_usable(
     r = record(bravo, alpha, reference, 6)
     assert (r.status_code, r.json()["status"]) == (201, "executed"), r.text
     assert balances(alpha, bravo) == (before[0] - 9, before[1] + 6)
+    # The first request, retried with its key, still gets its own answer: the refusal of what
+    # it recorded, not the later recording's success.
+    again = record(bravo, alpha, reference, 6, first_key)
+    assert (again.status_code, again.json()["code"]) == (409, "settlement_not_recorded"), again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
     # Reuse of an executed reference.
     refused(record(bravo, alpha, reference, 6), "settlement_exists")
     refused(record(alpha, bravo, reference, 9), "settlement_exists")
