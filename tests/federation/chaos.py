@@ -128,6 +128,8 @@ class Report:
     settlements: list["Settling"] = field(default_factory=list)
     gone_at: float | None = None
     resolved: list[str] = field(default_factory=list)  # transfer ids the hub's operator voided
+    # How the hub's transfers to the gone peer stood when the faults stopped, by status and code.
+    toward_gone: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -174,7 +176,11 @@ class Federation:
         alpha, hub, bravo = (cluster.nodes[n] for n in ("alpha", "hub", "bravo"))
         cluster.connect(alpha, hub, num=3, den=2, caps=40_000, a_default_route=True)
         cluster.connect(bravo, hub, num=1, den=1, caps=40_000, a_default_route=True)
-        cluster.connect(cluster.nodes[GONE], hub, num=1, den=1, caps=40_000, a_default_route=True)
+        # delta has no till: value only flows to it, so its link gets caps that do not fill up
+        # before it goes, and transfers are still in flight toward it when it does.
+        cluster.connect(
+            cluster.nodes[GONE], hub, num=1, den=1, caps=10_000_000, a_default_route=True
+        )
         for name, count in MEMBERS.items():
             for n in range(count):
                 cluster.nodes[name].member(f"{name[0]}{n:02d}")
@@ -460,6 +466,13 @@ async def resolve_all_gone(cluster: Cluster, report: Report) -> None:
     """Resolves until nothing is left on its way to the gone peer: a transfer another network
     sent to the hub while it was down may reach it only now, and be sent on toward the gone
     peer (or refused for its expiry)."""
+    rows = await cluster.nodes["hub"].fetch(
+        "SELECT t.status || coalesce(':' || t.refusal_code, '') AS s, count(*) AS n"
+        " FROM transfers t JOIN links l ON l.id = t.link_id"
+        " WHERE l.peer_code = $1 AND t.direction = 'out' GROUP BY 1",
+        GONE,
+    )
+    report.toward_gone = {r["s"]: int(r["n"]) for r in rows}
     deadline = time.monotonic() + 4 * TTL_SECONDS + 60
     while time.monotonic() < deadline:
         await resolve_gone(cluster, report)
@@ -629,6 +642,7 @@ async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
         "gone_after_seconds": None if report.gone_at is None else round(report.gone_at),
         "attempted_to_gone_peer": len(to_gone),
         "acknowledged_to_gone_peer": sum(1 for a in to_gone if a.outcome == "acknowledged"),
+        "sent_to_gone_peer_by_the_hub_when_faults_stopped": report.toward_gone,
         "resolved_by_operator": len(report.resolved),
         "resolved_but_booked_by_gone_peer": against_gone,
         **settlements,
