@@ -597,6 +597,12 @@ async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
         invariants = "ok"
     except AssertionError as exc:
         invariants = f"failed: {exc}"
+    in_flight = await _in_flight(alive)
+    unanswered = [
+        {"origin": a.origin, "payee": a.payee, "key": a.key, "trade_id": a.trade_id}
+        for a in attempts
+        if a.outcome == "unknown"
+    ]
     checkpoints = await asyncio.to_thread(sign_checkpoints, cluster)
     settlements = await _settlement_outcomes(cluster, report)
     to_gone = [a for a in attempts if a.destination == GONE]
@@ -638,6 +644,8 @@ async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
         "retries": sum(a.tries - 1 for a in attempts),
         "server_errors": sum(a.server_errors for a in attempts),
         "invariants": invariants,
+        "in_flight_at_the_end": in_flight,
+        "unanswered_detail": unanswered[:20],
         "gone_peer": GONE,
         "gone_after_seconds": None if report.gone_at is None else round(report.gone_at),
         "attempted_to_gone_peer": len(to_gone),
@@ -651,6 +659,22 @@ async def check(cluster: Cluster, report: Report) -> dict[str, Any]:
         "reversed_twice": reversed_twice,
         "checkpoints_signed": checkpoints,
     }
+
+
+async def _in_flight(nodes: list[Node]) -> list[dict[str, Any]]:
+    """What is still in flight when the run is checked (none, when all is well): enough to see
+    why, should a run end with something stuck."""
+    stuck = []
+    for node in nodes:
+        rows = await node.fetch(
+            "SELECT t.transfer_id::text AS transfer_id, t.direction, t.status, l.peer_code,"
+            " t.payee_address, t.kind, t.attempts, t.last_error, t.expires_at::text,"
+            " t.created_at::text, t.next_attempt_at::text"
+            " FROM transfers t JOIN links l ON l.id = t.link_id"
+            " WHERE t.status IN ('prepared', 'forwarded') ORDER BY t.created_at LIMIT 20"
+        )
+        stuck += [{"node": node.name, **dict(r)} for r in rows]
+    return stuck
 
 
 def sign_checkpoints(cluster: Cluster) -> dict[str, str]:
