@@ -24,8 +24,11 @@ from fastapi import FastAPI
 
 from tests.helpers import Api, Net, auth
 
-# How far ahead the writes below set their expiries; the test waits past it before retrying.
-SOON = timedelta(seconds=1.5)
+# How far ahead the writes below set their expiries: far enough that every first request is
+# sent before its expiry, however slow the machine (all are built, then all sent); the test
+# waits past the latest of them before retrying.
+SOON = timedelta(seconds=15)
+_LATEST: list[datetime] = []
 # The parts of a first answer that a replay does not repeat: a new key's token is shown once.
 SECRET_FIELDS = {"token"}
 
@@ -48,7 +51,9 @@ class Call:
 
 
 def _soon() -> str:
-    return (datetime.now(UTC) + SOON).isoformat()
+    moment = datetime.now(UTC) + SOON
+    _LATEST.append(moment)
+    return moment.isoformat()
 
 
 def _peer_key() -> dict[str, str]:
@@ -102,8 +107,9 @@ class World:
         return peer
 
     async def move_on(self) -> None:
-        """Time passes, limits rise, members are suspended."""
-        await asyncio.sleep(SOON.total_seconds() + 0.5)
+        """Time passes (every expiry set above), limits rise, members are suspended."""
+        latest = max(_LATEST, default=datetime.now(UTC))
+        await asyncio.sleep(max(0.0, (latest - datetime.now(UTC)).total_seconds()) + 0.5)
         for net in self.nets:
             r = await self.api.client.get(
                 f"{net.base}/accounts", params={"limit": 500}, headers=auth(net.operator)

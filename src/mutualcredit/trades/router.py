@@ -264,7 +264,7 @@ async def reverse_trade(
     response_model=Trade,
     summary="Void a pending trade: release the hold (payee or operator)",
 )
-@answers(TradeNotFound, TradeNotPending, TradeFederated)
+@answers(TradeNotFound, TradeNotPending, TradeExpired, TradeFederated)
 async def void_trade(
     network: str,
     net_id: NetworkId,
@@ -276,7 +276,8 @@ async def void_trade(
 ) -> Response:
     """The payee or an operator of the network (or the platform): a hold is the payer's promise,
     which the payer cannot withdraw alone. Releases the hold. Refused with 409 `trade_not_pending`
-    once it is posted, voided or expired, and `trade_federated` for a cross-network hold."""
+    once it is posted, voided or expired, `trade_expired` when its expiry has passed (the hold is
+    released as expired), and `trade_federated` for a cross-network hold."""
 
     async def write() -> Trade:
         return await service.resolve_trade(session, principal, net_id, trade_id, "void")
