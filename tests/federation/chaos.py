@@ -54,6 +54,7 @@ that no hold outlived its expiry; then both sides of every link sign a checkpoin
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -468,10 +469,8 @@ async def keep_resolving(cluster: Cluster, report: Report, done: asyncio.Event) 
     """The hub's operator resolves each transfer to the gone peer as its expiry passes."""
     while not done.is_set():
         await resolve_gone(cluster, report, wait=False)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), timeout=1.0)
-        except TimeoutError:
-            pass
 
 
 async def resolve_all_gone(cluster: Cluster, report: Report) -> None:
