@@ -22,7 +22,6 @@ keeps only its own account's balance (`viewer`).
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -31,9 +30,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mutualcredit.accounts.errors import AccountNotFound
 from mutualcredit.events import repository
 from mutualcredit.events.errors import UnknownEventType
-from mutualcredit.events.schemas import Event
+from mutualcredit.events.schemas import (
+    AccountEventData,
+    Event,
+    RequestData,
+    RequestEventData,
+    SettlementData,
+    SettlementEventData,
+    TradeData,
+    TradeEventData,
+    TransferData,
+    TransferEventData,
+)
 from mutualcredit.federation.models import Settlement, Transfer
 from mutualcredit.requests.models import PaymentRequest
+from mutualcredit.schemas import OutputModel
 from mutualcredit.trades.models import Trade
 
 VERSION = 1
@@ -192,30 +203,33 @@ async def _build(
         if row.subject_type == "trade":
             trade = trades[uuid.UUID(row.subject_id)]
             accounts = [codes[trade.payer_id], codes[trade.payee_id]]
-            data: dict[str, Any] = {"trade": _trade(trade, after, codes)}
+            moved = None
             if event_type in ("trade.posted", "trade.reversed"):
-                data["balances_after"] = {
+                moved = {
                     codes[a]: b
                     for a, b in balances.get(trade.id, {}).items()
                     if viewer is None or codes[a] == viewer
                 }
+            payload: OutputModel = TradeEventData(
+                trade=_trade(trade, after, codes), balances_after=moved
+            )
         elif row.subject_type == "payment_request":
             request = requests[uuid.UUID(row.subject_id)]
             accounts = [codes[request.payer_id], codes[request.payee_id]]
-            data = {"request": _request(request, after, codes)}
+            payload = RequestEventData(request=_request(request, after, codes))
         elif row.subject_type == "account":
             code = codes[uuid.UUID(row.subject_id)]
             accounts = [code]
-            data = {"account": code, "before": row.before, "after": after}
+            payload = AccountEventData(account=code, before=row.before, after=after)
         elif row.subject_type == "transfer":
             transfer = transfers[int(row.subject_id)]
             parties = transfer_trades.get(transfer.trade_id) if transfer.trade_id else None
             accounts = [codes[parties.payer_id], codes[parties.payee_id]] if parties else []
-            data = {"transfer": _transfer(transfer, after)}
+            payload = TransferEventData(transfer=_transfer(transfer, after))
         else:
             settlement, link_account = settlements[uuid.UUID(row.subject_id)]
             accounts = [link_account]
-            data = {"settlement": _settlement(settlement, after, link_account)}
+            payload = SettlementEventData(settlement=_settlement(settlement, after, link_account))
         events.append(
             Event(
                 id=f"evt_{network}_{row.seq}",
@@ -225,7 +239,7 @@ async def _build(
                 occurred_at=row.occurred_at,
                 network=network,
                 accounts=accounts,
-                data=data,
+                data=_dump(payload),
             )
         )
     return events
@@ -240,81 +254,54 @@ def _as_of(state: dict[str, Any], after: dict[str, Any], changing: Sequence[str]
     return state
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def _dump(payload: OutputModel) -> dict[str, Any]:
+    """The payload as JSON; `balances_after` only where a trade moved balances."""
+    data = payload.model_dump(mode="json")
+    if data.get("balances_after", {}) is None:
+        del data["balances_after"]
+    return data
 
 
-def _trade(trade: Trade, after: dict[str, Any], codes: dict[uuid.UUID, str]) -> dict[str, Any]:
+def _trade(trade: Trade, after: dict[str, Any], codes: dict[uuid.UUID, str]) -> TradeData:
     state = {
-        "id": str(trade.id),
-        "key": trade.key,
-        "kind": trade.kind,
-        "status": trade.status,
+        **_columns(trade, TradeData, "payer", "payee", "metadata"),
         "payer": codes[trade.payer_id],
         "payee": codes[trade.payee_id],
-        "amount": trade.amount,
-        "posted_amount": trade.posted_amount,
-        "description": trade.description,
-        "external_ref": trade.external_ref,
         "metadata": trade.metadata_,
-        "reverses_trade_id": str(trade.reverses_trade_id) if trade.reverses_trade_id else None,
-        "expires_at": _iso(trade.expires_at),
-        "created_at": _iso(trade.created_at),
-        "resolved_at": _iso(trade.resolved_at),
     }
-    return _as_of(state, after, ("status", "posted_amount", "resolved_at"))
+    return TradeData.model_validate(
+        _as_of(state, after, ("status", "posted_amount", "resolved_at"))
+    )
 
 
 def _request(
     request: PaymentRequest, after: dict[str, Any], codes: dict[uuid.UUID, str]
-) -> dict[str, Any]:
+) -> RequestData:
     state = {
-        "id": str(request.id),
+        **_columns(request, RequestData, "payer", "payee"),
         "payer": codes[request.payer_id],
         "payee": codes[request.payee_id],
-        "amount": request.amount,
-        "description": request.description,
-        "status": request.status,
-        "reason": request.reason,
-        "trade_id": str(request.trade_id) if request.trade_id else None,
-        "expires_at": _iso(request.expires_at),
-        "created_at": _iso(request.created_at),
-        "resolved_at": _iso(request.resolved_at),
     }
-    return _as_of(state, after, ("status", "reason", "trade_id", "resolved_at"))
+    return RequestData.model_validate(
+        _as_of(state, after, ("status", "reason", "trade_id", "resolved_at"))
+    )
 
 
-def _transfer(transfer: Transfer, after: dict[str, Any]) -> dict[str, Any]:
-    state = {
-        "transfer_id": str(transfer.transfer_id),
-        "direction": transfer.direction,
-        "kind": transfer.kind,
-        "status": transfer.status,
-        "trade_id": str(transfer.trade_id) if transfer.trade_id else None,
-        "payer_address": transfer.payer_address,
-        "payee_address": transfer.payee_address,
-        "amount_sent": transfer.amount_sent,
-        "amount_received": transfer.amount_received,
-        "rate_num": transfer.rate_num,
-        "rate_den": transfer.rate_den,
-        "reference": transfer.reference,
-        "refusal_code": transfer.refusal_code,
-        "resolved_at": _iso(transfer.resolved_at),
-    }
-    return _as_of(state, after, ("status", "refusal_code", "resolved_at"))
+def _transfer(transfer: Transfer, after: dict[str, Any]) -> TransferData:
+    state = _columns(transfer, TransferData)
+    return TransferData.model_validate(
+        _as_of(state, after, ("status", "refusal_code", "resolved_at"))
+    )
 
 
-def _settlement(settlement: Settlement, after: dict[str, Any], link_account: str) -> dict[str, Any]:
-    state = {
-        "id": str(settlement.id),
-        "link_account": link_account,
-        "reference": settlement.reference,
-        "amount": settlement.amount,
-        "status": settlement.status,
-        "transfer_id": str(settlement.transfer_id) if settlement.transfer_id else None,
-        "created_at": _iso(settlement.created_at),
-    }
-    return _as_of(state, after, ("status", "transfer_id"))
+def _settlement(settlement: Settlement, after: dict[str, Any], link_account: str) -> SettlementData:
+    state = {**_columns(settlement, SettlementData, "link_account"), "link_account": link_account}
+    return SettlementData.model_validate(_as_of(state, after, ("status", "transfer_id")))
+
+
+def _columns(row: object, model: type[OutputModel], *other: str) -> dict[str, Any]:
+    """The row's columns named like the payload's fields (but those named in `other`)."""
+    return {name: getattr(row, name) for name in model.model_fields if name not in other}
 
 
 async def require_account(session: AsyncSession, network_id: uuid.UUID, code: str) -> None:
