@@ -28,24 +28,17 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.accounts.errors import AccountNotFound
-from mutualcredit.events import repository
+from mutualcredit.events import payloads, repository
 from mutualcredit.events.errors import UnknownEventType
 from mutualcredit.events.schemas import (
     AccountEventData,
     Event,
-    RequestData,
     RequestEventData,
-    SettlementData,
     SettlementEventData,
-    TradeData,
     TradeEventData,
-    TransferData,
     TransferEventData,
 )
-from mutualcredit.federation.models import Settlement, Transfer
-from mutualcredit.requests.models import PaymentRequest
 from mutualcredit.schemas import OutputModel
-from mutualcredit.trades.models import Trade
 
 VERSION = 1
 
@@ -99,7 +92,8 @@ _BY_ACTION: dict[str, str] = {
     if not action.endswith(".created") or event_type == "request.created"
 }
 
-# Records scanned per query: a filtered read may scan several batches to fill a page.
+# Most records scanned per query: a read whose types split an action (trade.created) may
+# scan more than one batch to fill its page.
 BATCH = 500
 
 
@@ -148,6 +142,7 @@ async def read(
             return []
     code = network_code or await repository.network_code(session, network_id)
     cursor = after or 0
+    batch = min(max(limit, 1), BATCH)
     events: list[Event] = []
     while len(events) < limit:
         rows = await repository.sealed_records(
@@ -156,11 +151,11 @@ async def read(
             after=cursor,
             actions=actions,
             account_id=account_id,
-            limit=BATCH,
+            limit=batch,
         )
         typed = [(row, t) for row in rows if (t := _type(row.action, row.after)) in wanted]
         events += await _build(session, code, typed, viewer)
-        if len(rows) < BATCH:
+        if len(rows) < batch:
             break
         cursor = rows[-1].seq
     return events[:limit]
@@ -211,12 +206,12 @@ async def _build(
                     if viewer is None or codes[a] == viewer
                 }
             payload: OutputModel = TradeEventData(
-                trade=_trade(trade, after, codes), balances_after=moved
+                trade=payloads.trade(trade, after, codes), balances_after=moved
             )
         elif row.subject_type == "payment_request":
             request = requests[uuid.UUID(row.subject_id)]
             accounts = [codes[request.payer_id], codes[request.payee_id]]
-            payload = RequestEventData(request=_request(request, after, codes))
+            payload = RequestEventData(request=payloads.request(request, after, codes))
         elif row.subject_type == "account":
             code = codes[uuid.UUID(row.subject_id)]
             accounts = [code]
@@ -225,11 +220,13 @@ async def _build(
             transfer = transfers[int(row.subject_id)]
             parties = transfer_trades.get(transfer.trade_id) if transfer.trade_id else None
             accounts = [codes[parties.payer_id], codes[parties.payee_id]] if parties else []
-            payload = TransferEventData(transfer=_transfer(transfer, after))
+            payload = TransferEventData(transfer=payloads.transfer(transfer, after))
         else:
             settlement, link_account = settlements[uuid.UUID(row.subject_id)]
             accounts = [link_account]
-            payload = SettlementEventData(settlement=_settlement(settlement, after, link_account))
+            payload = SettlementEventData(
+                settlement=payloads.settlement(settlement, after, link_account)
+            )
         events.append(
             Event(
                 id=f"evt_{network}_{row.seq}",
@@ -239,69 +236,10 @@ async def _build(
                 occurred_at=row.occurred_at,
                 network=network,
                 accounts=accounts,
-                data=_dump(payload),
+                data=payloads.dump(payload),
             )
         )
     return events
-
-
-def _as_of(state: dict[str, Any], after: dict[str, Any], changing: Sequence[str]) -> dict[str, Any]:
-    """The subject as of the event: the fields that change over its life taken from the
-    record (the row now may be further on), the others from the row."""
-    for name in changing:
-        if name in after:
-            state[name] = after[name]
-    return state
-
-
-def _dump(payload: OutputModel) -> dict[str, Any]:
-    """The payload as JSON; `balances_after` only where a trade moved balances."""
-    data = payload.model_dump(mode="json")
-    if data.get("balances_after", {}) is None:
-        del data["balances_after"]
-    return data
-
-
-def _trade(trade: Trade, after: dict[str, Any], codes: dict[uuid.UUID, str]) -> TradeData:
-    state = {
-        **_columns(trade, TradeData, "payer", "payee", "metadata"),
-        "payer": codes[trade.payer_id],
-        "payee": codes[trade.payee_id],
-        "metadata": trade.metadata_,
-    }
-    return TradeData.model_validate(
-        _as_of(state, after, ("status", "posted_amount", "resolved_at"))
-    )
-
-
-def _request(
-    request: PaymentRequest, after: dict[str, Any], codes: dict[uuid.UUID, str]
-) -> RequestData:
-    state = {
-        **_columns(request, RequestData, "payer", "payee"),
-        "payer": codes[request.payer_id],
-        "payee": codes[request.payee_id],
-    }
-    return RequestData.model_validate(
-        _as_of(state, after, ("status", "reason", "trade_id", "resolved_at"))
-    )
-
-
-def _transfer(transfer: Transfer, after: dict[str, Any]) -> TransferData:
-    state = _columns(transfer, TransferData)
-    return TransferData.model_validate(
-        _as_of(state, after, ("status", "refusal_code", "resolved_at"))
-    )
-
-
-def _settlement(settlement: Settlement, after: dict[str, Any], link_account: str) -> SettlementData:
-    state = {**_columns(settlement, SettlementData, "link_account"), "link_account": link_account}
-    return SettlementData.model_validate(_as_of(state, after, ("status", "transfer_id")))
-
-
-def _columns(row: object, model: type[OutputModel], *other: str) -> dict[str, Any]:
-    """The row's columns named like the payload's fields (but those named in `other`)."""
-    return {name: getattr(row, name) for name in model.model_fields if name not in other}
 
 
 async def require_account(session: AsyncSession, network_id: uuid.UUID, code: str) -> None:
