@@ -221,12 +221,15 @@ async def _build(
             parties = transfer_trades.get(transfer.trade_id) if transfer.trade_id else None
             accounts = [codes[parties.payer_id], codes[parties.payee_id]] if parties else []
             payload = TransferEventData(transfer=payloads.transfer(transfer, after))
-        else:
+        elif row.subject_type == "settlement":
             settlement, link_account = settlements[uuid.UUID(row.subject_id)]
             accounts = [link_account]
             payload = SettlementEventData(
                 settlement=payloads.settlement(settlement, after, link_account)
             )
+        else:
+            # A type added to SOURCES needs its payload here: never skip an event silently.
+            raise RuntimeError(f"no payload for events about a {row.subject_type}")
         events.append(
             Event(
                 id=f"evt_{network}_{row.seq}",
