@@ -18,6 +18,7 @@ from mutualcredit.limits.models import LimitChange
 from mutualcredit.networks.models import Network
 from mutualcredit.requests.models import PayeeApproval, PaymentRequest
 from mutualcredit.trades.models import Entry, Trade, TradeRejection
+from mutualcredit.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookRedelivery
 
 metadata = Base.metadata
 
@@ -40,6 +41,9 @@ __all__ = [
     "Settlement",
     "Trade",
     "TradeRejection",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookRedelivery",
     "Transfer",
     "metadata",
 ]
