@@ -21,6 +21,7 @@ from mutualcredit.auth.router import router as keys_router
 from mutualcredit.config import Settings
 from mutualcredit.db import DatabaseTimeouts, create_engine, create_write_pool, make_sessionmaker
 from mutualcredit.errors import install_handlers
+from mutualcredit.events.router import router as events_router
 from mutualcredit.exports.router import router as exports_router
 from mutualcredit.federation import peers as federation_peers
 from mutualcredit.federation import worker as federation_worker
@@ -187,6 +188,7 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         audit_router,
         health_router,
         exports_router,
+        events_router,
         federation_router,
         federation_statements_router,
         federation_peer_router,

@@ -1,0 +1,146 @@
+"""SQL only: the sealed audit records that become events, and the rows they are about.
+
+Records are read by their chain `seq` (unique per network, `audit_log_network_id_seq_key`), which
+the sealer assigns after commit, in the order it finds records committed: see service.py."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, Text, and_, cast, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mutualcredit.accounts.models import Account
+from mutualcredit.audit.models import AuditRecord
+from mutualcredit.federation.models import Link, Settlement, Transfer
+from mutualcredit.networks.models import Network
+from mutualcredit.requests.models import PaymentRequest
+from mutualcredit.trades.models import Entry, Trade
+
+
+async def sealed_records(
+    session: AsyncSession,
+    network_id: uuid.UUID,
+    *,
+    after: int,
+    actions: Sequence[str],
+    account_id: uuid.UUID | None,
+    limit: int,
+) -> Sequence[Row[Any]]:
+    """Sealed records of `actions` after `after`, in seq order; those about `account_id` only,
+    if given (the account itself, its trades and requests, the transfers of its trades)."""
+    query = select(
+        AuditRecord.seq,
+        AuditRecord.occurred_at,
+        AuditRecord.action,
+        AuditRecord.subject_type,
+        AuditRecord.subject_id,
+        AuditRecord.before,
+        AuditRecord.after,
+    ).where(
+        AuditRecord.network_id == network_id,
+        AuditRecord.seq > after,
+        AuditRecord.action.in_(actions),
+    )
+    if account_id is not None:
+        query = query.where(_about(network_id, account_id))
+    return (await session.execute(query.order_by(AuditRecord.seq).limit(limit))).all()
+
+
+def _about(network_id: uuid.UUID, account_id: uuid.UUID) -> Any:
+    parties = or_(Trade.payer_id == account_id, Trade.payee_id == account_id)
+    trades = select(cast(Trade.id, Text)).where(Trade.network_id == network_id, parties)
+    requests = select(cast(PaymentRequest.id, Text)).where(
+        PaymentRequest.network_id == network_id,
+        or_(PaymentRequest.payer_id == account_id, PaymentRequest.payee_id == account_id),
+    )
+    transfers = (
+        select(cast(Transfer.id, Text))
+        .join(Trade, Trade.id == Transfer.trade_id)
+        .where(Transfer.network_id == network_id, parties)
+    )
+    return or_(
+        and_(AuditRecord.subject_type == "account", AuditRecord.subject_id == str(account_id)),
+        and_(AuditRecord.subject_type == "trade", AuditRecord.subject_id.in_(trades)),
+        and_(
+            AuditRecord.subject_type == "payment_request",
+            AuditRecord.subject_id.in_(requests),
+        ),
+        and_(AuditRecord.subject_type == "transfer", AuditRecord.subject_id.in_(transfers)),
+    )
+
+
+async def trades(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Trade]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Trade).where(Trade.id.in_(ids)))
+    return {t.id: t for t in rows}
+
+
+async def balances_after(
+    session: AsyncSession, trade_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
+    """Each posted trade's entries: the balance of each of its accounts just after it."""
+    if not trade_ids:
+        return {}
+    rows = await session.execute(
+        select(Entry.trade_id, Entry.account_id, Entry.balance_after).where(
+            Entry.trade_id.in_(trade_ids)
+        )
+    )
+    found: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
+    for row in rows:
+        found.setdefault(row.trade_id, {})[row.account_id] = row.balance_after
+    return found
+
+
+async def requests(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, PaymentRequest]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(PaymentRequest).where(PaymentRequest.id.in_(ids)))
+    return {r.id: r for r in rows}
+
+
+async def transfers(session: AsyncSession, ids: Sequence[int]) -> dict[int, Transfer]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Transfer).where(Transfer.id.in_(ids)))
+    return {t.id: t for t in rows}
+
+
+async def settlements(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Settlement, str]]:
+    """Each settlement with the code of its link's account."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Settlement, Account.code)
+        .join(Link, Link.id == Settlement.link_id)
+        .join(Account, Account.id == Link.account_id)
+        .where(Settlement.id.in_(ids))
+    )
+    return {s.id: (s, code) for s, code in rows.tuples()}
+
+
+async def account_codes(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(Account.id, Account.code).where(Account.id.in_(ids)))
+    return {row.id: row.code for row in rows}
+
+
+async def account_id(session: AsyncSession, network_id: uuid.UUID, code: str) -> uuid.UUID | None:
+    found: uuid.UUID | None = await session.scalar(
+        select(Account.id).where(Account.network_id == network_id, Account.code == code)
+    )
+    return found
+
+
+async def network_code(session: AsyncSession, network_id: uuid.UUID) -> str:
+    code: str = (
+        await session.execute(select(Network.code).where(Network.id == network_id))
+    ).scalar_one()
+    return code
