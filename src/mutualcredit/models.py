@@ -41,9 +41,9 @@ __all__ = [
     "Settlement",
     "Trade",
     "TradeRejection",
+    "Transfer",
     "WebhookAttempt",
     "WebhookEndpoint",
     "WebhookRedelivery",
-    "Transfer",
     "metadata",
 ]

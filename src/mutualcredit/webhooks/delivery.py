@@ -40,6 +40,7 @@ from mutualcredit.events.schemas import Event
 from mutualcredit.webhooks import signing
 from mutualcredit.webhooks.context import Webhooks
 from mutualcredit.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookRedelivery
+from mutualcredit.webhooks.service import head_seq
 
 log = logging.getLogger("mutualcredit.webhooks")
 
@@ -87,9 +88,7 @@ def _secrets(endpoint: WebhookEndpoint, key: bytes, now: datetime) -> list[str]:
     return found
 
 
-async def _next_event(
-    session: AsyncSession, endpoint: WebhookEndpoint, after: int
-) -> Event | None:
+async def _next_event(session: AsyncSession, endpoint: WebhookEndpoint, after: int) -> Event | None:
     found = await events.read(
         session,
         endpoint.network_id,
@@ -105,7 +104,7 @@ def _lease(hooks: Webhooks, now: datetime) -> datetime:
     return now + timedelta(seconds=hooks.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
 
 
-async def _claim_endpoint(hooks: Webhooks) -> Job | None | bool:
+async def _claim_endpoint(hooks: Webhooks) -> Job | bool | None:
     """The next event of a due endpoint, leased; True for an endpoint with nothing to send
     (looked at again after the loop's interval); None when no endpoint is due."""
     async with hooks.sessionmaker.begin() as session:
@@ -119,8 +118,13 @@ async def _claim_endpoint(hooks: Webhooks) -> Job | None | bool:
         )
         if endpoint is None:
             return None
+        # The sealed seqs are a prefix of the chain (events.service), so when nothing up to the
+        # head read first is for this endpoint, its cursor can skip to the head: an idle
+        # endpoint is not read from far behind again at every look.
+        head = await head_seq(session, endpoint.network_id)
         event = await _next_event(session, endpoint, endpoint.cursor)
         if event is None:
+            endpoint.cursor = max(endpoint.cursor, head)
             endpoint.next_attempt_at = now + timedelta(
                 seconds=hooks.settings.webhook_interval_seconds
             )
@@ -137,7 +141,7 @@ async def _claim_endpoint(hooks: Webhooks) -> Job | None | bool:
         )
 
 
-async def _claim_redelivery(hooks: Webhooks) -> Job | None | bool:
+async def _claim_redelivery(hooks: Webhooks) -> Job | bool | None:
     async with hooks.sessionmaker.begin() as session:
         now = datetime.now(UTC)
         row = (

@@ -19,14 +19,6 @@ class WebhookUrlNotAllowed(ProblemError):
     title = "Webhook URL not allowed"
 
 
-class UnknownEventType(ProblemError):
-    """An event type the service does not publish."""
-
-    status = 422
-    code = "unknown_event_type"
-    title = "Unknown event type"
-
-
 class EventNotFound(NotFound):
     """No event with this seq in this network that the endpoint subscribes to."""
 

@@ -104,9 +104,7 @@ class WebhookAttempt(Base):
 
     __tablename__ = "webhook_attempts"
     __table_args__ = (
-        CheckConstraint(
-            "outcome IN ('delivered', 'retrying', 'failed')", name="outcome_valid"
-        ),
+        CheckConstraint("outcome IN ('delivered', 'retrying', 'failed')", name="outcome_valid"),
         Index(None, "endpoint_id", "id"),
     )
 

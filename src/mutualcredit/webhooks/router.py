@@ -8,6 +8,7 @@ from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_operator, require_reader
 from mutualcredit.db import Session
+from mutualcredit.events.errors import UnknownEventType
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.dependencies import NetworkId
 from mutualcredit.pagination import Cursor, PageSize
@@ -15,12 +16,7 @@ from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import Page
 from mutualcredit.webhooks import service
 from mutualcredit.webhooks.context import Webhooks
-from mutualcredit.webhooks.errors import (
-    EventNotFound,
-    UnknownEventType,
-    WebhookNotFound,
-    WebhookUrlNotAllowed,
-)
+from mutualcredit.webhooks.errors import EventNotFound, WebhookNotFound, WebhookUrlNotAllowed
 from mutualcredit.webhooks.schemas import (
     Redelivery,
     RedeliveryCreate,
@@ -254,9 +250,7 @@ async def list_webhook_attempts(
     """An operator or auditor of the network (or the platform). Every attempt: the event, the
     attempt's number, the status code, the latency, the error, and its outcome."""
     require_reader(principal)
-    rows, next_cursor = await service.attempts(
-        session, net_id, webhook, cursor=cursor, limit=limit
-    )
+    rows, next_cursor = await service.attempts(session, net_id, webhook, cursor=cursor, limit=limit)
     return Page[WebhookAttempt](
         items=[WebhookAttempt.model_validate(r) for r in rows], next_cursor=next_cursor
     )

@@ -15,15 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mutualcredit import egress
 from mutualcredit.audit.models import AuditRecord
 from mutualcredit.events import service as events
-from mutualcredit.events.service import EVENT_TYPES
 from mutualcredit.pagination import after_int, page
 from mutualcredit.webhooks import signing
-from mutualcredit.webhooks.errors import (
-    EventNotFound,
-    UnknownEventType,
-    WebhookNotFound,
-    WebhookUrlNotAllowed,
-)
+from mutualcredit.webhooks.errors import EventNotFound, WebhookNotFound, WebhookUrlNotAllowed
 from mutualcredit.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookRedelivery
 from mutualcredit.webhooks.schemas import WebhookCreate, WebhookUpdate
 
@@ -39,13 +33,10 @@ def check_url(url: str, *, allow_private: bool) -> None:
 
 
 def check_types(types: list[str] | None) -> list[str] | None:
+    """The types, each checked against events.service.EVENT_TYPES (unknown_event_type)."""
     if types is None:
         return None
-    unknown = sorted(set(types) - set(EVENT_TYPES))
-    if unknown:
-        raise UnknownEventType(
-            f"event_types: {', '.join(unknown)} not published", known=sorted(EVENT_TYPES)
-        )
+    events.check_types(types)
     return sorted(set(types))
 
 
@@ -89,7 +80,11 @@ async def create(
 
 
 async def get(
-    session: AsyncSession, network_id: uuid.UUID, endpoint_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession,
+    network_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    for_update: bool = False,
 ) -> WebhookEndpoint:
     query = select(WebhookEndpoint).where(
         WebhookEndpoint.network_id == network_id, WebhookEndpoint.id == endpoint_id
@@ -102,9 +97,7 @@ async def get(
     return endpoint
 
 
-async def list_endpoints(
-    session: AsyncSession, network_id: uuid.UUID
-) -> list[WebhookEndpoint]:
+async def list_endpoints(session: AsyncSession, network_id: uuid.UUID) -> list[WebhookEndpoint]:
     query = (
         select(WebhookEndpoint)
         .where(WebhookEndpoint.network_id == network_id)
