@@ -24,9 +24,10 @@ class Receiver:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "Receiver":
+    def start(self, *secrets: str) -> "Receiver":
+        """Starts the process, verifying with `secrets` from its first delivery."""
         self.proc = subprocess.Popen(  # noqa: S603 - our own script
-            [sys.executable, "-m", "tests.webhooks.receiver", str(self.port)]
+            [sys.executable, "-m", "tests.webhooks.receiver", str(self.port), *secrets]
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -1,4 +1,5 @@
-"""A webhook receiver, run as its own process: `python -m tests.webhooks.receiver <port>`.
+"""A webhook receiver, run as its own process:
+`python -m tests.webhooks.receiver <port> [secret ...]`.
 
 It verifies every delivery with the `standardwebhooks` package (a verifier we did not write),
 against each secret it was given, and records what it got. A test steers it over HTTP:
@@ -101,6 +102,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
+    STATE["secrets"] = sys.argv[2:]
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
     server.daemon_threads = True
     server.serve_forever()
