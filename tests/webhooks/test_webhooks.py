@@ -288,12 +288,12 @@ def test_two_processes_on_one_database_deliver_each_event_once(
 @pytest.fixture(scope="module")
 def strict(server_url: str) -> Iterator[Node]:
     """A service that may not call private addresses, and disables an endpoint after about
-    nine seconds of failures."""
+    four seconds of failures (at its next failed attempt)."""
     c = Cluster(
         server_url,
         Path(tempfile.mkdtemp(prefix="mc-hooks-strict-")),
         MUTUALCREDIT_OUTBOUND_ALLOW_PRIVATE="false",
-        MUTUALCREDIT_WEBHOOK_DISABLE_AFTER_DAYS="0.0001",
+        MUTUALCREDIT_WEBHOOK_DISABLE_AFTER_DAYS="0.00005",
         **SETTINGS,
     )
     try:
