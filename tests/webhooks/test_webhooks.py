@@ -5,7 +5,10 @@ every delivery with the `standardwebhooks` package. Retries are scaled down
 (MUTUALCREDIT_WEBHOOK_RETRY_SCALE=0.02: 0.1 s, 6 s, 36 s, ...) so that a test sees several."""
 
 import ipaddress
+import os
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -332,3 +335,31 @@ def test_private_urls_are_refused_when_saved_and_at_connect_time(
     )
     r = strict.request("GET", f"/webhooks/{endpoint['id']}", strict.operator)
     assert r.json()["status_reason"].startswith("no successful delivery since")
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_receiver_verifies_a_delivery(node: Node, tmp_path: Path) -> None:
+    """The receiver of the README's Webhooks section, run as written, verifies a delivery."""
+    section = README.read_text().split("## Webhooks\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "receiver.py"
+    script.write_text(code)
+    out = tmp_path / "out.txt"
+    port = free_port()
+    r = node.request("POST", "/webhooks", node.operator, json={"url": f"http://127.0.0.1:{port}/"})
+    endpoint = r.json()
+    env = {**os.environ, "WEBHOOK_SECRET": endpoint["secret"], "PORT": str(port)}
+    with out.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=sink)  # noqa: S603
+    try:
+        trade = pay(node, 7)
+        wait(lambda: trade in out.read_text())
+        assert out.read_text().startswith("trade.posted evt_hk_")
+        log = attempts(node, endpoint)
+        assert log[-1]["status_code"] == 204
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        disable(node, endpoint)

@@ -91,7 +91,8 @@ async def create_webhook(
 async def list_webhooks(
     network: str, net_id: NetworkId, session: Session, principal: CurrentPrincipal
 ) -> list[Webhook]:
-    """An operator or auditor of the network (or the platform)."""
+    """An operator or auditor of the network (or the platform). Every endpoint, oldest first,
+    with its delivery state (cursor, failing since, next attempt); never a secret."""
     require_reader(principal)
     return [Webhook.model_validate(e) for e in await service.list_endpoints(session, net_id)]
 
@@ -105,7 +106,8 @@ async def get_webhook(
     session: Session,
     principal: CurrentPrincipal,
 ) -> Webhook:
-    """An operator or auditor of the network (or the platform)."""
+    """An operator or auditor of the network (or the platform). The endpoint and its delivery
+    state (cursor, failing since, next attempt); never its secret."""
     require_reader(principal)
     return Webhook.model_validate(await service.get(session, net_id, webhook))
 
