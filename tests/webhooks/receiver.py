@@ -7,7 +7,7 @@ against each secret it was given, and records what it got. A test steers it over
     POST /control   {"secrets": [...], "fail": n, "redirect": url, "delay": s, "huge": bool}
                     secrets to verify with; answer the next n deliveries with 500; answer
                     every delivery with a 302 to `redirect`; sleep `delay` seconds before
-                    answering; answer with a body of 64 MiB
+                    answering; answer 200 with a body of 64 MiB, slowly
     GET  /received  every delivery so far: webhook-id, the indexes of the secrets that verify
                     it, the body (parsed) and the status answered
     anything else   a delivery: recorded, and answered as the controls say (204 by default)
@@ -91,6 +91,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 for _ in range(64):
                     self.wfile.write(chunk)
+                    time.sleep(0.05)  # 3 s for the whole: longer than the service waits
             except OSError:
                 pass  # the service stopped reading, as it should
             return

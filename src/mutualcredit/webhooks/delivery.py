@@ -71,7 +71,8 @@ class Answer:
 
     @property
     def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+        """Answered 2xx, in time (an answer whose body outlasts the timeout is retried)."""
+        return self.error is None and self.status_code is not None and self.status_code < 300
 
 
 def _secrets(endpoint: WebhookEndpoint, key: bytes, now: datetime) -> list[str]:
