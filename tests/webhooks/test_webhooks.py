@@ -253,6 +253,11 @@ def test_management_refusals(node: Node) -> None:
     r = node.request("GET", f"/webhooks/{uuid.uuid4()}", node.operator)
     assert r.status_code == 404
     assert r.json()["code"] == "webhook_not_found"
+    r = node.request(
+        "POST", "/webhooks", node.operator, json={"url": "https://x.example", "account": "nobody"}
+    )
+    assert r.status_code == 404
+    assert r.json()["code"] == "account_not_found"
     r = node.request("POST", "/webhooks", node.members["ann"], json={"url": "https://x.example"})
     assert r.status_code == 403
 

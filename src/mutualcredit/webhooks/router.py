@@ -4,6 +4,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from mutualcredit.accounts.errors import AccountNotFound
 from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import CurrentPrincipal
 from mutualcredit.auth.permissions import require_operator, require_reader
@@ -45,7 +46,7 @@ def _hooks(request: Request) -> Webhooks:
     response_model=WebhookWithSecret,
     summary="Register a webhook endpoint; its signing secret is shown once (operator)",
 )
-@answers(WebhookUrlNotAllowed, UnknownEventType)
+@answers(WebhookUrlNotAllowed, UnknownEventType, AccountNotFound)
 async def create_webhook(
     network: str,
     net_id: NetworkId,
@@ -58,7 +59,8 @@ async def create_webhook(
     """An operator of the network (or the platform). Events of the network (of `event_types`,
     or all; about `account`, or all) are POSTed to `url` from now on, signed as Standard
     Webhooks describes with the `secret` in this answer (a replay of the request answers
-    without it)."""
+    without it). Members cannot register endpoints: a URL the service calls on the network's
+    behalf is the operator's decision, and a member reads its own events from the feed."""
     require_operator(principal)
     hooks = _hooks(request)
 
@@ -117,7 +119,7 @@ async def get_webhook(
     response_model=Webhook,
     summary="Change a webhook endpoint: URL, event types, account, enable or disable (operator)",
 )
-@answers(WebhookNotFound, WebhookUrlNotAllowed, UnknownEventType)
+@answers(WebhookNotFound, WebhookUrlNotAllowed, UnknownEventType, AccountNotFound)
 async def update_webhook(
     network: str,
     net_id: NetworkId,

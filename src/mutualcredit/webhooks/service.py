@@ -59,6 +59,8 @@ async def create(
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (returned here only)."""
     check_url(data.url, allow_private=allow_private)
+    if data.account is not None:
+        await events.require_account(session, network_id, data.account)
     endpoint_id = uuid.uuid4()
     secret = signing.new_secret()
     endpoint = WebhookEndpoint(
@@ -123,6 +125,8 @@ async def update(
     elif data.event_types is not None:
         endpoint.event_types = check_types(data.event_types)
     if "account" in data.model_fields_set:
+        if data.account is not None:
+            await events.require_account(session, network_id, data.account)
         endpoint.account = data.account
     if data.description is not None:
         endpoint.description = data.description
