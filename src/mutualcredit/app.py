@@ -22,6 +22,7 @@ from mutualcredit.config import Settings
 from mutualcredit.db import DatabaseTimeouts, create_engine, create_write_pool, make_sessionmaker
 from mutualcredit.errors import install_handlers
 from mutualcredit.events.router import router as events_router
+from mutualcredit.events.webhooks import webhooks as event_webhooks
 from mutualcredit.exports.router import router as exports_router
 from mutualcredit.federation import peers as federation_peers
 from mutualcredit.federation import worker as federation_worker
@@ -195,6 +196,7 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         webhooks_router,
     ):
         app.include_router(router)
+    app.webhooks.include_router(event_webhooks)
     describe(app)
     add_pages(app)
     return app

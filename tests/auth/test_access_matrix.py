@@ -154,6 +154,7 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ("DELETE", "{n}/accounts/a/approvals/b", None, {MEMBER} | RUNNERS),
     ("GET", "{n}/audit", None, READERS),
     ("GET", "{n}/audit/verify", None, READERS),
+    ("GET", "{n}/events", None, {MEMBER, PAYEE, OTHER_MEMBER} | READERS),
     ("GET", "{n}/health", None, READERS),
     ("GET", "{n}/federation/identity", None, READERS),
     ("POST", "{n}/federation/keys/rotate", None, RUNNERS),

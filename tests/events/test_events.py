@@ -5,9 +5,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI
+from openapi_schema_validator import validate
 
 from mutualcredit import jobs
+from mutualcredit.events.service import EVENT_TYPES
 from tests.helpers import Api, Net, assert_problem, auth
 
 
@@ -245,3 +248,61 @@ async def _auditor(api: Api, net: Net) -> str:
     assert r.status_code == 201, r.text
     token: str = r.json()["token"]
     return token
+
+
+async def test_a_change_rolled_back_or_refused_is_never_announced(
+    api: Api, app: FastAPI, db: asyncpg.Connection
+) -> None:
+    net = await api.network(default_credit_limit=100)
+    await api.account(net, "cafe")
+    await api.account(net, "alice")
+    transaction = db.transaction()
+    await transaction.start()
+    await db.execute(
+        "UPDATE accounts a SET status = 'suspended' FROM networks n"
+        " WHERE n.id = a.network_id AND n.code = $1 AND a.code = 'cafe'",
+        net.code,
+    )
+    await transaction.rollback()
+    assert_problem(await api.pay(net, "alice", "cafe", 500), 409, "credit_limit_exceeded")
+    assert (await api.pay(net, "alice", "cafe", 5)).status_code == 201
+    assert [e["type"] for e in await feed(api, app, net)] == ["trade.posted"]
+
+
+async def test_every_type_is_in_the_document_and_every_event_has_its_shape(
+    api: Api, app: FastAPI
+) -> None:
+    """The OpenAPI document's `webhooks` name every event type, and the feed's events validate
+    against the schema the document gives their type (checked by openapi-schema-validator)."""
+    document = app.openapi()
+    assert set(document["webhooks"]) == set(EVENT_TYPES)
+    net = await api.network(default_credit_limit=1000)
+    await api.account(net, "cafe")
+    await api.account(net, "alice")
+    hold = (await api.pay(net, "alice", "cafe", 10, pending=True)).json()
+    r = await api.client.post(
+        f"{net.base}/trades/{hold['id']}/void",
+        headers={**auth(net.operator), "Idempotency-Key": "void-shape"},
+    )
+    assert r.status_code == 200, r.text
+    r = await api.client.post(
+        f"{net.base}/requests",
+        json={"payer": "alice", "payee": "cafe", "amount": 3},
+        headers=auth(net.operator),
+    )
+    assert r.status_code == 201, r.text
+    r = await api.client.post(
+        f"{net.base}/accounts/alice/suspend", json={"reason": "x"}, headers=auth(net.operator)
+    )
+    assert r.status_code == 200, r.text
+    events = await feed(api, app, net)
+    assert [e["type"] for e in events] == [
+        "trade.held",
+        "trade.voided",
+        "request.created",
+        "account.suspended",
+    ]
+    for event in events:
+        operation = document["webhooks"][event["type"]]["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        validate(event, {"$ref": ref, "components": document["components"]})

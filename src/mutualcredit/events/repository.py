@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, Text, and_, cast, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Row, Uuid, case, cast, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.accounts.models import Account
@@ -47,26 +47,33 @@ async def sealed_records(
     return (await session.execute(query.order_by(AuditRecord.seq).limit(limit))).all()
 
 
-def _about(network_id: uuid.UUID, account_id: uuid.UUID) -> Any:
+def _about(network_id: uuid.UUID, account_id: uuid.UUID) -> ColumnElement[bool]:
+    """The record is about the account. Checked per record, by primary key, so that a read
+    costs what it scans of the log after its cursor, not the account's whole history (a long
+    poll repeats it every fraction of a second). The CASE casts a subject id only for its own
+    subject type."""
+    subject = AuditRecord.subject_id
     parties = or_(Trade.payer_id == account_id, Trade.payee_id == account_id)
-    trades = select(cast(Trade.id, Text)).where(Trade.network_id == network_id, parties)
-    requests = select(cast(PaymentRequest.id, Text)).where(
-        PaymentRequest.network_id == network_id,
-        or_(PaymentRequest.payer_id == account_id, PaymentRequest.payee_id == account_id),
+    trade = exists().where(Trade.id == cast(subject, Uuid), parties).correlate(AuditRecord)
+    request = (
+        exists()
+        .where(
+            PaymentRequest.id == cast(subject, Uuid),
+            or_(PaymentRequest.payer_id == account_id, PaymentRequest.payee_id == account_id),
+        )
+        .correlate(AuditRecord)
     )
-    transfers = (
-        select(cast(Transfer.id, Text))
-        .join(Trade, Trade.id == Transfer.trade_id)
-        .where(Transfer.network_id == network_id, parties)
+    transfer = (
+        exists()
+        .where(Transfer.id == cast(subject, BigInteger), Trade.id == Transfer.trade_id, parties)
+        .correlate(AuditRecord)
     )
-    return or_(
-        and_(AuditRecord.subject_type == "account", AuditRecord.subject_id == str(account_id)),
-        and_(AuditRecord.subject_type == "trade", AuditRecord.subject_id.in_(trades)),
-        and_(
-            AuditRecord.subject_type == "payment_request",
-            AuditRecord.subject_id.in_(requests),
-        ),
-        and_(AuditRecord.subject_type == "transfer", AuditRecord.subject_id.in_(transfers)),
+    return case(
+        (AuditRecord.subject_type == "account", subject == str(account_id)),
+        (AuditRecord.subject_type == "trade", trade),
+        (AuditRecord.subject_type == "payment_request", request),
+        (AuditRecord.subject_type == "transfer", transfer),
+        else_=false(),
     )
 
 

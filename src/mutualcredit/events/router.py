@@ -24,7 +24,8 @@ from mutualcredit.events.errors import UnknownEventType
 from mutualcredit.events.schemas import Event
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.dependencies import NetworkId
-from mutualcredit.schemas import OutputModel
+from mutualcredit.pagination import PageSize
+from mutualcredit.schemas import Count, OutputModel
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/v1/networks/{network}", tags=["events"])
 
@@ -51,9 +52,7 @@ async def list_events(
     net_id: NetworkId,
     session: Session,
     principal: CurrentPrincipal,
-    after: Annotated[
-        int, Query(ge=0, description="Events after this seq (0: from the first).")
-    ] = 0,
+    after: Annotated[Count, Query(ge=0, description="Events after this seq (0: the first).")] = 0,
     types: Annotated[
         str | None,
         Query(max_length=1000, description="Comma-separated event types (all if absent)."),
@@ -62,9 +61,9 @@ async def list_events(
         str | None,
         Query(max_length=100, description="Only events about this account (a member: its own)."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="Events per page (1-500).")] = 100,
+    limit: PageSize = 100,
     wait: Annotated[
-        float,
+        Count,
         Query(
             ge=0,
             le=MAX_WAIT_SECONDS,
