@@ -368,3 +368,31 @@ def test_the_readme_receiver_verifies_a_delivery(node: Node, tmp_path: Path) -> 
         proc.kill()
         proc.wait(timeout=10)
         disable(node, endpoint)
+
+
+def test_a_service_killed_mid_delivery_sends_it_again_with_the_same_id(
+    node: Node, receivers: list[Receiver]
+) -> None:
+    """kill -9 while the receiver holds a delivery: once the lease runs out (the timeout and
+    30 s), the restarted service sends the same event again, with the same webhook-id, and
+    goes on in order."""
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    receiver.control(secrets=[endpoint["secret"]], delay=1.5)
+    first = pay(node)
+    wait(lambda: len(receiver.received()) == 1)
+    node.kill()
+    receiver.control(delay=0)
+    node.start()
+    second = pay(node)
+    wait(lambda: len(posted(receiver.received())) == 3, seconds=90)
+    got = receiver.received()
+    assert [g["body"]["data"]["trade"]["id"] for g in got] == [first, first, second]
+    assert got[0]["id"] == got[1]["id"]
+    assert all(g["verified_by"] == [0] for g in got)
+    assert [(a["seq"], a["outcome"]) for a in attempts(node, endpoint)] == [
+        (got[1]["body"]["seq"], "delivered"),
+        (got[2]["body"]["seq"], "delivered"),
+    ]
+    disable(node, endpoint)
