@@ -6,15 +6,16 @@ one with the moment it stops signing); `status` enabled or disabled (CHECK
 webhook_endpoints_status_valid_check) with a reason; and its delivery state: the cursor over the
 network's events (the seq of the last event it is done with), the attempt at the next one, when
 that is due (also the lease a worker takes before calling out), and since when it has been
-failing. `webhook_redeliveries`: an operator's request to send one event again, retried like any
+failing. `webhook_redelivery_requests`: an operator's request to send one event again, retried like any
 delivery until done. `webhook_attempts`: the delivery log, one row per attempt (status code,
 latency, error, outcome).
 
 Audited by new triggers (files in audit/): `webhook_endpoints_audit` records every change an
-operator makes, and a disabling for failure, but not the secrets nor the delivery bookkeeping
-(the columns it names leave them out, so a delivery never runs it);
-`webhook_redeliveries_audit` records each request. The attempts are a log of their own, not
-audited. The downgrade drops the triggers and the tables.
+operator makes, a disabling for failure, and a deletion by hand, but not the secrets nor the
+delivery bookkeeping (the columns it names leave them out, so a delivery never runs it);
+`webhook_redelivery_requests_audit` records each request, not its progress; TRUNCATE of either is
+refused (`*_no_truncate`). The attempts are a log of their own, not audited. The downgrade
+drops the triggers and the tables.
 
 Revision ID: 0010
 Revises: 0008
@@ -44,21 +45,54 @@ WEBHOOK_ENDPOINTS_AUDIT = PGTrigger(
         "          OR UPDATE OF id, network_id, url, description, event_types, account, status,\n"
         "                       status_reason, secret_version, previous_secret_expires_at, created_by,\n"
         "                       created_at\n"
+        "          OR DELETE\n"
         "    ON public.webhook_endpoints\n"
         "    FOR EACH ROW EXECUTE FUNCTION mc_audit_change('secret_sealed', 'previous_sealed', 'cursor',\n"
         "                                                  'attempt', 'next_attempt_at', 'failing_since')"
     ),
 )
 
-WEBHOOK_REDELIVERIES_AUDIT = PGTrigger(
+WEBHOOK_REDELIVERY_REQUESTS_AUDIT = PGTrigger(
     schema="public",
-    signature="webhook_redeliveries_audit",
-    on_entity="public.webhook_redeliveries",
+    signature="webhook_redelivery_requests_audit",
+    on_entity="public.webhook_redelivery_requests",
     is_constraint=False,
     definition=(
-        "AFTER INSERT ON public.webhook_redeliveries\n"
-        "    FOR EACH ROW EXECUTE FUNCTION mc_audit_change()"
+        "AFTER INSERT\n"
+        "          OR UPDATE OF id, network_id, endpoint_id, seq, requested_by, created_at\n"
+        "          OR DELETE\n"
+        "    ON public.webhook_redelivery_requests\n"
+        "    FOR EACH ROW EXECUTE FUNCTION mc_audit_change('attempt', 'next_attempt_at', 'done_at')"
     ),
+)
+
+WEBHOOK_ENDPOINTS_NO_TRUNCATE = PGTrigger(
+    schema="public",
+    signature="webhook_endpoints_no_truncate",
+    on_entity="public.webhook_endpoints",
+    is_constraint=False,
+    definition=(
+        "BEFORE TRUNCATE ON public.webhook_endpoints\n"
+        "    FOR EACH STATEMENT EXECUTE FUNCTION mc_refuse_truncate()"
+    ),
+)
+
+WEBHOOK_REDELIVERY_REQUESTS_NO_TRUNCATE = PGTrigger(
+    schema="public",
+    signature="webhook_redelivery_requests_no_truncate",
+    on_entity="public.webhook_redelivery_requests",
+    is_constraint=False,
+    definition=(
+        "BEFORE TRUNCATE ON public.webhook_redelivery_requests\n"
+        "    FOR EACH STATEMENT EXECUTE FUNCTION mc_refuse_truncate()"
+    ),
+)
+
+TRIGGERS = (
+    WEBHOOK_ENDPOINTS_AUDIT,
+    WEBHOOK_REDELIVERY_REQUESTS_AUDIT,
+    WEBHOOK_ENDPOINTS_NO_TRUNCATE,
+    WEBHOOK_REDELIVERY_REQUESTS_NO_TRUNCATE,
 )
 
 
@@ -152,7 +186,7 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
-        "webhook_redeliveries",
+        "webhook_redelivery_requests",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("network_id", sa.Uuid(), nullable=False),
         sa.Column("endpoint_id", sa.Uuid(), nullable=False),
@@ -175,33 +209,35 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["endpoint_id"],
             ["webhook_endpoints.id"],
-            name=op.f("webhook_redeliveries_endpoint_id_fkey"),
+            name=op.f("webhook_redelivery_requests_endpoint_id_fkey"),
         ),
         sa.ForeignKeyConstraint(
-            ["network_id"], ["networks.id"], name=op.f("webhook_redeliveries_network_id_fkey")
+            ["network_id"],
+            ["networks.id"],
+            name=op.f("webhook_redelivery_requests_network_id_fkey"),
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("webhook_redeliveries_pkey")),
+        sa.PrimaryKeyConstraint("id", name=op.f("webhook_redelivery_requests_pkey")),
     )
     op.create_index(
-        op.f("webhook_redeliveries_next_attempt_at_idx"),
-        "webhook_redeliveries",
+        op.f("webhook_redelivery_requests_next_attempt_at_idx"),
+        "webhook_redelivery_requests",
         ["next_attempt_at"],
         unique=False,
         postgresql_where=sa.text("done_at IS NULL"),
     )
-    op.create_entity(WEBHOOK_ENDPOINTS_AUDIT)
-    op.create_entity(WEBHOOK_REDELIVERIES_AUDIT)
+    for trigger in TRIGGERS:
+        op.create_entity(trigger)
 
 
 def downgrade() -> None:
-    op.drop_entity(WEBHOOK_REDELIVERIES_AUDIT)
-    op.drop_entity(WEBHOOK_ENDPOINTS_AUDIT)
+    for trigger in reversed(TRIGGERS):
+        op.drop_entity(trigger)
     op.drop_index(
-        op.f("webhook_redeliveries_next_attempt_at_idx"),
-        table_name="webhook_redeliveries",
+        op.f("webhook_redelivery_requests_next_attempt_at_idx"),
+        table_name="webhook_redelivery_requests",
         postgresql_where=sa.text("done_at IS NULL"),
     )
-    op.drop_table("webhook_redeliveries")
+    op.drop_table("webhook_redelivery_requests")
     op.drop_index(op.f("webhook_attempts_endpoint_id_id_idx"), table_name="webhook_attempts")
     op.drop_table("webhook_attempts")
     op.drop_index(

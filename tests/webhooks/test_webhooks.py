@@ -339,7 +339,12 @@ def test_private_urls_are_refused_when_saved_and_at_connect_time(
         seconds=40,
     )
     r = strict.request("GET", f"/webhooks/{endpoint['id']}", strict.operator)
-    assert r.json()["status_reason"].startswith("no successful delivery since")
+    reason = r.json()["status_reason"]
+    assert reason.startswith("no successful delivery since")
+    r = strict.request("GET", "/audit", strict.operator, params={"limit": 500})
+    (record,) = [a for a in r.json()["items"] if a["action"] == "webhook_endpoint.disabled"]
+    assert (record["actor"], record["reason"]) == ("service:webhooks", reason)
+    assert record["after"] == {"status": "disabled", "status_reason": reason}
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"

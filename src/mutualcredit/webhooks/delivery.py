@@ -34,6 +34,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mutualcredit.audit.context import act_as, explain
 from mutualcredit.egress import AddressNotAllowed
 from mutualcredit.events import service as events
 from mutualcredit.events.schemas import Event
@@ -46,6 +47,8 @@ log = logging.getLogger("mutualcredit.webhooks")
 
 # Seconds to wait after each failed attempt: the first attempt and seven retries.
 RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+# Who the audit log names for what deliveries change (an endpoint disabled for failure).
+ACTOR = "service:webhooks"
 # A lease outlives the call by this much: the time to record its outcome.
 LEASE_MARGIN_SECONDS = 30.0
 
@@ -237,6 +240,12 @@ async def record(hooks: Webhooks, job: Job, answer: Answer) -> str:
         elif endpoint.cursor == job.cursor:
             # (Otherwise the lease ran out and another worker has moved the cursor on.)
             _advance(hooks, endpoint, job, answer, retry_in, now)
+            if endpoint.status == "disabled":
+                # On record as the delivery's doing, with its reason (set before the UPDATE
+                # that the audit trigger sees is flushed).
+                with session.no_autoflush:
+                    await act_as(session, ACTOR)
+                    await explain(session, endpoint.status_reason)
         session.add(
             WebhookAttempt(
                 endpoint_id=job.endpoint_id,

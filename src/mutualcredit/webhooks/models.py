@@ -81,7 +81,7 @@ class WebhookRedelivery(Base):
     """An event an operator asked to send again, outside the endpoint's order: once, at once,
     then with the same schedule as any delivery."""
 
-    __tablename__ = "webhook_redeliveries"
+    __tablename__ = "webhook_redelivery_requests"
     __table_args__ = (Index(None, "next_attempt_at", postgresql_where=text("done_at IS NULL")),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
