@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +50,8 @@ log = logging.getLogger("mutualcredit.webhooks")
 RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 # Who the audit log names for what deliveries change (an endpoint disabled for failure).
 ACTOR = "service:webhooks"
+# How soon an endpoint whose secret does not unseal is looked at again.
+UNSEALABLE_RETRY_SECONDS = 60.0
 # A lease outlives the call by this much: the time to record its outcome.
 LEASE_MARGIN_SECONDS = 30.0
 
@@ -133,6 +136,16 @@ async def _claim_endpoint(hooks: Webhooks) -> Job | bool | None:
                 seconds=hooks.settings.webhook_interval_seconds
             )
             return True
+        try:
+            secrets = _secrets(endpoint, hooks.secret_key, now)
+        except InvalidTag:
+            # Sealed under another deployment key: nothing can be signed. Looked at again
+            # later, so that it does not hold up the other endpoints meanwhile.
+            log.error(
+                "webhook %s: its secret does not unseal (MUTUALCREDIT_SECRET_KEY?)", endpoint.id
+            )
+            endpoint.next_attempt_at = now + timedelta(seconds=UNSEALABLE_RETRY_SECONDS)
+            return True
         endpoint.next_attempt_at = _lease(hooks, now)
         return Job(
             endpoint_id=endpoint.id,
@@ -141,7 +154,7 @@ async def _claim_endpoint(hooks: Webhooks) -> Job | bool | None:
             cursor=endpoint.cursor,
             attempt=endpoint.attempt + 1,
             event=event,
-            secrets=_secrets(endpoint, hooks.secret_key, now),
+            secrets=secrets,
         )
 
 
@@ -169,6 +182,14 @@ async def _claim_redelivery(hooks: Webhooks) -> Job | bool | None:
         if event is None or event.seq != redelivery.seq:
             redelivery.done_at = now  # checked when asked for; gone only if its type was dropped
             return True
+        try:
+            secrets = _secrets(endpoint, hooks.secret_key, now)
+        except InvalidTag:
+            log.error(
+                "webhook %s: its secret does not unseal (MUTUALCREDIT_SECRET_KEY?)", endpoint.id
+            )
+            redelivery.next_attempt_at = now + timedelta(seconds=UNSEALABLE_RETRY_SECONDS)
+            return True
         redelivery.next_attempt_at = _lease(hooks, now)
         return Job(
             endpoint_id=endpoint.id,
@@ -177,7 +198,7 @@ async def _claim_redelivery(hooks: Webhooks) -> Job | bool | None:
             cursor=endpoint.cursor,
             attempt=redelivery.attempt + 1,
             event=event,
-            secrets=_secrets(endpoint, hooks.secret_key, now),
+            secrets=secrets,
         )
 
 
