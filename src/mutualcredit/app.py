@@ -46,6 +46,9 @@ from mutualcredit.requests.router import router as requests_router
 from mutualcredit.trades.booker import Booker
 from mutualcredit.trades.lane import TradeLane
 from mutualcredit.trades.router import router as trades_router
+from mutualcredit.webhooks import delivery as webhook_delivery
+from mutualcredit.webhooks.context import Webhooks
+from mutualcredit.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("mutualcredit")
 
@@ -122,13 +125,26 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         app.state.cross_network = CrossNetworkTrades(app.state.federation)
         # The outbox: every worker delivers due transfers (claimed with SKIP LOCKED).
         outbox = asyncio.create_task(federation_worker.run_forever(app.state.federation))
+        # Webhooks: every worker runs a few delivery loops (claimed with SKIP LOCKED).
+        hooks_http = egress.client(
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.outbound_allow_private,
+        )
+        app.state.webhooks = Webhooks(
+            sessionmaker=app.state.sessionmaker, settings=settings, http=hooks_http
+        )
+        senders = [
+            asyncio.create_task(webhook_delivery.run_forever(app.state.webhooks))
+            for _ in range(settings.webhook_senders)
+        ]
         try:
             yield
         finally:
-            for task in (outbox, sweeper):
+            for task in (*senders, outbox, sweeper):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await hooks_http.aclose()
             await http.aclose()
             await app.state.booker.stop()
             await app.state.fast_pool.close()
@@ -177,6 +193,7 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         federation_router,
         federation_statements_router,
         federation_peer_router,
+        webhooks_router,
     ):
         app.include_router(router)
     app.webhooks.include_router(event_webhooks)

@@ -147,6 +147,35 @@ class Settings(BaseSettings):
     federation_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often each worker delivers due transfers."
     )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long one webhook delivery may take, all told."
+    )
+    webhook_interval_seconds: float = Field(
+        default=0.5, gt=0, description="How often each worker looks for webhook deliveries due."
+    )
+    webhook_senders: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Webhook delivery loops in each worker process: a slow receiver holds up one.",
+    )
+    webhook_retry_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="Multiplies the webhook retry schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h,"
+        " 10 h: about 27 hours); below 1 only for tests.",
+    )
+    webhook_disable_after_days: float = Field(
+        default=5.0, gt=0, description="A webhook endpoint failing this long is disabled."
+    )
+    webhook_secret_grace_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="After a secret rotation, how long the previous secret still signs too.",
+    )
+    webhook_max_response_bytes: int = Field(
+        default=65536, ge=0, description="How much of a receiver's answer is read."
+    )
     log_level: str = Field(
         default="info",
         pattern="^(debug|info|warning|error|critical)$",

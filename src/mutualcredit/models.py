@@ -18,6 +18,7 @@ from mutualcredit.limits.models import LimitChange
 from mutualcredit.networks.models import Network
 from mutualcredit.requests.models import PayeeApproval, PaymentRequest
 from mutualcredit.trades.models import Entry, Trade, TradeRejection
+from mutualcredit.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookRedelivery
 
 metadata = Base.metadata
 
@@ -41,5 +42,8 @@ __all__ = [
     "Trade",
     "TradeRejection",
     "Transfer",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookRedelivery",
     "metadata",
 ]

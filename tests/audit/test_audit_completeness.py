@@ -56,6 +56,7 @@ NOT_AUDITED = {
     "idempotency_records": "stored answers of admin writes, for retries",
     "federation_nonces": "the replay window of signed node-to-node requests",
     "link_health": "how calls to a link's peer went: bookkeeping, written by the calls",
+    "webhook_attempts": "the delivery log of webhooks: bookkeeping, written by the deliveries",
     "alembic_version": "the schema's revision",
 }
 
@@ -1147,8 +1148,106 @@ def cancel_settlement(w: World, watch: Callable[[Net], None]) -> list[Record]:
 
 # -- the table: every mutating operation of the OpenAPI document, and how to perform it
 
+# -- webhooks: endpoints at a name that never resolves (.invalid), so nothing is delivered.
+
+
+def _webhook(net: Net) -> dict[str, Any]:
+    body = {"url": "https://hooks.invalid/in", "event_types": ["trade.posted"]}
+    made: dict[str, Any] = net.ok("POST", "/webhooks", json=body)
+    return made
+
+
+def create_webhook(w: World, watch: Callable[[Net], None]) -> list[Record]:
+    net = new_net(w.a)
+    watch(net)
+    made = _webhook(net)
+    return [
+        Record(
+            net,
+            "webhook_endpoint.created",
+            actor("operator", net.operator),
+            before=None,
+            after={
+                "url": "https://hooks.invalid/in",
+                "event_types": ["trade.posted"],
+                "status": "enabled",
+                "secret_version": 1,
+            },
+            subject_id=made["id"],
+        )
+    ]
+
+
+def update_webhook(w: World, watch: Callable[[Net], None]) -> list[Record]:
+    net = new_net(w.a)
+    made = _webhook(net)
+    watch(net)
+    net.ok(
+        "PATCH",
+        f"/webhooks/{made['id']}",
+        json={"url": "https://books.invalid/in", "description": "books"},
+    )
+    return [
+        Record(
+            net,
+            "webhook_endpoint.updated",
+            actor("operator", net.operator),
+            before={"url": "https://hooks.invalid/in", "description": ""},
+            after={"url": "https://books.invalid/in", "description": "books"},
+            subject_id=made["id"],
+        )
+    ]
+
+
+def rotate_webhook_secret(w: World, watch: Callable[[Net], None]) -> list[Record]:
+    net = new_net(w.a)
+    made = _webhook(net)
+    watch(net)
+    net.ok("POST", f"/webhooks/{made['id']}/rotate-secret")
+    return [
+        Record(
+            net,
+            "webhook_endpoint.updated",
+            actor("operator", net.operator),
+            before={"secret_version": 1, "previous_secret_expires_at": None},
+            after={"secret_version": 2, "previous_secret_expires_at": ANY},
+            subject_id=made["id"],
+        )
+    ]
+
+
+def redeliver_event(w: World, watch: Callable[[Net], None]) -> list[Record]:
+    net = new_net(w.a)
+    made = _webhook(net)
+    net.member("alice")
+    net.member("bob")
+    net.pay("alice", "bob", 5)
+    events: list[dict[str, Any]] = []
+
+    def sealed() -> bool:
+        events[:] = net.ok("GET", "/events", params={"types": "trade.posted"})["items"]
+        return bool(events)
+
+    wait(sealed)
+    watch(net)
+    net.ok("POST", f"/webhooks/{made['id']}/redeliveries", json={"seq": events[0]["seq"]})
+    return [
+        Record(
+            net,
+            "webhook_redelivery_request.created",
+            actor("operator", net.operator),
+            before=None,
+            after={"endpoint_id": made["id"], "seq": events[0]["seq"]},
+        )
+    ]
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/networks"): create_network,
+    ("POST", "/v1/networks/{network}/webhooks"): create_webhook,
+    ("PATCH", "/v1/networks/{network}/webhooks/{webhook}"): update_webhook,
+    ("POST", "/v1/networks/{network}/webhooks/{webhook}/rotate-secret"): rotate_webhook_secret,
+    ("POST", "/v1/networks/{network}/webhooks/{webhook}/redeliveries"): redeliver_event,
     ("PATCH", "/v1/networks/{network}"): update_network,
     ("POST", "/v1/networks/{network}/accounts"): open_account,
     ("PUT", "/v1/networks/{network}/accounts/{account}/approvals/{payee}"): set_approval,

@@ -82,6 +82,11 @@ async def build(api: Api, foreign: Net) -> World:
         headers=auth(net.operator),
     )
     assert r.status_code == 201, r.text
+    r = await api.client.post(
+        f"{net.base}/webhooks", json={"url": "https://hooks.invalid/"}, headers=auth(net.operator)
+    )
+    assert r.status_code == 201, r.text
+    world.ids["webhook"] = r.json()["id"]
     return world
 
 
@@ -181,6 +186,13 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "{n}/federation/links/px/settlements", {"reference": "r1", "amount": 5}, RUNNERS),
     ("GET", "{n}/federation/links/px/settlements", None, READERS),
     ("POST", "{n}/federation/links/px/settlements/r1/cancel", {"reason": "audit"}, RUNNERS),
+    ("POST", "{n}/webhooks", {"url": "https://hooks.invalid/a"}, RUNNERS),
+    ("GET", "{n}/webhooks", None, READERS),
+    ("GET", "{n}/webhooks/{webhook}", None, READERS),
+    ("PATCH", "{n}/webhooks/{webhook}", {"description": "audit"}, RUNNERS),
+    ("POST", "{n}/webhooks/{webhook}/rotate-secret", None, RUNNERS),
+    ("POST", "{n}/webhooks/{webhook}/redeliveries", {"seq": 1}, RUNNERS),
+    ("GET", "{n}/webhooks/{webhook}/attempts", None, READERS),
 ]
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 # Node-to-node endpoints: authenticated by signatures, not keys (tests/federation/).
@@ -203,6 +215,8 @@ ALLOWED_REFUSALS = {
     "{n}/federation/links/px/settlements": "settlement_invalid",
     "{n}/federation/links/px/settlements/r1/cancel": "settlement_not_found",
     "{n}/federation/links/px/transfers/{transfer}/resolve": "transfer_not_found",
+    # Seq 1 is the network's creation, which is no event.
+    "{n}/webhooks/{webhook}/redeliveries": "event_not_found",
 }
 
 

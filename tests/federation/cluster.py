@@ -78,8 +78,9 @@ class Node:
             MUTUALCREDIT_OUTBOUND_ALLOW_PRIVATE="true",
             MUTUALCREDIT_LOG_LEVEL="warning",
             MUTUALCREDIT_LOG_FORMAT="text",
-            **self.settings,
         )
+        # A node's own settings come last: they may override the defaults above.
+        env.update(self.settings)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - our own command
                 [

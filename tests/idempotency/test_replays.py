@@ -30,7 +30,7 @@ from tests.helpers import Api, Net, auth
 SOON = timedelta(seconds=15)
 _LATEST: list[datetime] = []
 # The parts of a first answer that a replay does not repeat: a new key's token is shown once.
-SECRET_FIELDS = {"token"}
+SECRET_FIELDS = {"token", "secret"}
 
 
 @dataclass
@@ -346,6 +346,45 @@ async def resolve_unknown_transfer(w: World) -> Call:
     return _call(net, "POST", template, path, {"outcome": "void", "reason": "gone"})
 
 
+async def _webhook(net: Net, api: Api) -> str:
+    r = await api.client.post(
+        f"{net.base}/webhooks",
+        json={"url": "https://hooks.example/in"},
+        headers={"Authorization": f"Bearer {net.operator}"},
+    )
+    assert r.status_code == 201, r.text
+    webhook: str = r.json()["id"]
+    return webhook
+
+
+async def create_webhook(w: World) -> Call:
+    net = await w.net()
+    body = {"url": "https://hooks.example/in", "event_types": ["trade.posted"]}
+    return _call(net, "POST", "/webhooks", "/webhooks", body)
+
+
+async def update_webhook(w: World) -> Call:
+    net = await w.net()
+    webhook = await _webhook(net, w.api)
+    body = {"enabled": False, "description": "paused"}
+    return _call(net, "PATCH", "/webhooks/{webhook}", f"/webhooks/{webhook}", body)
+
+
+async def rotate_webhook_secret(w: World) -> Call:
+    net = await w.net()
+    webhook = await _webhook(net, w.api)
+    template = "/webhooks/{webhook}/rotate-secret"
+    return _call(net, "POST", template, f"/webhooks/{webhook}/rotate-secret")
+
+
+async def redeliver_no_event(w: World) -> Call:
+    """Refused: seq 1 is the network's creation, which is no event (404 event_not_found)."""
+    net = await w.net()
+    webhook = await _webhook(net, w.api)
+    template = "/webhooks/{webhook}/redeliveries"
+    return _call(net, "POST", template, f"/webhooks/{webhook}/redeliveries", {"seq": 1})
+
+
 SCENARIOS: list[Scenario] = [
     create_network,
     create_network_taken,
@@ -379,6 +418,10 @@ SCENARIOS: list[Scenario] = [
     record_settlement,
     cancel_settlement,
     resolve_unknown_transfer,
+    create_webhook,
+    update_webhook,
+    rotate_webhook_secret,
+    redeliver_no_event,
 ]
 
 

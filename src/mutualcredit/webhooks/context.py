@@ -1,0 +1,29 @@
+"""What webhook delivery needs at run time, made once by the application (app.state.webhooks)."""
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mutualcredit.config import Settings
+from mutualcredit.federation import crypto
+
+
+@dataclass
+class Webhooks:
+    """The sessions, settings and outbound HTTP client (egress.client: the address policy, no
+    redirects, the delivery timeout) of webhook deliveries."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings
+    http: httpx.AsyncClient
+    _secret_key: bytes | None = None
+
+    @property
+    def secret_key(self) -> bytes:
+        """The deployment's sealing key (the one federation seals its keys under)."""
+        if self._secret_key is None:
+            self._secret_key = crypto.load_secret_key(
+                self.settings.secret_key, self.settings.data_dir
+            )
+        return self._secret_key

@@ -1,0 +1,403 @@
+"""Webhooks through a real service process and a real receiver process.
+
+The service (`mutualcredit serve`, its own database) delivers to receiver.py, which verifies
+every delivery with the `standardwebhooks` package. Retries are scaled down
+(MUTUALCREDIT_WEBHOOK_RETRY_SCALE=0.02: 0.1 s, 6 s, 36 s, ...) so that a test sees several."""
+
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.federation.checks import wait
+from tests.federation.cluster import Cluster, Node, auth, free_port
+from tests.webhooks.conftest import Receiver
+
+SETTINGS = {
+    "MUTUALCREDIT_WEBHOOK_RETRY_SCALE": "0.02",
+    "MUTUALCREDIT_WEBHOOK_INTERVAL_SECONDS": "0.1",
+    "MUTUALCREDIT_WEBHOOK_TIMEOUT_SECONDS": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def node(server_url: str) -> Iterator[Node]:
+    c = Cluster(server_url, Path(tempfile.mkdtemp(prefix="mc-hooks-")), **SETTINGS)
+    try:
+        n = c.add("hk")
+        for code in ("ann", "bob"):
+            n.member(code)
+        yield n
+    finally:
+        c.close()
+
+
+def create(node: Node, url: str, **fields: Any) -> dict[str, Any]:
+    body = {"url": url, "event_types": ["trade.posted"], **fields}
+    r = node.request("POST", "/webhooks", node.operator, json=body)
+    assert r.status_code == 201, r.text
+    made: dict[str, Any] = r.json()
+    return made
+
+
+def made(node: Node, url: str, key: str) -> httpx.Response:
+    """POST …/webhooks with an Idempotency-Key."""
+    return httpx.post(
+        f"{node.base}/webhooks",
+        json={"url": url, "event_types": ["trade.posted"]},
+        headers={**auth(node.operator), "Idempotency-Key": key},
+        timeout=30,
+    )
+
+
+def disable(node: Node, endpoint: dict[str, Any]) -> None:
+    r = node.request("PATCH", f"/webhooks/{endpoint['id']}", node.operator, json={"enabled": False})
+    assert r.status_code == 200, r.text
+
+
+def attempts(node: Node, endpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    r = node.request("GET", f"/webhooks/{endpoint['id']}/attempts", node.operator)
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return list(reversed(items))
+
+
+def pay(node: Node, amount: int = 1) -> str:
+    r = node.pay("ann", "bob", amount)
+    assert r.status_code == 201, r.text
+    trade_id: str = r.json()["id"]
+    return trade_id
+
+
+def posted(got: list[dict[str, Any]], status: int = 204) -> list[dict[str, Any]]:
+    return [g for g in got if g["status"] == status and g["body"]["type"] == "trade.posted"]
+
+
+def test_trades_are_delivered_signed_in_order(node: Node, receivers: list[Receiver]) -> None:
+    """Three trades reach the receiver as three deliveries it verifies with the secret shown
+    once, in seq order, each with the event's id as webhook-id; the log has each attempt."""
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    assert endpoint["secret"].startswith("whsec_")
+    receiver.control(secrets=[endpoint["secret"]])
+    trades = [pay(node, n) for n in (1, 2, 3)]
+    wait(lambda: len(receiver.received()) >= 3)
+    got = receiver.received()
+    assert [g["verified_by"] for g in got] == [[0], [0], [0]]
+    assert [g["body"]["data"]["trade"]["id"] for g in got] == trades
+    assert [g["id"] for g in got] == [g["body"]["id"] for g in got]
+    seqs = [g["body"]["seq"] for g in got]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 3
+    log = attempts(node, endpoint)
+    assert [(a["outcome"], a["status_code"], a["attempt"]) for a in log] == [
+        ("delivered", 204, 1)
+    ] * 3
+    # The secret is never shown again.
+    r = node.request("GET", f"/webhooks/{endpoint['id']}", node.operator)
+    assert "secret" not in r.json()
+    disable(node, endpoint)
+
+
+def test_receiver_down_then_up(node: Node, receivers: list[Receiver]) -> None:
+    """Nothing listens when the trade is made: the delivery fails and is retried on its
+    schedule, and arrives once the receiver is up."""
+    receiver = Receiver()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    pay(node)
+    wait(lambda: len(attempts(node, endpoint)) >= 1)
+    receiver.start(endpoint["secret"])
+    wait(lambda: len(posted(receiver.received())) == 1)
+    log = attempts(node, endpoint)
+    assert log[0]["outcome"] == "retrying"
+    assert log[0]["error"] == "connection failed"
+    assert log[-1]["outcome"] == "delivered"
+    assert posted(receiver.received())[0]["verified_by"] == [0]
+    disable(node, endpoint)
+
+
+def test_500_then_200_is_retried_with_the_same_id(node: Node, receivers: list[Receiver]) -> None:
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    receiver.control(secrets=[endpoint["secret"]], fail=2)
+    pay(node)
+    wait(lambda: len(receiver.received()) == 3)
+    got = receiver.received()
+    assert [g["status"] for g in got] == [500, 500, 204]
+    assert len({g["id"] for g in got}) == 1
+    assert all(g["verified_by"] == [0] for g in got)
+    log = attempts(node, endpoint)
+    assert [(a["attempt"], a["outcome"], a["status_code"]) for a in log] == [
+        (1, "retrying", 500),
+        (2, "retrying", 500),
+        (3, "delivered", 204),
+    ]
+    disable(node, endpoint)
+
+
+def test_redirects_are_not_followed(node: Node, receivers: list[Receiver]) -> None:
+    receiver, elsewhere = Receiver().start(), Receiver().start()
+    receivers += [receiver, elsewhere]
+    endpoint = create(node, receiver.url)
+    receiver.control(secrets=[endpoint["secret"]], redirect=elsewhere.url)
+    pay(node)
+    wait(lambda: len(attempts(node, endpoint)) >= 1)
+    first = attempts(node, endpoint)[0]
+    assert (first["status_code"], first["outcome"]) == (302, "retrying")
+    assert first["error"] == "redirect not followed"
+    assert elsewhere.received() == []
+    disable(node, endpoint)
+
+
+def test_a_huge_answer_is_not_read_and_a_slow_one_times_out(
+    node: Node, receivers: list[Receiver]
+) -> None:
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    receiver.control(secrets=[endpoint["secret"]], huge=True)
+    pay(node)
+    wait(lambda: len(attempts(node, endpoint)) >= 1)
+    first = attempts(node, endpoint)[0]
+    assert (first["status_code"], first["outcome"]) == (200, "delivered")
+    assert first["latency_ms"] < 2000
+    receiver.control(huge=False, delay=5)
+    pay(node)
+    wait(lambda: len(attempts(node, endpoint)) >= 2)
+    second = attempts(node, endpoint)[1]
+    assert (second["error"], second["outcome"]) == ("timed out", "retrying")
+    disable(node, endpoint)
+
+
+def test_secret_rotation_while_deliveries_are_pending(
+    node: Node, receivers: list[Receiver]
+) -> None:
+    """A delivery failing when the secret is rotated is signed, when it gets through, by the
+    new secret and the old one: a receiver still on the old secret verifies it, and so does one
+    on the new."""
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    key = str(uuid.uuid4())
+    r = made(node, receiver.url, key)
+    assert r.status_code == 201, r.text
+    endpoint = r.json()
+    old = endpoint["secret"]
+    receiver.control(secrets=[old], fail=1000)
+    pay(node)
+    wait(lambda: len(receiver.received()) >= 1)
+    r = node.request("POST", f"/webhooks/{endpoint['id']}/rotate-secret", node.operator)
+    assert r.status_code == 200, r.text
+    new = r.json()["secret"]
+    assert new != old
+    assert r.json()["secret_version"] == 2
+    receiver.control(secrets=[old, new], fail=0)
+    wait(lambda: len(posted(receiver.received())) == 1, seconds=60)
+    before = [g for g in receiver.received() if g["status"] == 500]
+    assert all(g["verified_by"] == [0] for g in before)
+    (delivered,) = posted(receiver.received())
+    assert delivered["verified_by"] == [0, 1]
+    assert delivered["signatures"] == 2
+    # A replay of the request that made the endpoint answers without the secret.
+    r = made(node, receiver.url, key)
+    assert r.status_code == 201
+    assert r.json()["secret"] is None
+    assert r.headers["idempotent-replayed"] == "true"
+    disable(node, endpoint)
+
+
+def test_manual_redelivery(node: Node, receivers: list[Receiver]) -> None:
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    receiver.control(secrets=[endpoint["secret"]])
+    pay(node)
+    wait(lambda: len(receiver.received()) == 1)
+    first = receiver.received()[0]
+    seq = first["body"]["seq"]
+    r = node.request(
+        "POST", f"/webhooks/{endpoint['id']}/redeliveries", node.operator, json={"seq": seq}
+    )
+    assert r.status_code == 202, r.text
+    wait(lambda: len(receiver.received()) == 2)
+    again = receiver.received()[1]
+    assert again["id"] == first["id"]
+    assert again["verified_by"] == [0]
+    assert attempts(node, endpoint)[-1]["redelivery"] is True
+    r = node.request(
+        "POST", f"/webhooks/{endpoint['id']}/redeliveries", node.operator, json={"seq": 10**9}
+    )
+    assert r.status_code == 404
+    assert r.json()["code"] == "event_not_found"
+    disable(node, endpoint)
+
+
+def test_management_refusals(node: Node) -> None:
+    r = node.request(
+        "POST", "/webhooks", node.operator, json={"url": "https://x.example", "event_types": ["x"]}
+    )
+    assert r.status_code == 422
+    assert r.json()["code"] == "unknown_event_type"
+    r = node.request("GET", f"/webhooks/{uuid.uuid4()}", node.operator)
+    assert r.status_code == 404
+    assert r.json()["code"] == "webhook_not_found"
+    r = node.request(
+        "POST", "/webhooks", node.operator, json={"url": "https://x.example", "account": "nobody"}
+    )
+    assert r.status_code == 404
+    assert r.json()["code"] == "account_not_found"
+    r = node.request("POST", "/webhooks", node.members["ann"], json={"url": "https://x.example"})
+    assert r.status_code == 403
+
+
+def test_two_processes_on_one_database_deliver_each_event_once(
+    node: Node, receivers: list[Receiver]
+) -> None:
+    """A second service process on the same database: both run the delivery loops, and every
+    event arrives once, in seq order."""
+    second = Node(
+        name=node.name,
+        server_url=node.server_url,
+        database_url=node.database_url,
+        port=free_port(),
+        settings=node.settings,
+        log_path=node.log_path.with_name("hk-second.log"),
+    )
+    second.start()
+    try:
+        receiver = Receiver().start()
+        receivers.append(receiver)
+        endpoint = create(node, receiver.url)
+        receiver.control(secrets=[endpoint["secret"]])
+        trades = [pay(node) for _ in range(30)]
+        wait(lambda: len(receiver.received()) >= 30, seconds=60)
+        time.sleep(1)  # long enough for a duplicate to arrive, were one sent
+        got = receiver.received()
+        assert len(got) == 30
+        assert [g["body"]["data"]["trade"]["id"] for g in got] == trades
+        assert all(g["verified_by"] == [0] for g in got)
+        disable(node, endpoint)
+    finally:
+        second.stop()
+
+
+@pytest.fixture(scope="module")
+def strict(server_url: str) -> Iterator[Node]:
+    """A service that may not call private addresses, and disables an endpoint after about
+    four seconds of failures (at its next failed attempt)."""
+    c = Cluster(
+        server_url,
+        Path(tempfile.mkdtemp(prefix="mc-hooks-strict-")),
+        MUTUALCREDIT_OUTBOUND_ALLOW_PRIVATE="false",
+        MUTUALCREDIT_WEBHOOK_DISABLE_AFTER_DAYS="0.00005",
+        **SETTINGS,
+    )
+    try:
+        n = c.add("st")
+        for code in ("ann", "bob"):
+            n.member(code)
+        yield n
+    finally:
+        c.close()
+
+
+def test_private_urls_are_refused_when_saved_and_at_connect_time(
+    strict: Node, receivers: list[Receiver]
+) -> None:
+    for url in ("http://127.0.0.1:9/", "http://10.0.0.1/", "http://localhost/", "http://[::1]/"):
+        r = strict.request("POST", "/webhooks", strict.operator, json={"url": url})
+        assert r.status_code == 422, url
+        assert r.json()["code"] == "webhook_url_not_allowed"
+    # A name is checked when connected to: this machine's own name resolves to loopback.
+    name = socket.gethostname()
+    assert not ipaddress.ip_address(socket.gethostbyname(name)).is_global
+    receiver = Receiver(host=name).start()
+    receivers.append(receiver)
+    endpoint = create(strict, receiver.url)
+    pay(strict)
+    wait(lambda: len(attempts(strict, endpoint)) >= 1)
+    assert attempts(strict, endpoint)[0]["error"] == "address not allowed"
+    assert receiver.received() == []
+    # Failing for longer than MUTUALCREDIT_WEBHOOK_DISABLE_AFTER_DAYS: disabled, on record.
+    wait(
+        lambda: (
+            strict.request("GET", f"/webhooks/{endpoint['id']}", strict.operator).json()["status"]
+            == "disabled"
+        ),
+        seconds=40,
+    )
+    r = strict.request("GET", f"/webhooks/{endpoint['id']}", strict.operator)
+    reason = r.json()["status_reason"]
+    assert reason.startswith("no successful delivery since")
+    r = strict.request("GET", "/audit", strict.operator, params={"limit": 500})
+    (record,) = [a for a in r.json()["items"] if a["action"] == "webhook_endpoint.disabled"]
+    assert (record["actor"], record["reason"]) == ("service:webhooks", reason)
+    assert record["after"] == {"status": "disabled", "status_reason": reason}
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_receiver_verifies_a_delivery(node: Node, tmp_path: Path) -> None:
+    """The receiver of the README's Webhooks section, run as written, verifies a delivery."""
+    section = README.read_text().split("## Webhooks\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "receiver.py"
+    script.write_text(code)
+    out = tmp_path / "out.txt"
+    port = free_port()
+    r = node.request("POST", "/webhooks", node.operator, json={"url": f"http://127.0.0.1:{port}/"})
+    endpoint = r.json()
+    env = {**os.environ, "WEBHOOK_SECRET": endpoint["secret"], "PORT": str(port)}
+    with out.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=sink)  # noqa: S603
+    try:
+        trade = pay(node, 7)
+        wait(lambda: trade in out.read_text())
+        assert out.read_text().startswith("trade.posted evt_hk_")
+        log = attempts(node, endpoint)
+        assert log[-1]["status_code"] == 204
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        disable(node, endpoint)
+
+
+def test_a_service_killed_mid_delivery_sends_it_again_with_the_same_id(
+    node: Node, receivers: list[Receiver]
+) -> None:
+    """kill -9 while the receiver holds a delivery: once the lease runs out (the timeout and
+    30 s), the restarted service sends the same event again, with the same webhook-id, and
+    goes on in order."""
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    receiver.control(secrets=[endpoint["secret"]], delay=1.5)
+    first = pay(node)
+    wait(lambda: len(receiver.received()) == 1)
+    node.kill()
+    receiver.control(delay=0)
+    node.start()
+    second = pay(node)
+    wait(lambda: len(posted(receiver.received())) == 3, seconds=90)
+    got = receiver.received()
+    assert [g["body"]["data"]["trade"]["id"] for g in got] == [first, first, second]
+    assert got[0]["id"] == got[1]["id"]
+    assert all(g["verified_by"] == [0] for g in got)
+    assert [(a["seq"], a["outcome"]) for a in attempts(node, endpoint)] == [
+        (got[1]["body"]["seq"], "delivered"),
+        (got[2]["body"]["seq"], "delivered"),
+    ]
+    disable(node, endpoint)
