@@ -17,7 +17,7 @@ delivery bookkeeping (the columns it names leave them out, so a delivery never r
 refused (`*_no_truncate`). The attempts are a log of their own, not audited. The downgrade
 drops the triggers and the tables.
 
-Revision ID: 0010
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-27 17:48:52.602625
 """
@@ -29,7 +29,7 @@ from alembic import op
 from alembic_utils.pg_trigger import PGTrigger
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0010"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
