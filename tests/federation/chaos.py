@@ -483,7 +483,8 @@ async def resolve_all_gone(cluster: Cluster, report: Report) -> None:
         " WHERE l.peer_code = $1 AND t.direction = 'out' GROUP BY 1",
         GONE,
     )
-    report.toward_gone = {r["s"]: int(r["n"]) for r in rows}
+    if not report.toward_gone:  # as the faults stopped: the first pass only
+        report.toward_gone = {r["s"]: int(r["n"]) for r in rows}
     deadline = time.monotonic() + 4 * TTL_SECONDS + 60
     while time.monotonic() < deadline:
         await resolve_gone(cluster, report)
