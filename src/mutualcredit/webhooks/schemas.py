@@ -2,9 +2,22 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+import httpx
+from pydantic import AfterValidator, Field
 
 from mutualcredit.schemas import Flag, InputModel, OutputModel
+
+
+def _parseable(url: str) -> str:
+    """A URL the HTTP client can call: a host that encodes (IDNA) and nothing it cannot parse."""
+    try:
+        host = httpx.URL(url).host
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise ValueError(f"not a URL this service can call: {exc}") from None
+    if not host:
+        raise ValueError("not a URL this service can call: no host")
+    return url
+
 
 Url = Annotated[
     str,
@@ -15,6 +28,7 @@ Url = Annotated[
         description="Where deliveries are POSTed: http(s), a public address (unless the "
         "deployment allows private ones). Redirects are not followed.",
     ),
+    AfterValidator(_parseable),
 ]
 EventTypes = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=100)]] | None,
@@ -86,7 +100,7 @@ class WebhookWithSecret(Webhook):
 
 
 class RedeliveryCreate(InputModel):
-    seq: Annotated[int, Field(ge=1, description="The event's seq, as in the feed.")]
+    seq: Annotated[int, Field(ge=1, le=2**63 - 1, description="The event's seq, as in the feed.")]
 
 
 class Redelivery(OutputModel):
