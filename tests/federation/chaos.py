@@ -282,36 +282,32 @@ async def reverse(
     rng = random.Random(7)
     async with httpx.AsyncClient(timeout=patience) as client:
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=every)
+            if await _stopped(stop, every):
                 return
-            except TimeoutError:
-                pass
             done = [a for a in report.attempts if a.outcome == "acknowledged" and a.trade_id]
             if not done:
                 continue
             attempt = rng.choice(done)
             node = cluster.nodes[attempt.origin]
             kind = "federated" if attempt.remote else "local"
-            for _ in range(20):
-                try:
-                    r = await client.post(
-                        f"{node.base}/trades/{attempt.trade_id}/reverse",
-                        json={"reason": "chaos: a till's mistake"},
-                        headers={
-                            "Authorization": f"Bearer {node.operator}",
-                            "Idempotency-Key": f"reverse-{attempt.trade_id}",
-                        },
-                    )
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.5)
-                    continue
-                if r.status_code in (429, 502, 503):
-                    await asyncio.sleep(0.5)
-                    continue
+            r = await _ask(
+                client,
+                "POST",
+                node,
+                f"/trades/{attempt.trade_id}/reverse",
+                {"reason": "chaos: a till's mistake"},
+                f"reverse-{attempt.trade_id}",
+            )
+            if r is not None:
                 code = str(r.status_code) if r.status_code == 201 else r.json().get("code")
                 report.reversals[f"{kind}:{code}"] += 1
-                break
+
+
+async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
+    """Waits `seconds`, or less if `stop` is set first: whether it was."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return stop.is_set()
 
 
 async def inject(
@@ -327,11 +323,8 @@ async def inject(
     plan: list[str] = []
     started = time.monotonic()
     while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
+        if await _stopped(stop, every):
             return
-        except TimeoutError:
-            pass
         if report.gone_at is None and time.monotonic() - started >= gone_after:
             cluster.nodes[GONE].kill()  # for good: never started again
             report.gone_at = time.monotonic() - started
@@ -372,11 +365,8 @@ async def settle(
     async with httpx.AsyncClient(timeout=patience) as client:
         n = 0
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=rng.uniform(every / 2, every))
+            if await _stopped(stop, rng.uniform(every / 2, every)):
                 return
-            except TimeoutError:
-                pass
             answer = await _ask(client, "GET", alpha, "/accounts/link.hub", None, None)
             if answer is None or answer.status_code != 200:
                 continue
@@ -469,8 +459,7 @@ async def keep_resolving(cluster: Cluster, report: Report, done: asyncio.Event) 
     """The hub's operator resolves each transfer to the gone peer as its expiry passes."""
     while not done.is_set():
         await resolve_gone(cluster, report, wait=False)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), timeout=1.0)
+        await _stopped(done, 1.0)
 
 
 async def resolve_all_gone(cluster: Cluster, report: Report) -> None:

@@ -22,8 +22,7 @@ def test_federation_faults_lose_nothing_and_duplicate_nothing() -> None:
     figures = run_in_thread(lambda: run(50, 3, tills_per_node=3))
     print(figures)
     assert {f.split(":")[0] for f in figures["faults"]} == KINDS  # every kind, at least once
-    # Enough crossed to mean something (the gone peer slows the tills that pay it).
-    assert figures["acknowledged_cross_network"] > 100
+    assert figures["acknowledged_cross_network"] > 200
     assert figures["acknowledged_through_hub"] > 20
     assert figures["lost"] == 0
     assert figures["duplicated"] == 0

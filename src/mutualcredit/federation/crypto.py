@@ -42,13 +42,14 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
     PublicFormat,
 )
+
+from mutualcredit import sealing
 
 PROTOCOL = "mutualcredit-federation/1"
 SIGNED_HEADERS = ("mc-from", "mc-to", "mc-key-id", "mc-created", "mc-nonce", "mc-signature")
@@ -110,15 +111,13 @@ def new_node_key(network_code: str, secret_key: bytes) -> NewKey:
     private = Ed25519PrivateKey.generate()
     key_id = f"{network_code}.{secrets.token_hex(6)}"
     raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    nonce = secrets.token_bytes(12)
-    sealed = nonce + AESGCM(secret_key).encrypt(nonce, raw, key_id.encode())
+    sealed = sealing.seal(raw, key_id.encode(), secret_key)
     public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return NewKey(key_id=key_id, public_key=public, sealed_private_key=sealed)
 
 
 def unseal(sealed: bytes, key_id: str, secret_key: bytes) -> Ed25519PrivateKey:
-    raw = AESGCM(secret_key).decrypt(sealed[:12], sealed[12:], key_id.encode())
-    return Ed25519PrivateKey.from_private_bytes(raw)
+    return Ed25519PrivateKey.from_private_bytes(sealing.unseal(sealed, key_id.encode(), secret_key))
 
 
 @dataclass(frozen=True, slots=True)

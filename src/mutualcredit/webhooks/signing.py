@@ -15,8 +15,9 @@ import secrets
 import uuid
 from datetime import datetime
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from standardwebhooks import Webhook
+
+from mutualcredit import sealing
 
 PREFIX = "whsec_"
 
@@ -30,12 +31,11 @@ def _aad(endpoint_id: uuid.UUID, version: int) -> bytes:
 
 
 def seal(secret: str, endpoint_id: uuid.UUID, version: int, key: bytes) -> bytes:
-    nonce = secrets.token_bytes(12)
-    return nonce + AESGCM(key).encrypt(nonce, secret.encode(), _aad(endpoint_id, version))
+    return sealing.seal(secret.encode(), _aad(endpoint_id, version), key)
 
 
 def unseal(sealed: bytes, endpoint_id: uuid.UUID, version: int, key: bytes) -> str:
-    return AESGCM(key).decrypt(sealed[:12], sealed[12:], _aad(endpoint_id, version)).decode()
+    return sealing.unseal(sealed, _aad(endpoint_id, version), key).decode()
 
 
 def headers(

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mutualcredit.accounts.models import RESERVED_KINDS
 from mutualcredit.federation.repository.health import HEALTH_COLUMNS, HEALTH_JOINS
 from mutualcredit.federation.repository.rows import (
     AccountRow,
@@ -472,7 +473,7 @@ async def is_reserved_account(session: AsyncSession, network_id: uuid.UUID, code
         text("SELECT kind FROM accounts WHERE network_id = :n AND code = :c"),
         {"n": network_id, "c": code},
     )
-    return kind in ("link", "settlement")
+    return kind in RESERVED_KINDS
 
 
 async def lock_balances(
