@@ -159,6 +159,13 @@ class Settings(BaseSettings):
         le=64,
         description="Webhook delivery loops in each worker process: a slow receiver holds up one.",
     )
+    webhook_max_per_member: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="Enabled webhook endpoints a member account may have (0: members may not"
+        " register any).",
+    )
     webhook_retry_scale: float = Field(
         default=1.0,
         gt=0,

@@ -19,6 +19,7 @@ AUDITOR, OPERATOR, FOREIGN, PLATFORM = "auditor", "operator", "foreign operator"
 ROLES = [ANONYMOUS, INVALID, REVOKED, MEMBER, PAYEE, OTHER_MEMBER, AUDITOR, OPERATOR, FOREIGN,
          PLATFORM]  # fmt: skip
 READERS = {AUDITOR, OPERATOR, PLATFORM}
+MEMBERS = {MEMBER, PAYEE, OTHER_MEMBER}
 RUNNERS = {OPERATOR, PLATFORM}
 
 
@@ -87,6 +88,13 @@ async def build(api: Api, foreign: Net) -> World:
     )
     assert r.status_code == 201, r.text
     world.ids["webhook"] = r.json()["id"]
+    r = await api.client.post(
+        f"{net.base}/webhooks",
+        json={"url": "https://hooks.invalid/a"},
+        headers=auth(world.tokens[MEMBER]),
+    )
+    assert r.status_code == 201, r.text
+    world.ids["member_webhook"] = r.json()["id"]
     return world
 
 
@@ -186,13 +194,19 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "{n}/federation/links/px/settlements", {"reference": "r1", "amount": 5}, RUNNERS),
     ("GET", "{n}/federation/links/px/settlements", None, READERS),
     ("POST", "{n}/federation/links/px/settlements/r1/cancel", {"reason": "audit"}, RUNNERS),
-    ("POST", "{n}/webhooks", {"url": "https://hooks.invalid/a"}, RUNNERS),
-    ("GET", "{n}/webhooks", None, READERS),
+    ("POST", "{n}/webhooks", {"url": "https://hooks.invalid/a"}, MEMBERS | RUNNERS),
+    ("GET", "{n}/webhooks", None, MEMBERS | READERS),
     ("GET", "{n}/webhooks/{webhook}", None, READERS),
     ("PATCH", "{n}/webhooks/{webhook}", {"description": "audit"}, RUNNERS),
     ("POST", "{n}/webhooks/{webhook}/rotate-secret", None, RUNNERS),
     ("POST", "{n}/webhooks/{webhook}/redeliveries", {"seq": 1}, RUNNERS),
     ("GET", "{n}/webhooks/{webhook}/attempts", None, READERS),
+    # A member's endpoint: its member manages it, operators too; other members never see it.
+    ("GET", "{n}/webhooks/{member_webhook}", None, {MEMBER} | READERS),
+    ("PATCH", "{n}/webhooks/{member_webhook}", {"description": "till"}, {MEMBER} | RUNNERS),
+    ("POST", "{n}/webhooks/{member_webhook}/rotate-secret", None, {MEMBER} | RUNNERS),
+    ("POST", "{n}/webhooks/{member_webhook}/redeliveries", {"seq": 1}, {MEMBER} | RUNNERS),
+    ("GET", "{n}/webhooks/{member_webhook}/attempts", None, {MEMBER} | READERS),
 ]
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 # Node-to-node endpoints: authenticated by signatures, not keys (tests/federation/).
@@ -217,6 +231,7 @@ ALLOWED_REFUSALS = {
     "{n}/federation/links/px/transfers/{transfer}/resolve": "transfer_not_found",
     # Seq 1 is the network's creation, which is no event.
     "{n}/webhooks/{webhook}/redeliveries": "event_not_found",
+    "{n}/webhooks/{member_webhook}/redeliveries": "event_not_found",
 }
 
 
@@ -231,6 +246,7 @@ def _template(path: str) -> str:
                 "{request}": "{request_id}",
                 "{key}": "{key_id}",
                 "{transfer}": "{transfer_id}",
+                "{member_webhook}": "{webhook}",
             }.get(part, part)
         )
     pattern = "/".join(parts)
@@ -306,7 +322,9 @@ async def test_exactly_the_allowed_callers_may_call(
         elif role == FOREIGN and path.startswith("{n}"):
             assert (r.status_code, problem["code"]) == (404, "network_not_found"), r.text
         elif r.status_code == 404:
-            # Existence is private: another member's trade or request is simply not there.
-            assert problem["code"] in {"trade_not_found", "request_not_found"}, (role, r.text)
+            # Existence is private: another member's trade, request or webhook endpoint (or
+            # an operator's endpoint, to a member) is simply not there.
+            codes = {"trade_not_found", "request_not_found", "webhook_not_found"}
+            assert problem["code"] in codes, (role, r.text)
         else:
             assert (r.status_code, problem["code"]) == (403, "forbidden"), (role, r.text)

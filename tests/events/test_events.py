@@ -120,6 +120,47 @@ async def test_a_member_sees_only_its_own_account_and_balance(api: Api, app: Fas
     assert_problem(r, 422, "unknown_event_type")
 
 
+async def test_a_member_sees_the_disabling_of_its_own_endpoints_only(
+    api: Api, app: FastAPI
+) -> None:
+    """`webhook.disabled` is about the endpoint: a member's feed shows it for the member's own
+    endpoints, an operator's feed for every endpoint, each with who disabled it and why."""
+    net = await api.network(default_credit_limit=1000)
+    for code in ("alice", "bob"):
+        await api.account(net, code)
+    alice, bob = await api.member_key(net, "alice"), await api.member_key(net, "bob")
+    made = {}
+    for who, token in (("alice", alice), ("bob", bob), ("operator", net.operator)):
+        r = await api.client.post(
+            f"{net.base}/webhooks", json={"url": f"https://{who}.invalid/"}, headers=auth(token)
+        )
+        assert r.status_code == 201, r.text
+        made[who] = r.json()
+    assert (made["alice"]["account"], made["alice"]["member_account"]) == ("alice", "alice")
+    assert (made["operator"]["account"], made["operator"]["member_account"]) == (None, None)
+    for who, token in (("alice", alice), ("bob", net.operator), ("operator", net.operator)):
+        r = await api.client.patch(
+            f"{net.base}/webhooks/{made[who]['id']}", json={"enabled": False}, headers=auth(token)
+        )
+        assert r.status_code == 200, r.text
+
+    everything = await feed(api, app, net, types="webhook.disabled")
+    assert [e["data"]["webhook"]["id"] for e in everything] == [
+        made[who]["id"] for who in ("alice", "bob", "operator")
+    ]
+    assert [e["accounts"] for e in everything] == [["alice"], ["bob"], []]
+    assert [e["data"]["webhook"]["status_reason"] for e in everything] == [
+        "disabled by its member",
+        "disabled by an operator",
+        "disabled by an operator",
+    ]
+    by_alice, by_operator = everything[0]["data"], everything[1]["data"]
+    assert by_alice["webhook"]["changed_by"] != by_operator["webhook"]["changed_by"]
+    assert by_alice["webhook"]["url"] == "https://alice.invalid/"
+    assert [e["id"] for e in await feed(api, app, net, alice)] == [everything[0]["id"]]
+    assert [e["id"] for e in await feed(api, app, net, bob)] == [everything[1]["id"]]
+
+
 async def test_a_hold_that_expires_makes_an_expired_event(api: Api, app: FastAPI) -> None:
     net = await api.network(default_credit_limit=1000)
     await api.account(net, "cafe")
@@ -295,12 +336,23 @@ async def test_every_type_is_in_the_document_and_every_event_has_its_shape(
         f"{net.base}/accounts/alice/suspend", json={"reason": "x"}, headers=auth(net.operator)
     )
     assert r.status_code == 200, r.text
+    r = await api.client.post(
+        f"{net.base}/webhooks", json={"url": "https://hooks.invalid/"}, headers=auth(net.operator)
+    )
+    assert r.status_code == 201, r.text
+    r = await api.client.patch(
+        f"{net.base}/webhooks/{r.json()['id']}",
+        json={"enabled": False},
+        headers=auth(net.operator),
+    )
+    assert r.status_code == 200, r.text
     events = await feed(api, app, net)
     assert [e["type"] for e in events] == [
         "trade.held",
         "trade.voided",
         "request.created",
         "account.suspended",
+        "webhook.disabled",
     ]
     for event in events:
         operation = document["webhooks"][event["type"]]["post"]

@@ -5,7 +5,8 @@
 -- not named below, so a delivery never runs this trigger.
 CREATE TRIGGER webhook_endpoints_audit
     AFTER INSERT
-          OR UPDATE OF id, network_id, url, description, event_types, account, status,
+          OR UPDATE OF id, network_id, url, description, event_types, account,
+                       member_account, status,
                        status_reason, secret_version, previous_secret_expires_at, created_by,
                        created_at
           OR DELETE

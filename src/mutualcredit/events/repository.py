@@ -1,13 +1,31 @@
 """SQL only: the sealed audit records that become events, and the rows they are about.
 
 Records are read by their chain `seq` (unique per network, `audit_log_network_id_seq_key`), which
-the sealer assigns after commit, in the order it finds records committed: see service.py."""
+the sealer assigns after commit, in the order it finds records committed: see service.py.
+
+Webhook endpoints are read here as a table (WEBHOOK_ENDPOINTS), not through the webhooks
+package's model: webhooks delivers events and sits above this package (the import contract
+"domains"), while an event about an endpoint (`webhook.disabled`) still needs its row."""
 
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Row, Uuid, case, cast, exists, false, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    Text,
+    Uuid,
+    case,
+    cast,
+    column,
+    exists,
+    false,
+    or_,
+    select,
+    table,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.accounts.models import Account
@@ -16,6 +34,15 @@ from mutualcredit.federation.models import Link, Settlement, Transfer
 from mutualcredit.networks.models import Network
 from mutualcredit.requests.models import PaymentRequest
 from mutualcredit.trades.models import Entry, Trade
+
+WEBHOOK_ENDPOINTS = table(
+    "webhook_endpoints",
+    column("id", Uuid),
+    column("url", Text),
+    column("description", Text),
+    column("account", Text),
+    column("member_account", Text),
+)
 
 
 async def sealed_records(
@@ -32,6 +59,7 @@ async def sealed_records(
     query = select(
         AuditRecord.seq,
         AuditRecord.occurred_at,
+        AuditRecord.actor,
         AuditRecord.action,
         AuditRecord.subject_type,
         AuditRecord.subject_id,
@@ -43,11 +71,11 @@ async def sealed_records(
         AuditRecord.action.in_(actions),
     )
     if account_id is not None:
-        query = query.where(_about(network_id, account_id))
+        query = query.where(_about(account_id))
     return (await session.execute(query.order_by(AuditRecord.seq).limit(limit))).all()
 
 
-def _about(network_id: uuid.UUID, account_id: uuid.UUID) -> ColumnElement[bool]:
+def _about(account_id: uuid.UUID) -> ColumnElement[bool]:
     """The record is about the account. Checked per record, by primary key, so that a read
     costs what it scans of the log after its cursor, not the account's whole history (a long
     poll repeats it every fraction of a second). The CASE casts a subject id only for its own
@@ -68,8 +96,18 @@ def _about(network_id: uuid.UUID, account_id: uuid.UUID) -> ColumnElement[bool]:
         .where(Transfer.id == cast(subject, BigInteger), Trade.id == Transfer.trade_id, parties)
         .correlate(AuditRecord)
     )
+    code = select(Account.code).where(Account.id == account_id).scalar_subquery()
+    endpoint = (
+        exists()
+        .where(
+            WEBHOOK_ENDPOINTS.c.id == cast(subject, Uuid),
+            WEBHOOK_ENDPOINTS.c.member_account == code,
+        )
+        .correlate(AuditRecord)
+    )
     return case(
         (AuditRecord.subject_type == "account", subject == str(account_id)),
+        (AuditRecord.subject_type == "webhook_endpoint", endpoint),
         (AuditRecord.subject_type == "trade", trade),
         (AuditRecord.subject_type == "payment_request", request),
         (AuditRecord.subject_type == "transfer", transfer),
@@ -130,6 +168,15 @@ async def settlements(
         .where(Settlement.id.in_(ids))
     )
     return {s.id: (s, code) for s, code in rows.tuples()}
+
+
+async def webhook_endpoints(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Row[Any]]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(WEBHOOK_ENDPOINTS).where(WEBHOOK_ENDPOINTS.c.id.in_(ids)))
+    return {row.id: row for row in rows}
 
 
 async def account_codes(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -123,6 +123,26 @@ class SettlementEventData(OutputModel):
     settlement: SettlementData
 
 
+class WebhookData(OutputModel):
+    id: uuid.UUID = Field(description="The endpoint's id.")
+    url: str = Field(description="Its URL now.")
+    description: str
+    account: str | None = Field(description="The account whose events it receives (all: null).")
+    member_account: str | None = Field(
+        description="The member account whose endpoint it is (an operator's: null)."
+    )
+    status: str = Field(examples=["disabled"])
+    status_reason: str | None = Field(
+        description="Why: `disabled by an operator`, `disabled by its member`, or `no"
+        " successful delivery since …` (failing for MUTUALCREDIT_WEBHOOK_DISABLE_AFTER_DAYS)."
+    )
+    changed_by: str = Field(description="Who disabled it: an operator's key, or the service.")
+
+
+class WebhookEventData(OutputModel):
+    webhook: WebhookData
+
+
 class TradeEvent(Event):
     data: TradeEventData  # type: ignore[assignment]
 
@@ -141,3 +161,7 @@ class TransferEvent(Event):
 
 class SettlementEvent(Event):
     data: SettlementEventData  # type: ignore[assignment]
+
+
+class WebhookEvent(Event):
+    data: WebhookEventData  # type: ignore[assignment]

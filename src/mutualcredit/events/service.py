@@ -37,6 +37,8 @@ from mutualcredit.events.schemas import (
     SettlementEventData,
     TradeEventData,
     TransferEventData,
+    WebhookData,
+    WebhookEventData,
 )
 from mutualcredit.schemas import OutputModel
 
@@ -60,6 +62,7 @@ EVENT_TYPES: dict[str, str] = {
     "transfer.accepted": "A cross-network transfer was accepted (booked at its destination).",
     "transfer.refused": "A cross-network transfer was refused: its hold is voided.",
     "settlement.executed": "A link's settlement was executed on this network's ledger.",
+    "webhook.disabled": "A webhook endpoint was disabled: by an operator, or for failing for days.",
 }
 
 # The audit actions each event type comes from (a record's action, `<subject>.<status>` for a
@@ -82,6 +85,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "transfer.accepted": ("transfer.created", "transfer.accepted"),
     "transfer.refused": ("transfer.created", "transfer.refused"),
     "settlement.executed": ("settlement.created", "settlement.executed"),
+    "webhook.disabled": ("webhook_endpoint.disabled",),
 }
 
 # Every other action that is an event: one type each.
@@ -178,6 +182,9 @@ async def _build(
     settlements = await repository.settlements(
         session, [uuid.UUID(i) for i in ids.get("settlement", [])]
     )
+    endpoints = await repository.webhook_endpoints(
+        session, [uuid.UUID(i) for i in ids.get("webhook_endpoint", [])]
+    )
     balances = await repository.balances_after(session, list(trades))
     account_ids: set[uuid.UUID] = {uuid.UUID(i) for i in ids.get("account", [])}
     for t in trades.values():
@@ -226,6 +233,21 @@ async def _build(
             accounts = [link_account]
             payload = SettlementEventData(
                 settlement=payloads.settlement(settlement, after, link_account)
+            )
+        elif row.subject_type == "webhook_endpoint":
+            endpoint = endpoints[uuid.UUID(row.subject_id)]
+            accounts = [endpoint.member_account] if endpoint.member_account else []
+            payload = WebhookEventData(
+                webhook=WebhookData(
+                    id=endpoint.id,
+                    url=endpoint.url,
+                    description=endpoint.description,
+                    account=endpoint.account,
+                    member_account=endpoint.member_account,
+                    status=after["status"],
+                    status_reason=after.get("status_reason"),
+                    changed_by=row.actor,
+                )
             )
         else:
             # A type added to SOURCES needs its payload here: never skip an event silently.

@@ -14,6 +14,7 @@ from mutualcredit.events.schemas import (
     SettlementEvent,
     TradeEvent,
     TransferEvent,
+    WebhookEvent,
 )
 from mutualcredit.events.service import EVENT_TYPES
 
@@ -25,6 +26,7 @@ _BODIES: dict[str, type[Event]] = {
     "account": AccountEvent,
     "transfer": TransferEvent,
     "settlement": SettlementEvent,
+    "webhook": WebhookEvent,
 }
 
 

@@ -103,6 +103,7 @@ async def _next_event(session: AsyncSession, endpoint: WebhookEndpoint, after: i
         types=endpoint.event_types,
         account=endpoint.account,
         limit=1,
+        viewer=endpoint.member_account,
     )
     return found[0] if found else None
 

@@ -24,3 +24,12 @@ class EventNotFound(NotFound):
 
     code = "event_not_found"
     title = "Event not found"
+
+
+class WebhookLimitReached(ProblemError):
+    """A member account already has as many enabled endpoints as it may
+    (MUTUALCREDIT_WEBHOOK_MAX_PER_MEMBER): disable one first."""
+
+    status = 409
+    code = "webhook_limit_reached"
+    title = "Too many webhook endpoints for this account"

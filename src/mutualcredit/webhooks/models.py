@@ -1,7 +1,11 @@
 """Webhook endpoints, their delivery state and the delivery log.
 
-An endpoint is a URL an operator registered for a network, with the event types it wants (all
-when `event_types` is NULL) and optionally one account's events only. It carries its own
+An endpoint is a URL registered for a network, with the event types it wants (all when
+`event_types` is NULL) and optionally one account's events only. An operator's endpoint sees
+the network as an operator does. A member's endpoint (`member_account`, its own account) gets
+only the events about that account, in a member's view (no other account's balance): the
+database holds it to its own account (CHECK webhook_endpoints_member_own_account_check, and
+foreign keys to the account). It carries its own
 delivery state: a cursor over the network's event source (`cursor`, the last event seq it is
 done with) and the schedule of the next attempt. Deliveries go in seq order, one in flight per
 endpoint: the event after the cursor is sent until it is answered 2xx, or until its retry
@@ -29,6 +33,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -46,6 +51,13 @@ class WebhookEndpoint(Base):
     __table_args__ = (
         CheckConstraint("status IN ('enabled', 'disabled')", name="status_valid"),
         CheckConstraint("attempt >= 0", name="attempt_valid"),
+        CheckConstraint(
+            "member_account IS NULL OR account = member_account", name="member_own_account"
+        ),
+        ForeignKeyConstraint(["network_id", "account"], ["accounts.network_id", "accounts.code"]),
+        ForeignKeyConstraint(
+            ["network_id", "member_account"], ["accounts.network_id", "accounts.code"]
+        ),
         Index(None, "network_id", "created_at", "id"),
         Index(None, "next_attempt_at", postgresql_where=text("status = 'enabled'")),
     )
@@ -58,6 +70,8 @@ class WebhookEndpoint(Base):
     description: Mapped[str] = mapped_column(Text, server_default="")
     event_types: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     account: Mapped[str | None] = mapped_column(Text)
+    # The member account whose endpoint this is (NULL: an operator's), fixed when it is made.
+    member_account: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, server_default="enabled")
     status_reason: Mapped[str | None] = mapped_column(Text)
     secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)

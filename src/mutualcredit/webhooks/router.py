@@ -7,8 +7,11 @@ from starlette.responses import Response
 from mutualcredit.accounts.errors import AccountNotFound
 from mutualcredit.apidoc import answers
 from mutualcredit.auth.dependencies import CurrentPrincipal
-from mutualcredit.auth.permissions import require_operator, require_reader
+from mutualcredit.auth.models import Role
+from mutualcredit.auth.permissions import require_writer
+from mutualcredit.auth.service import Principal
 from mutualcredit.db import Session
+from mutualcredit.errors import Forbidden
 from mutualcredit.events.errors import UnknownEventType
 from mutualcredit.jsonbody import StrictJSONRoute
 from mutualcredit.networks.dependencies import NetworkId
@@ -17,7 +20,12 @@ from mutualcredit.responses import IdempotencyKey, idempotent
 from mutualcredit.schemas import Page
 from mutualcredit.webhooks import service
 from mutualcredit.webhooks.context import Webhooks
-from mutualcredit.webhooks.errors import EventNotFound, WebhookNotFound, WebhookUrlNotAllowed
+from mutualcredit.webhooks.errors import (
+    EventNotFound,
+    WebhookLimitReached,
+    WebhookNotFound,
+    WebhookUrlNotAllowed,
+)
 from mutualcredit.webhooks.schemas import (
     Redelivery,
     RedeliveryCreate,
@@ -40,13 +48,19 @@ def _hooks(request: Request) -> Webhooks:
     return hooks
 
 
+def _member(principal: Principal) -> str | None:
+    """The account whose endpoints a member key manages (None: an operator, auditor or the
+    platform, who see every endpoint of the network)."""
+    return principal.account_code if principal.role is Role.member else None
+
+
 @router.post(
     "",
     status_code=201,
     response_model=WebhookWithSecret,
-    summary="Register a webhook endpoint; its signing secret is shown once (operator)",
+    summary="Register a webhook endpoint; its signing secret is shown once (operator, member)",
 )
-@answers(WebhookUrlNotAllowed, UnknownEventType, AccountNotFound)
+@answers(WebhookUrlNotAllowed, UnknownEventType, AccountNotFound, WebhookLimitReached, Forbidden)
 async def create_webhook(
     network: str,
     net_id: NetworkId,
@@ -56,12 +70,14 @@ async def create_webhook(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """An operator of the network (or the platform). Events of the network (of `event_types`,
-    or all; about `account`, or all) are POSTed to `url` from now on, signed as Standard
-    Webhooks describes with the `secret` in this answer (a replay of the request answers
-    without it). Members cannot register endpoints: a URL the service calls on the network's
-    behalf is the operator's decision, and a member reads its own events from the feed."""
-    require_operator(principal)
+    """An operator of the network (or the platform), or a member key. Events of the network
+    (of `event_types`, or all; about `account`, or all) are POSTed to `url` from now on, signed
+    as Standard Webhooks describes with the `secret` in this answer (a replay of the request
+    answers without it). A member's endpoint gets the events about its own account only, as
+    the member's feed shows them (no other account's balance): `account` is its own (403 for
+    another), and it may have MUTUALCREDIT_WEBHOOK_MAX_PER_MEMBER enabled at once (409
+    webhook_limit_reached). Its owner is fixed: operators see and manage it too."""
+    require_writer(principal)
     hooks = _hooks(request)
 
     async def write() -> WebhookWithSecret:
@@ -72,6 +88,8 @@ async def create_webhook(
             actor=principal.actor,
             key=hooks.secret_key,
             allow_private=hooks.settings.outbound_allow_private,
+            member=_member(principal),
+            max_per_member=hooks.settings.webhook_max_per_member,
         )
         return WebhookWithSecret.model_validate(
             {**Webhook.model_validate(endpoint).model_dump(by_alias=True), "secret": secret}
@@ -93,10 +111,11 @@ async def create_webhook(
 async def list_webhooks(
     network: str, net_id: NetworkId, session: Session, principal: CurrentPrincipal
 ) -> list[Webhook]:
-    """An operator or auditor of the network (or the platform). Every endpoint, oldest first,
-    with its delivery state (cursor, failing since, next attempt); never a secret."""
-    require_reader(principal)
-    return [Webhook.model_validate(e) for e in await service.list_endpoints(session, net_id)]
+    """An operator or auditor of the network (or the platform): every endpoint; a member key:
+    its own account's. Oldest first, with the delivery state (cursor, failing since, next
+    attempt); never a secret."""
+    endpoints = await service.list_endpoints(session, net_id, member=_member(principal))
+    return [Webhook.model_validate(e) for e in endpoints]
 
 
 @router.get("/{webhook}", response_model=Webhook, summary="A webhook endpoint")
@@ -108,18 +127,27 @@ async def get_webhook(
     session: Session,
     principal: CurrentPrincipal,
 ) -> Webhook:
-    """An operator or auditor of the network (or the platform). The endpoint and its delivery
-    state (cursor, failing since, next attempt); never its secret."""
-    require_reader(principal)
-    return Webhook.model_validate(await service.get(session, net_id, webhook))
+    """An operator or auditor of the network (or the platform), or the member key of the
+    account whose endpoint it is. The endpoint and its delivery state (cursor, failing since,
+    next attempt); never its secret."""
+    return Webhook.model_validate(
+        await service.get(session, net_id, webhook, member=_member(principal))
+    )
 
 
 @router.patch(
     "/{webhook}",
     response_model=Webhook,
-    summary="Change a webhook endpoint: URL, event types, account, enable or disable (operator)",
+    summary="Change a webhook endpoint: URL, event types, account, enable or disable",
 )
-@answers(WebhookNotFound, WebhookUrlNotAllowed, UnknownEventType, AccountNotFound)
+@answers(
+    WebhookNotFound,
+    WebhookUrlNotAllowed,
+    UnknownEventType,
+    AccountNotFound,
+    WebhookLimitReached,
+    Forbidden,
+)
 async def update_webhook(
     network: str,
     net_id: NetworkId,
@@ -130,9 +158,10 @@ async def update_webhook(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """An operator of the network (or the platform). `enabled: true` resumes deliveries where
+    """An operator of the network (or the platform), or the member key of the account whose
+    endpoint it is (which cannot change its account). `enabled: true` resumes deliveries where
     they stopped, at once (and forgets the failures that disabled it)."""
-    require_operator(principal)
+    require_writer(principal)
     hooks = _hooks(request)
 
     async def write() -> Webhook:
@@ -142,6 +171,8 @@ async def update_webhook(
             webhook,
             body,
             allow_private=hooks.settings.outbound_allow_private,
+            member=_member(principal),
+            max_per_member=hooks.settings.webhook_max_per_member,
         )
         return Webhook.model_validate(endpoint)
 
@@ -158,7 +189,7 @@ async def update_webhook(
 @router.post(
     "/{webhook}/rotate-secret",
     response_model=WebhookWithSecret,
-    summary="A new signing secret, shown once; the old one still signs for a while (operator)",
+    summary="A new signing secret, shown once; the old one still signs for a while",
 )
 @answers(WebhookNotFound)
 async def rotate_webhook_secret(
@@ -170,11 +201,12 @@ async def rotate_webhook_secret(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """An operator of the network (or the platform). Every delivery from now on is signed by
+    """An operator of the network (or the platform), or the member key of the account whose
+    endpoint it is. Every delivery from now on is signed by
     the new secret and, until `previous_secret_expires_at`
     (MUTUALCREDIT_WEBHOOK_SECRET_GRACE_SECONDS, a day by default), by the old one too, in the
     same `webhook-signature` header: a receiver verifies with either while it changes over."""
-    require_operator(principal)
+    require_writer(principal)
     hooks = _hooks(request)
 
     async def write() -> WebhookWithSecret:
@@ -184,6 +216,7 @@ async def rotate_webhook_secret(
             webhook,
             key=hooks.secret_key,
             grace=timedelta(seconds=hooks.settings.webhook_secret_grace_seconds),
+            member=_member(principal),
         )
         return WebhookWithSecret.model_validate(
             {**Webhook.model_validate(endpoint).model_dump(by_alias=True), "secret": secret}
@@ -204,7 +237,7 @@ async def rotate_webhook_secret(
     "/{webhook}/redeliveries",
     status_code=202,
     response_model=Redelivery,
-    summary="Send an event to the endpoint again (operator)",
+    summary="Send an event to the endpoint again",
 )
 @answers(WebhookNotFound, EventNotFound)
 async def redeliver_event(
@@ -216,13 +249,16 @@ async def redeliver_event(
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """An operator of the network (or the platform). The event `seq` (one the endpoint
-    subscribes to) is sent again at once, with the same `webhook-id`, beside the endpoint's
-    order, and retried on the usual schedule; its attempts show in the delivery log."""
-    require_operator(principal)
+    """An operator of the network (or the platform), or the member key of the account whose
+    endpoint it is. The event `seq` (one the endpoint subscribes to) is sent again at once,
+    with the same `webhook-id`, beside the endpoint's order, and retried on the usual schedule;
+    its attempts show in the delivery log."""
+    require_writer(principal)
 
     async def write() -> Redelivery:
-        row = await service.redeliver(session, net_id, webhook, body.seq, actor=principal.actor)
+        row = await service.redeliver(
+            session, net_id, webhook, body.seq, actor=principal.actor, member=_member(principal)
+        )
         return Redelivery.model_validate(row)
 
     return await idempotent(
@@ -239,7 +275,7 @@ async def redeliver_event(
 @router.get(
     "/{webhook}/attempts",
     response_model=Page[WebhookAttempt],
-    summary="The delivery log of an endpoint, newest first (operator, auditor)",
+    summary="The delivery log of an endpoint, newest first",
 )
 @answers(WebhookNotFound)
 async def list_webhook_attempts(
@@ -251,10 +287,12 @@ async def list_webhook_attempts(
     cursor: Cursor = None,
     limit: PageSize = 100,
 ) -> Page[WebhookAttempt]:
-    """An operator or auditor of the network (or the platform). Every attempt: the event, the
-    attempt's number, the status code, the latency, the error, and its outcome."""
-    require_reader(principal)
-    rows, next_cursor = await service.attempts(session, net_id, webhook, cursor=cursor, limit=limit)
+    """An operator or auditor of the network (or the platform), or the member key of the
+    account whose endpoint it is. Every attempt: the event, the attempt's number, the status
+    code, the latency, the error, and its outcome."""
+    rows, next_cursor = await service.attempts(
+        session, net_id, webhook, cursor=cursor, limit=limit, member=_member(principal)
+    )
     return Page[WebhookAttempt](
         items=[WebhookAttempt.model_validate(r) for r in rows], next_cursor=next_cursor
     )

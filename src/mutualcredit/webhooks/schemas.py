@@ -79,6 +79,10 @@ class Webhook(OutputModel):
     description: str
     event_types: list[str] | None
     account: str | None
+    member_account: str | None = Field(
+        description="The member account whose endpoint this is: it receives that account's"
+        " events in the member's view. null: an operator's endpoint."
+    )
     status: Literal["enabled", "disabled"]
     status_reason: str | None
     secret_version: int

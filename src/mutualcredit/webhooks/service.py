@@ -1,6 +1,13 @@
 """Managing webhook endpoints: create (the secret shown once), change, rotate the secret, ask
 for a redelivery, read the delivery log. Delivery itself is delivery.py's.
 
+Whose endpoints: an operator (or the platform) manages every endpoint of its network; a member
+key only those of its own account (`member`, the account's code, passed by the router): it
+registers them for that account's events, in a member's view, up to
+MUTUALCREDIT_WEBHOOK_MAX_PER_MEMBER enabled at once, and any other endpoint is simply not there
+for it (webhook_not_found). An endpoint's owner never changes, and neither does the account of a
+member's endpoint (the database holds it: webhook_endpoints_member_own_account_check).
+
 A new endpoint starts at the network's event head: it receives what is sealed after it was
 made, not the network's history (the feed is there for that). Every change is audited by the
 database (trigger webhook_endpoints_audit), secrets and delivery bookkeeping left out.
@@ -9,15 +16,21 @@ database (trigger webhook_endpoints_audit), secrets and delivery bookkeeping lef
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit import egress
 from mutualcredit.audit.models import AuditRecord
+from mutualcredit.errors import Forbidden
 from mutualcredit.events import service as events
 from mutualcredit.pagination import after_int, page
 from mutualcredit.webhooks import signing
-from mutualcredit.webhooks.errors import EventNotFound, WebhookNotFound, WebhookUrlNotAllowed
+from mutualcredit.webhooks.errors import (
+    EventNotFound,
+    WebhookLimitReached,
+    WebhookNotFound,
+    WebhookUrlNotAllowed,
+)
 from mutualcredit.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookRedelivery
 from mutualcredit.webhooks.schemas import WebhookCreate, WebhookUpdate
 
@@ -48,6 +61,36 @@ async def head_seq(session: AsyncSession, network_id: uuid.UUID) -> int:
     return int(found or 0)
 
 
+async def _within_member_limit(
+    session: AsyncSession,
+    network_id: uuid.UUID,
+    member: str,
+    most: int,
+    *,
+    besides: uuid.UUID | None = None,
+) -> None:
+    """Refuses one more enabled endpoint for `member` beyond `most`. Two requests at once are
+    counted one after the other (a transaction-scoped lock per account), so they cannot both
+    slip under the limit."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+        {"name": f"webhooks:{network_id}:{member}"},
+    )
+    query = select(func.count()).where(
+        WebhookEndpoint.network_id == network_id,
+        WebhookEndpoint.member_account == member,
+        WebhookEndpoint.status == "enabled",
+    )
+    if besides is not None:
+        query = query.where(WebhookEndpoint.id != besides)
+    if (await session.scalar(query) or 0) >= most:
+        raise WebhookLimitReached(
+            f"Account {member!r} may have at most {most} enabled webhook endpoints: disable one"
+            " first (MUTUALCREDIT_WEBHOOK_MAX_PER_MEMBER)",
+            limit=most,
+        )
+
+
 async def create(
     session: AsyncSession,
     network_id: uuid.UUID,
@@ -56,11 +99,20 @@ async def create(
     actor: str,
     key: bytes,
     allow_private: bool,
+    member: str | None = None,
+    max_per_member: int = 0,
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its secret (returned here only)."""
+    """A new endpoint and its secret (returned here only); a member's (`member`: its account
+    code) is for its own account's events."""
     check_url(data.url, allow_private=allow_private)
-    if data.account is not None:
-        await events.require_account(session, network_id, data.account)
+    account = data.account
+    if member is not None:
+        if account not in (None, member):
+            raise Forbidden("A member key registers endpoints for its own account only")
+        account = member
+        await _within_member_limit(session, network_id, member, max_per_member)
+    if account is not None:
+        await events.require_account(session, network_id, account)
     endpoint_id = uuid.uuid4()
     secret = signing.new_secret()
     endpoint = WebhookEndpoint(
@@ -69,7 +121,8 @@ async def create(
         url=data.url,
         description=data.description,
         event_types=check_types(data.event_types),
-        account=data.account,
+        account=account,
+        member_account=member,
         secret_sealed=signing.seal(secret, endpoint_id, 1, key),
         secret_version=1,
         created_by=actor,
@@ -86,11 +139,15 @@ async def get(
     network_id: uuid.UUID,
     endpoint_id: uuid.UUID,
     *,
+    member: str | None = None,
     for_update: bool = False,
 ) -> WebhookEndpoint:
+    """The endpoint; for a member (`member`), only one of its own."""
     query = select(WebhookEndpoint).where(
         WebhookEndpoint.network_id == network_id, WebhookEndpoint.id == endpoint_id
     )
+    if member is not None:
+        query = query.where(WebhookEndpoint.member_account == member)
     if for_update:
         query = query.with_for_update()
     endpoint = await session.scalar(query)
@@ -99,12 +156,13 @@ async def get(
     return endpoint
 
 
-async def list_endpoints(session: AsyncSession, network_id: uuid.UUID) -> list[WebhookEndpoint]:
-    query = (
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.network_id == network_id)
-        .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
-    )
+async def list_endpoints(
+    session: AsyncSession, network_id: uuid.UUID, *, member: str | None = None
+) -> list[WebhookEndpoint]:
+    query = select(WebhookEndpoint).where(WebhookEndpoint.network_id == network_id)
+    if member is not None:
+        query = query.where(WebhookEndpoint.member_account == member)
+    query = query.order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
     return list(await session.scalars(query))
 
 
@@ -115,8 +173,13 @@ async def update(
     data: WebhookUpdate,
     *,
     allow_private: bool,
+    member: str | None = None,
+    max_per_member: int = 0,
 ) -> WebhookEndpoint:
-    endpoint = await get(session, network_id, endpoint_id, for_update=True)
+    endpoint = await get(session, network_id, endpoint_id, member=member, for_update=True)
+    owner = endpoint.member_account
+    if owner is not None and "account" in data.model_fields_set and data.account != owner:
+        raise Forbidden(f"This endpoint is account {owner!r}'s: it receives that account's events")
     if data.url is not None:
         check_url(data.url, allow_private=allow_private)
         endpoint.url = data.url
@@ -131,6 +194,10 @@ async def update(
     if data.description is not None:
         endpoint.description = data.description
     if data.enabled is True and endpoint.status == "disabled":
+        if owner is not None:
+            await _within_member_limit(
+                session, network_id, owner, max_per_member, besides=endpoint.id
+            )
         endpoint.status = "enabled"
         endpoint.status_reason = None
         endpoint.failing_since = None
@@ -138,7 +205,9 @@ async def update(
         endpoint.next_attempt_at = datetime.now(UTC)
     elif data.enabled is False and endpoint.status == "enabled":
         endpoint.status = "disabled"
-        endpoint.status_reason = "disabled by an operator"
+        endpoint.status_reason = (
+            "disabled by an operator" if member is None else "disabled by its member"
+        )
     await session.flush()
     await session.refresh(endpoint)
     return endpoint
@@ -151,10 +220,11 @@ async def rotate_secret(
     *,
     key: bytes,
     grace: timedelta,
+    member: str | None = None,
 ) -> tuple[WebhookEndpoint, str]:
     """A new secret; the one it replaces still signs too, for `grace` (a receiver can verify
     with either while it changes over). A second rotation within the grace ends the first's."""
-    endpoint = await get(session, network_id, endpoint_id, for_update=True)
+    endpoint = await get(session, network_id, endpoint_id, member=member, for_update=True)
     old = signing.unseal(endpoint.secret_sealed, endpoint.id, endpoint.secret_version, key)
     version = endpoint.secret_version + 1
     secret = signing.new_secret()
@@ -176,9 +246,10 @@ async def redeliver(
     seq: int,
     *,
     actor: str,
+    member: str | None = None,
 ) -> WebhookRedelivery:
     """Queues an event the endpoint subscribes to, to be sent again, outside its order."""
-    endpoint = await get(session, network_id, endpoint_id)
+    endpoint = await get(session, network_id, endpoint_id, member=member)
     found = await events.read(
         session,
         network_id,
@@ -205,9 +276,10 @@ async def attempts(
     *,
     cursor: str | None,
     limit: int,
+    member: str | None = None,
 ) -> tuple[list[WebhookAttempt], str | None]:
     """The delivery log of an endpoint, newest first."""
-    await get(session, network_id, endpoint_id)
+    await get(session, network_id, endpoint_id, member=member)
     query = select(WebhookAttempt).where(WebhookAttempt.endpoint_id == endpoint_id)
     before = after_int(cursor)
     if before is not None:
