@@ -4,6 +4,7 @@ The service (`mutualcredit serve`, its own database) delivers to receiver.py, wh
 every delivery with the `standardwebhooks` package. Retries are scaled down
 (MUTUALCREDIT_WEBHOOK_RETRY_SCALE=0.02: 0.1 s, 6 s, 36 s, ...) so that a test sees several."""
 
+import asyncio
 import ipaddress
 import os
 import socket
@@ -13,9 +14,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -346,6 +349,25 @@ def test_private_urls_are_refused_when_saved_and_at_connect_time(
     assert (record["actor"], record["reason"]) == ("service:webhooks", reason)
     assert record["after"] == {"status": "disabled", "status_reason": reason}
 
+    # And an event says so, in the feed (whence every endpoint subscribed to it gets it).
+    def disabled() -> list[dict[str, Any]]:
+        r = strict.request("GET", "/events", strict.operator, params={"types": "webhook.disabled"})
+        found: list[dict[str, Any]] = r.json()["items"]
+        return found
+
+    wait(lambda: len(disabled()) == 1)
+    (event,) = disabled()
+    assert event["data"]["webhook"] == {
+        "id": endpoint["id"],
+        "url": receiver.url,
+        "description": "",
+        "account": None,
+        "member_account": None,
+        "status": "disabled",
+        "status_reason": reason,
+        "changed_by": "service:webhooks",
+    }
+
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -401,3 +423,108 @@ def test_a_service_killed_mid_delivery_sends_it_again_with_the_same_id(
         (got[2]["body"]["seq"], "delivered"),
     ]
     disable(node, endpoint)
+
+
+def test_a_members_endpoint_gets_its_own_events_in_its_view(
+    node: Node, receivers: list[Receiver]
+) -> None:
+    """A member registers an endpoint with its own key: it receives the events about its own
+    account only (trades it is party to, its limits), with no other account's balance, signed
+    with the secret shown once; other members never see it, and it cannot be widened."""
+    for code in ("cy", "dot"):
+        if code not in node.members:
+            node.member(code)
+    ann, bob = node.members["ann"], node.members["bob"]
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    r = node.request("POST", "/webhooks", ann, json={"url": receiver.url})
+    assert r.status_code == 201, r.text
+    endpoint = r.json()
+    assert (endpoint["account"], endpoint["member_account"]) == ("ann", "ann")
+    assert endpoint["event_types"] is None
+    receiver.control(secrets=[endpoint["secret"]])
+
+    mine = pay(node, 3)  # ann pays bob
+    r = node.pay("bob", "cy", 4)  # not ann's
+    assert r.status_code == 201, r.text
+    limits = {"credit_limit": 5000, "balance_max": None, "reason": "trusted till"}
+    for code in ("bob", "ann"):
+        r = node.request("PUT", f"/accounts/{code}/limits", node.operator, json=limits)
+        assert r.status_code == 200, r.text
+    r = node.pay("cy", "ann", 5)
+    assert r.status_code == 201, r.text
+    theirs = r.json()["id"]
+    wait(lambda: len(receiver.received()) >= 3)
+    time.sleep(1)  # long enough for an event about another account to arrive, were one sent
+    got = receiver.received()
+    assert [g["body"]["type"] for g in got] == [
+        "trade.posted",
+        "account.limits_changed",
+        "trade.posted",
+    ]
+    assert all(g["verified_by"] == [0] for g in got)
+    assert [g["body"]["data"]["trade"]["id"] for g in (got[0], got[2])] == [mine, theirs]
+    assert all("ann" in g["body"]["accounts"] for g in got)
+    balances = [g["body"]["data"]["balances_after"] for g in (got[0], got[2])]
+    assert [list(b) for b in balances] == [["ann"], ["ann"]]
+    assert got[1]["body"]["data"]["account"] == "ann"
+
+    # Another member: not there. The member itself: its own account only, for good.
+    path = f"/webhooks/{endpoint['id']}"
+    for method, body in (("GET", None), ("PATCH", {"description": "mine"})):
+        r = node.request(method, path, bob, json=body)
+        assert (r.status_code, r.json()["code"]) == (404, "webhook_not_found"), r.text
+    r = node.request("GET", f"{path}/attempts", bob)
+    assert r.status_code == 404, r.text
+    assert [e["id"] for e in node.request("GET", "/webhooks", bob).json()] == []
+    assert endpoint["id"] in [e["id"] for e in node.request("GET", "/webhooks", ann).json()]
+    for account in ("bob", None):
+        r = node.request("PATCH", path, ann, json={"account": account})
+        assert (r.status_code, r.json()["code"]) == (403, "forbidden"), r.text
+        r = node.request("PATCH", path, node.operator, json={"account": account})
+        assert (r.status_code, r.json()["code"]) == (403, "forbidden"), r.text
+    r = node.request("POST", "/webhooks", ann, json={"url": receiver.url, "account": "bob"})
+    assert (r.status_code, r.json()["code"]) == (403, "forbidden"), r.text
+    # Not even by hand in SQL: the database keeps a member's endpoint to its own account.
+    with pytest.raises(asyncpg.CheckViolationError):
+        asyncio.run(
+            node.fetch("UPDATE webhook_endpoints SET account = 'bob' WHERE id = $1", endpoint["id"])
+        )
+    r = node.request("PATCH", path, ann, json={"enabled": False})
+    assert r.status_code == 200, r.text
+    assert r.json()["status_reason"] == "disabled by its member"
+
+
+def test_a_member_has_at_most_the_endpoints_it_may_even_all_at_once(node: Node) -> None:
+    """MUTUALCREDIT_WEBHOOK_MAX_PER_MEMBER (5 by default) enabled endpoints per member account,
+    counted one request after the other even when they all arrive at once; a disabled one does
+    not count, and enabling it again is counted."""
+    if "eve" not in node.members:
+        node.member("eve")
+    eve = node.members["eve"]
+
+    def register(n: int) -> httpx.Response:
+        return node.request("POST", "/webhooks", eve, json={"url": f"https://eve{n}.example/"})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(register, range(8)))
+    assert sorted(r.status_code for r in answers) == [201] * 5 + [409] * 3
+    refused = next(r for r in answers if r.status_code == 409)
+    assert refused.json()["code"] == "webhook_limit_reached"
+    assert refused.json()["limit"] == 5
+    made = [r.json()["id"] for r in answers if r.status_code == 201]
+    r = node.request("PATCH", f"/webhooks/{made[0]}", eve, json={"enabled": False})
+    assert r.status_code == 200, r.text
+    r = register(9)
+    assert r.status_code == 201, r.text
+    r = node.request("PATCH", f"/webhooks/{made[0]}", eve, json={"enabled": True})
+    assert (r.status_code, r.json()["code"]) == (409, "webhook_limit_reached"), r.text
+    # An operator's endpoints are not counted against the member, nor limited by it.
+    r = node.request(
+        "POST", "/webhooks", node.operator, json={"url": "https://op.example/", "account": "eve"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["member_account"] is None
+    for endpoint in node.request("GET", "/webhooks", eve).json():
+        r = node.request("PATCH", f"/webhooks/{endpoint['id']}", eve, json={"enabled": False})
+        assert r.status_code == 200, r.text
