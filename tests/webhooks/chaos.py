@@ -50,6 +50,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -79,6 +80,24 @@ ENDPOINTS: dict[str, tuple[list[str] | None, str | None]] = {
     "posted": (["trade.posted"], None),
     "shop": (None, "shop"),
 }
+# The per-endpoint and feed figures that must be 0 after the run: the guarantees.
+MUST_BE_ZERO = (
+    "missing",
+    "invented",
+    "body_mismatch",
+    "id_not_event_id",
+    "unverified",
+    "out_of_order",
+    "log_missing",
+    "log_invented",
+    "log_failed",
+)
+FEED_MUST_BE_ZERO = (
+    "acknowledged_without_event",
+    "trade_events_without_till",
+    "refused_with_event",
+    "seq_not_increasing",
+)
 # What a receiver answers with when no fault is on: slow enough that a kill -9 of the service
 # finds a delivery in flight.
 BASE_DELAY = 0.02
@@ -464,6 +483,28 @@ def check_feed(run: Run, feed: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _summary(figures: dict[str, Any]) -> dict[str, Any]:
+    """The run in a few numbers: what was delivered, how late at worst, and every guarantee
+    broken (none, when all is well)."""
+    endpoints: dict[str, dict[str, Any]] = figures["endpoints"]
+    broken = {
+        f"{name}.{key}": e[key] for name, e in endpoints.items() for key in MUST_BE_ZERO if e[key]
+    }
+    broken |= {
+        f"feed.{key}": figures["feed"][key] for key in FEED_MUST_BE_ZERO if figures["feed"][key]
+    }
+    delays = [e["delay_max_s"] for e in endpoints.values() if e["delay_max_s"] is not None]
+    return {
+        "events_to_deliver": sum(e["events"] for e in endpoints.values()),
+        "deliveries": sum(e["deliveries"] for e in endpoints.values()),
+        "duplicates": sum(e["duplicates"] for e in endpoints.values()),
+        "answered_500": sum(e["answered_500"] for e in endpoints.values()),
+        "faults_injected": figures["faults_injected"],
+        "delay_max_s": max(delays, default=None),
+        "broken": broken,
+    }
+
+
 def _resolved(state: Run, action: str) -> int:
     return sum(1 for r in state.resolutions if r.action == action and r.outcome == "acknowledged")
 
@@ -514,10 +555,11 @@ async def run(plan: Plan, workdir: Path | None = None) -> dict[str, Any]:
                 await _resolve(client, f"{base}/trades", headers, resolution, None)
         drain_started = time.monotonic()
         async with httpx.AsyncClient(timeout=30) as client:
-            while time.monotonic() - drain_started < plan.drain:
+            drained = False
+            while not drained and time.monotonic() - drain_started < plan.drain:
                 await asyncio.sleep(1)
-                if await _drained(client, base, token, endpoints):
-                    break
+                drained = await _drained(client, base, token, endpoints)
+            figures["drained"] = drained
             figures["drain_seconds"] = round(time.monotonic() - drain_started)
             await asyncio.sleep(2)  # room for a duplicate to arrive, were one still coming
             feed = await _feed(client, base, token, None)
@@ -546,6 +588,7 @@ async def run(plan: Plan, workdir: Path | None = None) -> dict[str, Any]:
                 "endpoints": per_endpoint,
             }
         )
+        figures["summary"] = _summary(figures)
         return figures
     finally:
         for e in endpoints:
@@ -582,7 +625,10 @@ def main() -> None:
         retry_scale=args.retry_scale,
         drain=args.drain,
     )
+    started = time.monotonic()
     figures = asyncio.run(run(plan))
+    figures["wall_seconds"] = round(time.monotonic() - started)
+    figures["command"] = "python -m tests.webhooks.chaos " + " ".join(sys.argv[1:])
     text = json.dumps(figures, indent=2)
     print(text)
     if args.report:

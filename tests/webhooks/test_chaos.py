@@ -10,6 +10,8 @@ def test_webhooks_deliver_every_event_through_faults() -> None:
     plan = Plan(seconds=40, fault_every=5, receiver_gap=(2.0, 5.0), receiver_down=(4.0, 10.0))
     figures = run_in_thread(lambda: run(plan))
     print(figures)
+    assert figures["drained"] is True
+    assert figures["summary"]["broken"] == {}
     faults = figures["faults"]
     for kind in ("restart_db_fast", "restart_db_immediate", "terminate_backends"):
         assert faults.get(kind, 0) >= 1, kind
