@@ -66,6 +66,7 @@ class Attempt:
     payer: str
     payee: str
     amount: int
+    pending: bool = False  # a hold, posted or voided later (the webhook fault run makes some)
     outcome: str = "unknown"  # acknowledged | refused | unknown
     trade_id: str | None = None
     code: str | None = None
@@ -93,8 +94,10 @@ def _free_port() -> int:
 class Cluster:
     """A dedicated PostgreSQL and one service process: both ours to break."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, settings: dict[str, str] | None = None) -> None:
         self.workdir = workdir
+        # The service's own settings (MUTUALCREDIT_*), over the defaults of start_service.
+        self.settings = settings or {}
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.server: Any = None
@@ -117,6 +120,7 @@ class Cluster:
             MUTUALCREDIT_LOG_LEVEL="warning",
             MUTUALCREDIT_POOL_SIZE="20",
         )
+        env.update(self.settings)
         self.proc = subprocess.Popen(  # noqa: S603 - our own command
             [
                 sys.executable,
@@ -295,7 +299,13 @@ async def deliver(
     stop: asyncio.Event | None,
 ) -> None:
     """Posts until there is an answer, with the same key every time, as a till would."""
-    body = {"payer": attempt.payer, "payee": attempt.payee, "amount": attempt.amount}
+    body: dict[str, Any] = {
+        "payer": attempt.payer,
+        "payee": attempt.payee,
+        "amount": attempt.amount,
+    }
+    if attempt.pending:
+        body["pending"] = True
     backoff = 0.05
     while stop is None or not stop.is_set():
         attempt.tries += 1

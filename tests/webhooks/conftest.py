@@ -1,9 +1,11 @@
 """A receiver process and a service to deliver to it, for the webhook tests."""
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +17,13 @@ from tests.federation.cluster import free_port
 class Receiver:
     """A receiver process (receiver.py) on a loopback port, steered over HTTP."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", log: Path | None = None
+    ) -> None:
         self.port = port or free_port()
         self.host = host
+        # Where the process also writes each delivery (outliving a kill), if anywhere.
+        self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -26,8 +32,11 @@ class Receiver:
 
     def start(self, *secrets: str) -> "Receiver":
         """Starts the process, verifying with `secrets` from its first delivery."""
+        env = dict(os.environ)
+        if self.log is not None:
+            env["RECEIVER_LOG"] = str(self.log)
         self.proc = subprocess.Popen(  # noqa: S603 - our own script
-            [sys.executable, "-m", "tests.webhooks.receiver", str(self.port), *secrets]
+            [sys.executable, "-m", "tests.webhooks.receiver", str(self.port), *secrets], env=env
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -10,10 +10,16 @@ against each secret it was given, and records what it got. A test steers it over
                     answering; answer 200 with a body of 64 MiB, slowly
     GET  /received  every delivery so far: webhook-id, the indexes of the secrets that verify
                     it, the body (parsed) and the status answered
+    GET  /state     the controls, and `inflight`: deliveries received and not yet answered
     anything else   a delivery: recorded, and answered as the controls say (204 by default)
+
+With RECEIVER_LOG=<file> in its environment it also appends each delivery to that file, one JSON
+line each, written before it answers: the fault run kills receivers with SIGKILL and starts them
+again, and what they received must outlive them.
 """
 
 import json
+import os
 import sys
 import threading
 import time
@@ -25,6 +31,10 @@ from standardwebhooks import Webhook, WebhookVerificationError
 STATE: dict[str, Any] = {"secrets": [], "fail": 0, "redirect": None, "delay": 0.0, "huge": False}
 RECEIVED: list[dict[str, Any]] = []
 LOCK = threading.Lock()
+INFLIGHT = [0]
+# The durable log's file descriptor (O_APPEND: one write(2) per record, so a kill cannot leave
+# half a line), or None.
+LOG: list[int | None] = [None]
 
 
 def verified_by(body: bytes, headers: dict[str, str], secrets: list[str]) -> list[int]:
@@ -52,7 +62,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         with LOCK:
-            self._json(200, RECEIVED)
+            if self.path == "/state":
+                self._json(200, {**STATE, "inflight": INFLIGHT[0]})
+            else:
+                self._json(200, RECEIVED)
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -72,16 +85,26 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 status = 204
             delay, huge, redirect = STATE["delay"], STATE["huge"], STATE["redirect"]
-            RECEIVED.append(
-                {
-                    "id": headers.get("webhook-id"),
-                    "verified_by": verified_by(body, headers, secrets),
-                    "signatures": len(headers.get("webhook-signature", "").split()),
-                    "body": json.loads(body),
-                    "status": status,
-                    "at": time.time(),
-                }
-            )
+            record = {
+                "id": headers.get("webhook-id"),
+                "verified_by": verified_by(body, headers, secrets),
+                "signatures": len(headers.get("webhook-signature", "").split()),
+                "body": json.loads(body),
+                "status": status,
+                "at": time.time(),
+            }
+            RECEIVED.append(record)
+            fd = LOG[0]
+            if fd is not None:
+                os.write(fd, json.dumps(record).encode() + b"\n")
+            INFLIGHT[0] += 1
+        try:
+            self._answer(status, delay, huge, redirect)
+        finally:
+            with LOCK:
+                INFLIGHT[0] -= 1
+
+    def _answer(self, status: int, delay: float, huge: bool, redirect: str | None) -> None:
         time.sleep(delay)
         if huge:
             self.send_response(200)
@@ -104,6 +127,8 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     STATE["secrets"] = sys.argv[2:]
+    if path := os.environ.get("RECEIVER_LOG"):
+        LOG[0] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
     server.daemon_threads = True
     server.serve_forever()
