@@ -137,10 +137,19 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
             asyncio.create_task(webhook_delivery.run_forever(app.state.webhooks))
             for _ in range(settings.webhook_senders)
         ]
+        # The sealer: records become events when sealed, so it runs more often than the other
+        # jobs, and wakes this process's deliveries when it has sealed something.
+        sealer = asyncio.create_task(
+            jobs.seal_forever(
+                app.state.sessionmaker,
+                settings.seal_interval_seconds,
+                sealed=app.state.webhooks.due.set,
+            )
+        )
         try:
             yield
         finally:
-            for task in (*senders, outbox, sweeper):
+            for task in (sealer, *senders, outbox, sweeper):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -378,9 +378,9 @@ def test_the_readme_receiver_verifies_a_delivery(node: Node, tmp_path: Path) -> 
 def test_a_service_killed_mid_delivery_sends_it_again_with_the_same_id(
     node: Node, receivers: list[Receiver]
 ) -> None:
-    """kill -9 while the receiver holds a delivery: once the lease runs out (the timeout and
-    30 s), the restarted service sends the same event again, with the same webhook-id, and
-    goes on in order."""
+    """kill -9 while the receiver holds a delivery: once the lease runs out (twice the
+    timeout, and 30 s), the restarted service sends the same event again, with the same
+    webhook-id, and goes on in order."""
     receiver = Receiver().start()
     receivers.append(receiver)
     endpoint = create(node, receiver.url)
