@@ -34,9 +34,9 @@ MUTUALCREDIT_WEBHOOK_INTERVAL_SECONDS, for retries that fall due and for what ot
 sealed. An endpoint whose cursor is at the head is not claimed at all: nothing is read for it
 until the head moves.
 
-Calls go through the egress client (no loopback or private targets unless allowed, checked at
-connect time after DNS; no redirects), with an overall timeout, and read at most
-MUTUALCREDIT_WEBHOOK_MAX_RESPONSE_BYTES of the answer.
+Calls go through sender.py (egress's address policy: no loopback or private targets unless
+allowed, checked at connect time after DNS; no redirects; kept-alive connections), with an
+overall timeout, and read at most MUTUALCREDIT_WEBHOOK_MAX_RESPONSE_BYTES of the answer.
 """
 
 import asyncio
@@ -54,12 +54,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.audit.context import act_as, explain
 from mutualcredit.audit.models import AuditHead
-from mutualcredit.egress import AddressNotAllowed
 from mutualcredit.events import service as events
 from mutualcredit.events.schemas import Event
 from mutualcredit.webhooks import signing
 from mutualcredit.webhooks.context import Webhooks
 from mutualcredit.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookRedelivery
+from mutualcredit.webhooks.sender import ConnectFailed, ProtocolError, Target
 from mutualcredit.webhooks.service import head_seq
 
 log = logging.getLogger("mutualcredit.webhooks")
@@ -272,27 +272,19 @@ async def send(hooks: Webhooks, job: Job, event: Event) -> Answer:
     headers = signing.headers(event.id, datetime.now(UTC), body, job.secrets)
     headers["content-type"] = "application/json"
     headers["user-agent"] = "mutualcredit-webhooks"
-    cap = hooks.settings.webhook_max_response_bytes
     started = time.monotonic()
     status: int | None = None
     error: str | None = None
     try:
         async with asyncio.timeout(hooks.settings.webhook_timeout_seconds):
-            async with hooks.http.stream("POST", job.url, content=body, headers=headers) as answer:
-                status = answer.status_code
-                read = 0
-                async for chunk in answer.aiter_raw():
-                    read += len(chunk)
-                    if read >= cap:
-                        break  # the rest is not read: closing drops the connection
-        if status is not None and 300 <= status < 400:
+            status = await hooks.sender.post(Target.of(job.url), headers, body.encode())
+        if 300 <= status < 400:
             error = "redirect not followed"
     except TimeoutError:
         error = "timed out"
-    except httpx.ConnectError as exc:
-        refused = isinstance(exc.__cause__, AddressNotAllowed) or "not one this service" in str(exc)
-        error = "address not allowed" if refused else "connection failed"
-    except httpx.HTTPError as exc:
+    except ConnectFailed as exc:
+        error = "address not allowed" if exc.refused else "connection failed"
+    except (ProtocolError, OSError, asyncio.IncompleteReadError, httpx.InvalidURL) as exc:
         error = type(exc).__name__
     latency = int((time.monotonic() - started) * 1000)
     if status is not None and error is None and not 200 <= status < 300:
