@@ -41,6 +41,7 @@ overall timeout, and read at most MUTUALCREDIT_WEBHOOK_MAX_RESPONSE_BYTES of the
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -92,6 +93,11 @@ class Job:
     events: list[Event]
     secrets: list[str]
     claimed: float = field(default_factory=time.monotonic)
+
+    @functools.cached_property
+    def target(self) -> Target:
+        """The URL, parsed once for the whole batch."""
+        return Target.of(self.url)
 
 
 @dataclass
@@ -277,7 +283,7 @@ async def send(hooks: Webhooks, job: Job, event: Event) -> Answer:
     error: str | None = None
     try:
         async with asyncio.timeout(hooks.settings.webhook_timeout_seconds):
-            status = await hooks.sender.post(Target.of(job.url), headers, body.encode())
+            status = await hooks.sender.post(job.target, headers, body.encode())
         if 300 <= status < 400:
             error = "redirect not followed"
     except TimeoutError:
