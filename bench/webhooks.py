@@ -245,6 +245,7 @@ class Endpoint:
         """Waits for the endpoint's last event (at most `limit` seconds), then disables it and
         checks what arrived."""
         started = time.monotonic()
+        at_end = self.receiver.count(self.path)
         expected = asyncio.run(self.expected())
         while self.receiver.count(self.path) < expected and time.monotonic() - started < limit:
             time.sleep(0.05)
@@ -267,6 +268,7 @@ class Endpoint:
             "duplicates": len(ids) - len(set(ids)),
             "out_of_order": sum(1 for a, b in itertools.pairwise(seqs) if b <= a),
             "ids_match_events": all(r["id"] == f"evt_bench_{r['seq']}" for r in records),
+            "received_when_the_load_stopped": at_end,
             "drain_seconds": round(drained, 2),
             "drained": len(set(ids)) >= expected,
             "signatures": self.receiver.verify(self.path, self.secret),
