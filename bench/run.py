@@ -232,10 +232,15 @@ def free_port() -> int:
 
 
 class Service:
-    def __init__(self, url: str, workers: int) -> None:
+    def __init__(self, url: str, workers: int, **settings: str) -> None:
+        """`mutualcredit serve` on a free port; `settings` are more MUTUALCREDIT_* variables."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MUTUALCREDIT_")}
+        # The service measured is this checkout's, not whichever one the venv was installed from.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(HERE.parent / "src"), env.get("PYTHONPATH")) if p
+        )
         env.update(
             MUTUALCREDIT_DATABASE_URL=url,
             MUTUALCREDIT_WORKERS=str(workers),
@@ -243,6 +248,7 @@ class Service:
             MUTUALCREDIT_LOG_LEVEL="warning",
             MUTUALCREDIT_POOL_SIZE="32",
         )
+        env.update(settings)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mutualcredit.cli", "serve", "--no-migrate", "--no-demo",
              "--port", str(self.port)],

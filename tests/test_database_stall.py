@@ -146,6 +146,7 @@ def service(
         # The background jobs would only add noise to the link: the tests' own requests are
         # what they watch.
         sweep_interval_seconds="3600",
+        seal_interval_seconds="3600",
         federation_interval_seconds="3600",
     )
     yield process

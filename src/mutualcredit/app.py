@@ -49,6 +49,7 @@ from mutualcredit.trades.router import router as trades_router
 from mutualcredit.webhooks import delivery as webhook_delivery
 from mutualcredit.webhooks.context import Webhooks
 from mutualcredit.webhooks.router import router as webhooks_router
+from mutualcredit.webhooks.sender import Sender
 
 log = logging.getLogger("mutualcredit")
 
@@ -126,25 +127,34 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         # The outbox: every worker delivers due transfers (claimed with SKIP LOCKED).
         outbox = asyncio.create_task(federation_worker.run_forever(app.state.federation))
         # Webhooks: every worker runs a few delivery loops (claimed with SKIP LOCKED).
-        hooks_http = egress.client(
-            timeout=settings.webhook_timeout_seconds,
+        hooks_sender = Sender(
             allow_private=settings.outbound_allow_private,
+            max_body=settings.webhook_max_response_bytes,
         )
         app.state.webhooks = Webhooks(
-            sessionmaker=app.state.sessionmaker, settings=settings, http=hooks_http
+            sessionmaker=app.state.sessionmaker, settings=settings, sender=hooks_sender
         )
         senders = [
             asyncio.create_task(webhook_delivery.run_forever(app.state.webhooks))
             for _ in range(settings.webhook_senders)
         ]
+        # The sealer: records become events when sealed, so it runs more often than the other
+        # jobs, and wakes this process's deliveries when it has sealed something.
+        sealer = asyncio.create_task(
+            jobs.seal_forever(
+                app.state.sessionmaker,
+                settings.seal_interval_seconds,
+                sealed=app.state.webhooks.due.set,
+            )
+        )
         try:
             yield
         finally:
-            for task in (*senders, outbox, sweeper):
+            for task in (sealer, *senders, outbox, sweeper):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await hooks_http.aclose()
+            await hooks_sender.aclose()
             await http.aclose()
             await app.state.booker.stop()
             await app.state.fast_pool.close()

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often each worker runs the background jobs."
     )
+    seal_interval_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        description="How often each worker seals new audit records: a change becomes an event "
+        "(the feed, webhooks) when it is sealed.",
+    )
     trade_batch_size: int = Field(
         default=200,
         ge=1,

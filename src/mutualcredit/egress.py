@@ -54,6 +54,29 @@ def refused_at_sight(url: str, *, allow_private: bool) -> bool:
     return not allowed(address, allow_private=allow_private)
 
 
+async def addresses(
+    host: str, port: int, *, allow_private: bool, seconds: float | None
+) -> list[str]:
+    """The addresses `host` resolves to, every one checked: connect to these, never to the
+    name again. Raises AddressNotAllowed (or httpcore.ConnectError when it does not
+    resolve)."""
+    try:
+        async with asyncio.timeout(seconds):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+    except (socket.gaierror, TimeoutError) as exc:
+        raise httpcore.ConnectError(f"cannot resolve {host}") from exc
+    # Every address must pass: a name that resolves to a public and a private address is
+    # refused, rather than trusting which one a later lookup would give first.
+    found = [str(info[4][0]) for info in infos]
+    for text in found:
+        address = ipaddress.ip_address(text.partition("%")[0])
+        if not allowed(address, allow_private=allow_private):
+            raise AddressNotAllowed("the peer's address is not one this service may call")
+    return found
+
+
 class OutboundPolicy(httpcore.AsyncNetworkBackend):
     """A network backend that connects only to addresses the policy allows."""
 
@@ -62,21 +85,7 @@ class OutboundPolicy(httpcore.AsyncNetworkBackend):
         self.allow_private = allow_private
 
     async def _addresses(self, host: str, port: int, seconds: float | None) -> list[str]:
-        try:
-            async with asyncio.timeout(seconds):
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-        except (socket.gaierror, TimeoutError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}") from exc
-        # Every address must pass: a name that resolves to a public and a private address is
-        # refused, rather than trusting which one a later lookup would give first.
-        addresses = [str(info[4][0]) for info in infos]
-        for text in addresses:
-            address = ipaddress.ip_address(text.partition("%")[0])
-            if not allowed(address, allow_private=self.allow_private):
-                raise AddressNotAllowed("the peer's address is not one this service may call")
-        return addresses
+        return await addresses(host, port, allow_private=self.allow_private, seconds=seconds)
 
     async def connect_tcp(
         self,

@@ -5,11 +5,16 @@ so any number of workers and replicas can run them at once.
 - expire overdue holds          mc_expire_overdue     (access-time checks already refuse them)
 - end temporary limits          mc_revert_due_limits
 - expire open payment requests  mc_expire_requests
+
+and, in a loop of its own with a shorter interval (seal_forever), because a change becomes an
+event (the feed, webhooks) only once it is sealed:
+
 - seal the audit log            mc_audit_seal         (chains new records per network)
 """
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,8 +38,9 @@ JOBS: dict[str, str] = {
     "expired holds": "SELECT mc_expire_overdue(:batch)",
     "ended temporary limits": "SELECT mc_revert_due_limits(:batch)",
     "expired payment requests": "SELECT mc_expire_requests(:batch)",
-    "sealed audit records": "SELECT mc_audit_seal(:batch)",
 }
+SEAL = "SELECT mc_audit_seal(:batch)"
+SEALED = "sealed audit records"
 
 
 async def run_once(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
@@ -60,20 +66,25 @@ async def run_once(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, 
     return done
 
 
-async def seal_audit(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
-    """Seals every pending audit record now (the CLI's verify does this first)."""
+async def seal_audit(
+    sessionmaker: async_sessionmaker[AsyncSession], sealed: Callable[[], None] | None = None
+) -> int:
+    """Seals every pending audit record now (the CLI's verify does this first); calls
+    `sealed` after each batch that sealed something, so that readers need not wait for the
+    rest."""
     total = 0
     while True:
         async with sessionmaker.begin() as session:
-            count = int(
-                (
-                    await session.execute(text(JOBS["sealed audit records"]), {"batch": BATCH})
-                ).scalar_one()
-            )
+            count = int((await session.execute(text(SEAL), {"batch": BATCH})).scalar_one())
         total += count
+        if count and sealed is not None:
+            sealed()
         if count < BATCH:
-            return total
+            break
         await asyncio.sleep(PAUSE)
+    if total:
+        JOB_ITEMS.labels(SEALED).inc(total)
+    return total
 
 
 async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], interval: float) -> None:
@@ -82,4 +93,21 @@ async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], interval: 
             await run_once(sessionmaker)
         except Exception:
             log.exception("a background job failed; trying again at the next interval")
+        await asyncio.sleep(interval)
+
+
+async def seal_forever(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    interval: float,
+    sealed: Callable[[], None],
+) -> None:
+    """The sealer's own loop: an event's delay from commit is at most about one `interval`
+    plus its delivery. With nothing to seal a round is one short query on the index of the
+    unsealed records (audit_log_unsealed_network_id_id_idx), so a short interval costs little.
+    `sealed` is called whenever records were sealed (it wakes the process's deliveries)."""
+    while True:
+        try:
+            await seal_audit(sessionmaker, sealed)
+        except Exception:
+            log.exception("sealing the audit log failed; trying again at the next interval")
         await asyncio.sleep(interval)

@@ -4,8 +4,10 @@
 It verifies every delivery with the `standardwebhooks` package (a verifier we did not write),
 against each secret it was given, and records what it got. A test steers it over HTTP:
 
-    POST /control   {"secrets": [...], "fail": n, "redirect": url, "delay": s, "huge": bool}
-                    secrets to verify with; answer the next n deliveries with 500; answer
+    POST /control   {"secrets": [...], "fail": n, "pass": m, "redirect": url, "delay": s,
+                    "huge": bool}
+                    secrets to verify with; answer the next n deliveries with 500 (after
+                    letting m through, if `pass` is given: a failure in mid-stream); answer
                     every delivery with a 302 to `redirect`; sleep `delay` seconds before
                     answering; answer 200 with a body of 64 MiB, slowly
     GET  /received  every delivery so far: webhook-id, the indexes of the secrets that verify
@@ -28,7 +30,14 @@ from typing import Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
-STATE: dict[str, Any] = {"secrets": [], "fail": 0, "redirect": None, "delay": 0.0, "huge": False}
+STATE: dict[str, Any] = {
+    "secrets": [],
+    "fail": 0,
+    "pass": 0,
+    "redirect": None,
+    "delay": 0.0,
+    "huge": False,
+}
 RECEIVED: list[dict[str, Any]] = []
 LOCK = threading.Lock()
 INFLIGHT = [0]
@@ -79,6 +88,9 @@ class Handler(BaseHTTPRequestHandler):
             secrets = list(STATE["secrets"])
             if STATE["redirect"]:
                 status = 302
+            elif STATE["pass"] > 0:
+                STATE["pass"] -= 1
+                status = 204
             elif STATE["fail"] > 0:
                 STATE["fail"] -= 1
                 status = 500

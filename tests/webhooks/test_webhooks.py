@@ -151,6 +151,54 @@ def test_500_then_200_is_retried_with_the_same_id(node: Node, receivers: list[Re
     disable(node, endpoint)
 
 
+def test_a_burst_goes_in_batches_in_order_and_a_failure_stops_its_batch(
+    node: Node, receivers: list[Receiver]
+) -> None:
+    """200 trades wait while the endpoint is disabled, then go out when it is enabled again:
+    in batches (a batch's attempts are recorded together, in one transaction), in seq order,
+    each once. The receiver fails the 51st: its batch stops there, nothing after it is sent
+    until it is retried (the same webhook-id), and the rest follow in order."""
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    receiver.control(secrets=[endpoint["secret"]], **{"pass": 50, "fail": 1})
+    disable(node, endpoint)
+    trades = []
+    for n in range(200):
+        payer, payee = ("ann", "bob") if n % 2 == 0 else ("bob", "ann")
+        r = node.pay(payer, payee, 1)
+        assert r.status_code == 201, r.text
+        trades.append(r.json()["id"])
+    r = node.request("PATCH", f"/webhooks/{endpoint['id']}", node.operator, json={"enabled": True})
+    assert r.status_code == 200, r.text
+    wait(lambda: len(posted(receiver.received())) >= 200, seconds=60)
+    time.sleep(1)  # long enough for a duplicate to arrive, were one sent
+    got = receiver.received()
+    assert [g["status"] for g in got] == [204] * 50 + [500] + [204] * 150
+    # The failed one was sent again (with the same id) before anything after it.
+    assert got[50]["id"] == got[51]["id"]
+    delivered = [g for g in got if g["status"] == 204]
+    assert [g["body"]["data"]["trade"]["id"] for g in delivered] == trades
+    assert len({g["id"] for g in delivered}) == 200
+    seqs = [g["body"]["seq"] for g in delivered]
+    assert seqs == sorted(seqs)
+    assert all(g["verified_by"] == [0] for g in got)
+    r = node.request(
+        "GET", f"/webhooks/{endpoint['id']}/attempts", node.operator, params={"limit": 500}
+    )
+    log = list(reversed(r.json()["items"]))
+    assert [(a["seq"], a["attempt"], a["outcome"]) for a in log] == [
+        (seq, 1, "delivered") for seq in seqs[:50]
+    ] + [(seqs[50], 1, "retrying"), (seqs[50], 2, "delivered")] + [
+        (seq, 1, "delivered") for seq in seqs[51:]
+    ]
+    # The first batch: the 50 delivered and the failure, recorded in one transaction.
+    assert len({a["attempted_at"] for a in log[:51]}) == 1
+    # Whatever the batches after it, there were far fewer than events.
+    assert len({a["attempted_at"] for a in log}) < 20
+    disable(node, endpoint)
+
+
 def test_redirects_are_not_followed(node: Node, receivers: list[Receiver]) -> None:
     receiver, elsewhere = Receiver().start(), Receiver().start()
     receivers += [receiver, elsewhere]
@@ -400,9 +448,9 @@ def test_the_readme_receiver_verifies_a_delivery(node: Node, tmp_path: Path) -> 
 def test_a_service_killed_mid_delivery_sends_it_again_with_the_same_id(
     node: Node, receivers: list[Receiver]
 ) -> None:
-    """kill -9 while the receiver holds a delivery: once the lease runs out (the timeout and
-    30 s), the restarted service sends the same event again, with the same webhook-id, and
-    goes on in order."""
+    """kill -9 while the receiver holds a delivery: once the lease runs out (twice the
+    timeout, and 30 s), the restarted service sends the same event again, with the same
+    webhook-id, and goes on in order."""
     receiver = Receiver().start()
     receivers.append(receiver)
     endpoint = create(node, receiver.url)

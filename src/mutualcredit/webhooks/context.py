@@ -1,23 +1,26 @@
 """What webhook delivery needs at run time, made once by the application (app.state.webhooks)."""
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mutualcredit.config import Settings
 from mutualcredit.federation import crypto
+from mutualcredit.webhooks.sender import Sender
 
 
 @dataclass
 class Webhooks:
-    """The sessions, settings and outbound HTTP client (egress.client: the address policy, no
-    redirects, the delivery timeout) of webhook deliveries."""
+    """The sessions, settings and outbound HTTP client (sender.py: the egress address policy,
+    no redirects, kept-alive connections) of webhook deliveries. `due` is set when the
+    process's sealer has sealed records (new events, perhaps): it wakes the delivery loops."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: Settings
-    http: httpx.AsyncClient
+    sender: Sender
     _secret_key: bytes | None = None
+    due: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def secret_key(self) -> bytes:

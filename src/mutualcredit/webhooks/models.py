@@ -10,10 +10,13 @@ delivery state: a cursor over the network's event source (`cursor`, the last eve
 done with) and the schedule of the next attempt. Deliveries go in seq order, one in flight per
 endpoint: the event after the cursor is sent until it is answered 2xx, or until its retry
 schedule is spent (then it is logged as failed and the cursor moves on; an operator can
-redeliver it). A worker claims an endpoint with FOR UPDATE SKIP LOCKED and leases it
-(`next_attempt_at` pushed past the call's timeout) before calling out, so two workers never
-send the same event at once; after a crash the lease runs out and the same event (with the
-same webhook-id) is sent again.
+redeliver it). A worker claims an endpoint that is due (`next_attempt_at` passed) and behind
+its network's sealed head with FOR UPDATE SKIP LOCKED, and leases it (`next_attempt_at` pushed
+past the time a batch of up to 100 events may take: twice the call timeout and a margin)
+before calling out, so two workers never send its events at once; it sends them in order,
+stops at the first failure, and records every attempt (one row each in webhook_attempts) and
+the cursor's move in one transaction. After a crash the lease runs out and the events not yet
+recorded (with the same webhook-ids) are sent again.
 
     enabled ──operator disables / failing for `disable_after_days`──► disabled
       ▲                                                                 │
