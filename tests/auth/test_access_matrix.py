@@ -91,7 +91,7 @@ async def build(api: Api, foreign: Net) -> World:
     r = await api.client.post(
         f"{net.base}/webhooks",
         json={"url": "https://hooks.invalid/a"},
-        headers=auth(world.tokens[MEMBER]),
+        headers=auth(str(world.tokens[MEMBER])),
     )
     assert r.status_code == 201, r.text
     world.ids["member_webhook"] = r.json()["id"]

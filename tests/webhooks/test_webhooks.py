@@ -309,8 +309,10 @@ def test_management_refusals(node: Node) -> None:
     )
     assert r.status_code == 404
     assert r.json()["code"] == "account_not_found"
-    r = node.request("POST", "/webhooks", node.members["ann"], json={"url": "https://x.example"})
-    assert r.status_code == 403
+    r = node.request(
+        "POST", "/webhooks", node.members["ann"], json={"url": "https://x.ex", "account": "bob"}
+    )
+    assert (r.status_code, r.json()["code"]) == (403, "forbidden")
 
 
 def test_two_processes_on_one_database_deliver_each_event_once(

@@ -126,22 +126,11 @@ def _secrets(endpoint: WebhookEndpoint, key: bytes, now: datetime) -> list[str]:
     return found
 
 
-async def _next_event(session: AsyncSession, endpoint: WebhookEndpoint, after: int) -> Event | None:
-    found = await events.read(
-        session,
-        endpoint.network_id,
-        after=after,
-        types=endpoint.event_types,
-        account=endpoint.account,
-        limit=1,
-        viewer=endpoint.member_account,
-    )
-    return found[0] if found else None
-
-
 async def _next_events(
     session: AsyncSession, endpoint: WebhookEndpoint, after: int, limit: int
 ) -> list[Event]:
+    """The endpoint's next events after `after`, as its owner may see them (a member's
+    endpoint: in the member's view)."""
     return await events.read(
         session,
         endpoint.network_id,
@@ -149,6 +138,7 @@ async def _next_events(
         types=endpoint.event_types,
         account=endpoint.account,
         limit=limit,
+        viewer=endpoint.member_account,
     )
 
 
@@ -234,7 +224,8 @@ async def _claim_redelivery(hooks: Webhooks) -> Job | bool | None:
         if row is None:
             return None
         redelivery, endpoint = row.tuple()
-        event = await _next_event(session, endpoint, redelivery.seq - 1)
+        found = await _next_events(session, endpoint, redelivery.seq - 1, 1)
+        event = found[0] if found else None
         if event is None or event.seq != redelivery.seq:
             redelivery.done_at = now  # checked when asked for; gone only if its type was dropped
             return True

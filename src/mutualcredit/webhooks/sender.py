@@ -3,8 +3,11 @@ kept alive per origin, on asyncio streams.
 
 Why not the service's httpx client (egress.client): delivery sends every event of a busy
 network, one after another per endpoint, and httpx spends 2 to 3 ms of CPU on each POST on the
-benchmark's machine where the same request over asyncio streams costs 0.1 ms (bench/README.md).
-At hundreds of events a second that decides whether delivery keeps up with the ledger.
+benchmark's machine. The same POST framed and parsed by h11 (the HTTP/1.1 library under httpx
+and uvicorn, sans I/O) on asyncio streams costs 0.3 ms, as does aiohttp's client, which would
+be a second HTTP stack to depend on (bench/README.md). At hundreds of events a second that
+decides whether delivery keeps up with the ledger. The parsing is h11's, not ours: framing,
+chunked bodies, keep-alive and `connection: close` are what it says.
 
 It keeps the egress rules: the host is resolved and every address it resolves to is checked by
 the same policy (egress.addresses) before connecting to a checked address, never to the name
@@ -22,12 +25,15 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+import h11
 import httpx
 
 from mutualcredit import egress
 
 # Longest head (status line and headers) read from a receiver.
 MAX_HEAD = 16 * 1024
+# Most bytes read from the socket at once.
+READ_SIZE = 64 * 1024
 
 
 class ProtocolError(Exception):
@@ -52,6 +58,13 @@ class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     idle_since: float = field(default_factory=time.monotonic)
+    # h11's state of the connection: what was sent, what the answer has been so far.
+    http: h11.Connection = field(
+        default_factory=lambda: h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+    )
+    # Bytes of the current answer read so far (0: none yet, so a reused connection found
+    # closed can take the POST again on a new one).
+    received: int = 0
 
     def close(self) -> None:
         self.writer.close()
@@ -101,15 +114,18 @@ class Sender:
     async def post(self, target: Target, headers: dict[str, str], body: bytes) -> int:
         """POSTs `body` and returns the answer's status code, having read at most `max_body`
         bytes of its body. Raises ConnectFailed, ProtocolError or OSError."""
-        request = _request(target, headers, body)
         self._prune()
         reused = self._take(target.origin)
         if reused is not None:
             try:
-                return await self._exchange(target, reused, request, reused=True)
+                return await self._exchange(target, reused, headers, body, reused=True)
             except _Closed:
                 pass  # closed by the receiver while idle: once more, on a new connection
-        return await self._exchange(target, await self._connect(target), request, reused=False)
+        connection = await self._connect(target)
+        try:
+            return await self._exchange(target, connection, headers, body, reused=False)
+        except _Closed as exc:
+            raise ProtocolError("the receiver closed the connection without an answer") from exc
 
     async def aclose(self) -> None:
         for connections in self._idle.values():
@@ -168,7 +184,6 @@ class Sender:
                     port,
                     ssl=tls,
                     server_hostname=host if tls is not None else None,
-                    limit=MAX_HEAD,
                 )
                 return _Connection(reader, writer)
             except (OSError, ssl.SSLError) as exc:
@@ -176,38 +191,57 @@ class Sender:
         raise ConnectFailed(str(last or f"no address for {host}"), refused=False)
 
     async def _exchange(
-        self, target: Target, connection: _Connection, request: bytes, *, reused: bool
+        self,
+        target: Target,
+        connection: _Connection,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        reused: bool,
     ) -> int:
-        """One request and its answer on `connection`; given back to the idle ones only when
-        the answer was read to its end and may be followed by another."""
+        """One request and its answer on `connection`, framed and parsed by h11; given back to
+        the idle ones only when the answer was read to its end and h11 says another request
+        may follow (HTTP/1.1, no `connection: close`)."""
+        http = connection.http
         reusable = False
         try:
+            fields = [("host", target.host_header), *headers.items()]
+            fields.append(("content-length", str(len(body))))
             try:
-                connection.writer.write(request)
+                connection.writer.write(
+                    http.send(h11.Request(method="POST", target=target.path, headers=fields))
+                    + (http.send(h11.Data(data=body)) or b"")
+                    + (http.send(h11.EndOfMessage()) or b"")
+                )
                 await connection.writer.drain()
-                head = await connection.reader.readuntil(b"\r\n\r\n")
-            except asyncio.LimitOverrunError as exc:
-                raise ProtocolError("the answer's head is too long") from exc
-            except (ConnectionError, asyncio.IncompleteReadError) as exc:
-                nothing = not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial
-                if reused and nothing:
+                event = await self._next_event(connection)
+            except (ConnectionError, _Closed) as exc:
+                if reused and not connection.received:
                     raise _Closed from exc
                 raise
-            status, length, chunked, keep = _head(head)
-            if status < 200:
-                raise ProtocolError("an informational answer was not asked for")
-            if status in (204, 304):
-                reusable = keep
-            elif chunked:
-                reusable = await self._read_chunked(connection.reader) and keep
-            elif length is not None:
-                # A longer answer is not read at all: closing the connection drops it.
-                if length <= self.max_body:
-                    await connection.reader.readexactly(length)
-                    reusable = keep
-            else:
-                await self._read_to_end(connection.reader)  # its end closes the connection
+            while isinstance(event, h11.InformationalResponse):
+                event = await self._next_event(connection)
+            if not isinstance(event, h11.Response):
+                raise ProtocolError("the receiver closed the connection without an answer")
+            status = event.status_code
+            read = 0
+            while True:
+                event = await self._next_event(connection)
+                if isinstance(event, h11.Data):
+                    read += len(event.data)
+                    if read > self.max_body:
+                        break  # the rest is not read: closing the connection drops it
+                elif isinstance(event, h11.EndOfMessage):
+                    reusable = http.our_state is h11.DONE and http.their_state is h11.DONE
+                    break
+                else:
+                    break  # closed by the receiver: the answer ended with the connection
+            if reusable:
+                http.start_next_cycle()
+                connection.received = 0
             return status
+        except h11.ProtocolError as exc:
+            raise ProtocolError(f"the answer is not HTTP/1.1 this client reads: {exc}") from exc
         finally:
             if reusable:
                 connection.idle_since = time.monotonic()
@@ -215,61 +249,18 @@ class Sender:
             else:
                 connection.close()
 
-    async def _read_to_end(self, reader: asyncio.StreamReader) -> None:
-        read = 0
-        while read < self.max_body:
-            chunk = await reader.read(self.max_body - read)
-            if not chunk:
-                return
-            read += len(chunk)
-
-    async def _read_chunked(self, reader: asyncio.StreamReader) -> bool:
-        """Reads a chunked body; False when it is longer than `max_body` (left unread)."""
-        read = 0
+    async def _next_event(self, connection: _Connection) -> object:
+        """h11's next event of the answer, reading from the socket as h11 needs; raises _Closed
+        when the connection ends before a byte of the answer."""
+        http = connection.http
         while True:
-            line = await reader.readuntil(b"\r\n")
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError as exc:
-                raise ProtocolError("a chunk size is not a number") from exc
-            if size == 0:
-                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                    pass
-                return True
-            read += size
-            if read > self.max_body:
-                return False
-            await reader.readexactly(size + 2)
-
-
-def _request(target: Target, headers: dict[str, str], body: bytes) -> bytes:
-    lines = [f"POST {target.path} HTTP/1.1", f"host: {target.host_header}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    lines.append(f"content-length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def _head(head: bytes) -> tuple[int, int | None, bool, bool]:
-    """The status, content-length, whether chunked, and whether the connection stays open."""
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise ProtocolError("not an HTTP/1.x status line")
-    status = int(parts[1])
-    keep = parts[0] == "HTTP/1.1"
-    length: int | None = None
-    chunked = False
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        name, value = name.strip().lower(), value.strip().lower()
-        if name == "content-length":
-            if not value.isdigit():
-                raise ProtocolError("a content-length is not a number")
-            length = int(value)
-        elif name == "transfer-encoding":
-            chunked = value.endswith("chunked")
-        elif name == "connection":
-            keep = "close" not in value if keep else "keep-alive" in value
-    return status, length, chunked, keep
+            event = http.next_event()
+            if event is not h11.NEED_DATA:
+                if isinstance(event, h11.ConnectionClosed) and not connection.received:
+                    raise _Closed
+                return event
+            data = await connection.reader.read(READ_SIZE)
+            connection.received += len(data)
+            if not data and not connection.received:
+                raise _Closed
+            http.receive_data(data)  # b"": the end of the connection, which h11 judges
