@@ -225,7 +225,8 @@ class Endpoint:
 
     async def expected(self) -> int:
         """How many events there are after the endpoint's first cursor, once all are sealed:
-        every record that is an event of a trade (the load books posted trades only)."""
+        every record that is an event of a trade (the load books posted trades only), and the
+        disabling of an earlier round's endpoint (`webhook.disabled`)."""
         conn = await asyncpg.connect(self.db)
         try:
             # The service's sealer runs on its own schedule: wait for it, not for a signal.
@@ -234,7 +235,8 @@ class Endpoint:
             ):
                 await asyncio.sleep(0.1)
             count: int = await conn.fetchval(
-                "SELECT count(*) FROM audit_log WHERE seq > $1 AND action = 'trade.created'",
+                "SELECT count(*) FROM audit_log WHERE seq > $1"
+                " AND action IN ('trade.created', 'webhook_endpoint.disabled')",
                 self.start_cursor,
             )
             return count
@@ -389,6 +391,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="each throughput round")
     parser.add_argument("--rounds", type=int, default=3, help="pairs of rounds (none, endpoint)")
     parser.add_argument("--latency-seconds", type=float, default=20)
+    parser.add_argument(
+        "--load-fractions",
+        type=lambda v: [float(f) for f in v.split(",")],
+        default=[0.5, 0.25],
+        help="fractions of the no-endpoint maximum to measure the delay at (0.5: the figure)",
+    )
     parser.add_argument("--drain", type=float, default=120, help="most seconds to wait for it")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--history", type=int, default=10_000)
@@ -463,22 +471,29 @@ def main() -> None:
             "ratio": round(with_endpoint / none, 3),
         }
 
-        rate = none / 2
-        log(f"commit-to-delivery delay: open loop at {rate:.0f} trades/s")
-        asyncio.run(settle(url))
-        endpoint = Endpoint(service, receiver, token, url, "latency")
-        load = asyncio.run(
-            open_loop_trades(service.port, token, rate, args.latency_seconds, args.members)
-        )
-        booked = load.pop("booked")
-        check = endpoint.drain(args.drain)
-        records = check.pop("records")
-        results["delay_at_half_load"] = {
-            "load": load,
-            "delay": delays(booked, records),
-            "delivery": check,
-        }
-        log(json.dumps(results["delay_at_half_load"]))
+        # Half the maximum is the figure the issue asks for; lighter loads show where
+        # delivery keeps up on this machine.
+        for fraction in args.load_fractions:
+            rate = none * fraction
+            log(f"commit-to-delivery delay: open loop at {rate:.0f} trades/s ({fraction} of max)")
+            asyncio.run(settle(url))
+            endpoint = Endpoint(service, receiver, token, url, f"latency-{fraction}")
+            load = asyncio.run(
+                open_loop_trades(service.port, token, rate, args.latency_seconds, args.members)
+            )
+            booked = load.pop("booked")
+            check = endpoint.drain(args.drain)
+            records = check.pop("records")
+            figures = {
+                "fraction_of_max": fraction,
+                "load": load,
+                "delay": delays(booked, records),
+                "delivery": check,
+            }
+            results.setdefault("delay_at_load", []).append(figures)
+            if fraction == 0.5:
+                results["delay_at_half_load"] = figures
+            log(json.dumps(figures))
     finally:
         if service is not None:
             service.stop()
@@ -490,7 +505,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "webhooks.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: results[k] for k in ("throughput", "delay_at_half_load")}, indent=2))
+    print(json.dumps({k: results.get(k) for k in ("throughput", "delay_at_load")}, indent=2))
 
 
 async def _admin(server_url: str, sql: str) -> None:

@@ -9,7 +9,8 @@ committed. So the sealed `seq`s a reader can see are always a prefix of the chai
 committed later is sealed later and gets a larger `seq`, and a reader that asks for
 `seq > cursor` never skips one. (An insert-time id is not such an order: a transaction that
 takes id 7 can commit after the one that took id 8, and a reader already past 8 would miss 7.)
-The price is latency: an event appears within one sweep interval of its commit.
+The price is latency: an event appears within one seal interval of its commit
+(MUTUALCREDIT_SEAL_INTERVAL_SECONDS, 0.1 s by default: jobs.seal_forever).
 
 The event's `seq` is the record's chain seq; its id, `evt_<network>_<seq>`, is stable. Records
 that are no event (keys, links, settings of no interest to a client) leave gaps in the seqs.
