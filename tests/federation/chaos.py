@@ -705,7 +705,16 @@ async def _reversed_twice(cluster: Cluster) -> int:
     return twice
 
 
-async def run(seconds: float, fault_every: float, tills_per_node: int) -> dict[str, Any]:
+def _acknowledged_cross_network(report: Report) -> int:
+    return sum(1 for a in report.attempts if a.remote and a.outcome == "acknowledged")
+
+
+async def run(
+    seconds: float, fault_every: float, tills_per_node: int, at_least: int = 0
+) -> dict[str, Any]:
+    """The run: faults for `seconds`, and then on until `at_least` cross-network trades were
+    acknowledged (at most as long again), so that a slow machine still gives the checks as
+    much to check as a fast one, rather than a count that depends on its speed."""
     workdir = Path(tempfile.mkdtemp(prefix="mc-fedchaos-"))
     fed = Federation(workdir)
     report = Report()
@@ -727,6 +736,9 @@ async def run(seconds: float, fault_every: float, tills_per_node: int) -> dict[s
             asyncio.create_task(settle(cluster, report, stop, 6.0, patience=3.0)),
         ]
         await asyncio.sleep(seconds)
+        overtime = time.monotonic() + seconds
+        while _acknowledged_cross_network(report) < at_least and time.monotonic() < overtime:  # noqa: ASYNC110 - a count the tills keep
+            await asyncio.sleep(0.5)
         stop.set()
         await injector
         await asyncio.gather(*office)

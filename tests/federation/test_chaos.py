@@ -19,7 +19,7 @@ KINDS = {
 
 
 def test_federation_faults_lose_nothing_and_duplicate_nothing() -> None:
-    figures = run_in_thread(lambda: run(50, 3, tills_per_node=3))
+    figures = run_in_thread(lambda: run(50, 3, tills_per_node=3, at_least=250))
     print(figures)
     assert {f.split(":")[0] for f in figures["faults"]} == KINDS  # every kind, at least once
     assert figures["acknowledged_cross_network"] > 200
