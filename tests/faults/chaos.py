@@ -348,15 +348,22 @@ async def inject(cluster: Cluster, report: Report, stop: asyncio.Event, every: f
         fault = rng.choice(faults)
         if fault == "kill_service":
             cluster.kill_service()
-        elif fault == "restart_db_fast":
-            await cluster.restart_database("fast")
-        elif fault == "restart_db_immediate":
-            await cluster.restart_database("immediate")
-        elif fault == "terminate_backends":
-            await cluster.terminate_backends()
         else:
-            await cluster.pause_service(rng.uniform(1.0, 3.0))
+            await inject_database_or_pause(cluster, fault, rng)
         report.faults[fault] += 1
+
+
+async def inject_database_or_pause(cluster: Cluster, fault: str, rng: random.Random) -> None:
+    """One fault of the database or the service that is not a kill: a PostgreSQL restart
+    (`restart_db_fast`, `restart_db_immediate`), `terminate_backends`, or else a pause."""
+    if fault == "restart_db_fast":
+        await cluster.restart_database("fast")
+    elif fault == "restart_db_immediate":
+        await cluster.restart_database("immediate")
+    elif fault == "terminate_backends":
+        await cluster.terminate_backends()
+    else:
+        await cluster.pause_service(rng.uniform(1.0, 3.0))
 
 
 async def check(cluster: Cluster, report: Report) -> dict[str, Any]:

@@ -72,6 +72,7 @@ from tests.faults.chaos import (
     Cluster,
     bootstrap,
     deliver,
+    inject_database_or_pause,
     run_in_thread,
 )
 from tests.webhooks.conftest import Receiver
@@ -285,14 +286,8 @@ async def inject_service(
             if fault == "kill_service":
                 if await _kill_mid_delivery(cluster, endpoints):
                     fault = "kill_service_mid_delivery"
-            elif fault == "restart_db_fast":
-                await cluster.restart_database("fast")
-            elif fault == "restart_db_immediate":
-                await cluster.restart_database("immediate")
-            elif fault == "terminate_backends":
-                await cluster.terminate_backends()
             else:
-                await cluster.pause_service(rng.uniform(1.0, 3.0))
+                await inject_database_or_pause(cluster, fault, rng)
             run.faults[fault] += 1
 
 

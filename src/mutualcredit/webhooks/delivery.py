@@ -126,6 +126,17 @@ def _secrets(endpoint: WebhookEndpoint, key: bytes, now: datetime) -> list[str]:
     return found
 
 
+def _unsealed(endpoint: WebhookEndpoint, hooks: Webhooks, now: datetime) -> list[str] | None:
+    """The secrets in force, or None when they were sealed under another deployment key:
+    nothing can be signed, and the caller looks again later (UNSEALABLE_RETRY_SECONDS), so
+    that the endpoint does not hold up the others meanwhile."""
+    try:
+        return _secrets(endpoint, hooks.secret_key, now)
+    except InvalidTag:
+        log.error("webhook %s: its secret does not unseal (MUTUALCREDIT_SECRET_KEY?)", endpoint.id)
+        return None
+
+
 async def _next_events(
     session: AsyncSession, endpoint: WebhookEndpoint, after: int, limit: int
 ) -> list[Event]:
@@ -182,14 +193,8 @@ async def _claim_endpoint(hooks: Webhooks) -> Job | bool | None:
         if not found:
             endpoint.cursor = max(endpoint.cursor, head)
             return True
-        try:
-            secrets = _secrets(endpoint, hooks.secret_key, now)
-        except InvalidTag:
-            # Sealed under another deployment key: nothing can be signed. Looked at again
-            # later, so that it does not hold up the other endpoints meanwhile.
-            log.error(
-                "webhook %s: its secret does not unseal (MUTUALCREDIT_SECRET_KEY?)", endpoint.id
-            )
+        secrets = _unsealed(endpoint, hooks, now)
+        if secrets is None:
             endpoint.next_attempt_at = now + timedelta(seconds=UNSEALABLE_RETRY_SECONDS)
             return True
         endpoint.next_attempt_at = _lease(hooks, now)
@@ -229,12 +234,8 @@ async def _claim_redelivery(hooks: Webhooks) -> Job | bool | None:
         if event is None or event.seq != redelivery.seq:
             redelivery.done_at = now  # checked when asked for; gone only if its type was dropped
             return True
-        try:
-            secrets = _secrets(endpoint, hooks.secret_key, now)
-        except InvalidTag:
-            log.error(
-                "webhook %s: its secret does not unseal (MUTUALCREDIT_SECRET_KEY?)", endpoint.id
-            )
+        secrets = _unsealed(endpoint, hooks, now)
+        if secrets is None:
             redelivery.next_attempt_at = now + timedelta(seconds=UNSEALABLE_RETRY_SECONDS)
             return True
         redelivery.next_attempt_at = _lease(hooks, now)
