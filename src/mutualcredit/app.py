@@ -126,7 +126,9 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         app.state.cross_network = CrossNetworkTrades(app.state.federation)
         # The outbox: every worker delivers due transfers (claimed with SKIP LOCKED).
         outbox = asyncio.create_task(federation_worker.run_forever(app.state.federation))
-        # Webhooks: every worker runs a few delivery loops (claimed with SKIP LOCKED).
+        # Webhooks: delivered by a process of its own (webhooks/process.py, which `serve`
+        # starts), or, when so set, by a few loops in every worker (claimed with SKIP LOCKED).
+        # Either way the application manages endpoints with the same context.
         hooks_sender = Sender(
             allow_private=settings.outbound_allow_private,
             max_body=settings.webhook_max_response_bytes,
@@ -134,12 +136,14 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         app.state.webhooks = Webhooks(
             sessionmaker=app.state.sessionmaker, settings=settings, sender=hooks_sender
         )
+        loops = settings.webhook_senders if settings.webhook_delivery == "workers" else 0
         senders = [
             asyncio.create_task(webhook_delivery.run_forever(app.state.webhooks))
-            for _ in range(settings.webhook_senders)
+            for _ in range(loops)
         ]
         # The sealer: records become events when sealed, so it runs more often than the other
-        # jobs, and wakes this process's deliveries when it has sealed something.
+        # jobs, and wakes the deliveries (this process's, and by NOTIFY another's) when it has
+        # sealed something.
         sealer = asyncio.create_task(
             jobs.seal_forever(
                 app.state.sessionmaker,

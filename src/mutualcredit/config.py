@@ -157,13 +157,24 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="How long one webhook delivery may take, all told."
     )
     webhook_interval_seconds: float = Field(
-        default=0.5, gt=0, description="How often each worker looks for webhook deliveries due."
+        default=0.5,
+        gt=0,
+        description="How often each delivery loop looks for webhook deliveries"
+        " due (beyond being woken when events are sealed).",
+    )
+    webhook_delivery: str = Field(
+        default="process",
+        pattern="^(process|workers|off)$",
+        description="Where webhooks are delivered from. process: one process of its own, which"
+        " `serve` starts beside its HTTP workers (and again if it dies); workers: every HTTP"
+        " worker; off: not from here (`mutualcredit deliver` runs elsewhere).",
     )
     webhook_senders: int = Field(
         default=2,
         ge=1,
         le=64,
-        description="Webhook delivery loops in each worker process: a slow receiver holds up one.",
+        description="Webhook delivery loops in each process that delivers: a slow receiver"
+        " holds up one.",
     )
     webhook_max_per_member: int = Field(
         default=5,

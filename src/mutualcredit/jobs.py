@@ -41,6 +41,10 @@ JOBS: dict[str, str] = {
 }
 SEAL = "SELECT mc_audit_seal(:batch)"
 SEALED = "sealed audit records"
+# Told, in the transaction that seals, whenever records were sealed: processes that deliver
+# webhooks but seal nothing themselves (`mutualcredit deliver`) LISTEN to it.
+SEALED_CHANNEL = "mutualcredit_sealed"
+_NOTIFY = f"SELECT pg_notify('{SEALED_CHANNEL}', '')"
 
 
 async def run_once(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
@@ -71,11 +75,14 @@ async def seal_audit(
 ) -> int:
     """Seals every pending audit record now (the CLI's verify does this first); calls
     `sealed` after each batch that sealed something, so that readers need not wait for the
-    rest."""
+    rest, and notifies SEALED_CHANNEL in its transaction (delivered at commit, to other
+    processes)."""
     total = 0
     while True:
         async with sessionmaker.begin() as session:
             count = int((await session.execute(text(SEAL), {"batch": BATCH})).scalar_one())
+            if count:
+                await session.execute(text(_NOTIFY))
         total += count
         if count and sealed is not None:
             sealed()

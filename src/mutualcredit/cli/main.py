@@ -33,7 +33,7 @@ from mutualcredit.cli.common import (
 )
 from mutualcredit.cli.keys import cmd_create_key, cmd_create_network, cmd_list_keys, cmd_revoke_key
 from mutualcredit.cli.records import cmd_audit, cmd_backup, cmd_check, cmd_openapi, cmd_restore
-from mutualcredit.cli.serving import cmd_migrate, cmd_serve
+from mutualcredit.cli.serving import cmd_deliver, cmd_migrate, cmd_serve
 from mutualcredit.config import Settings
 from mutualcredit.errors import ProblemError, database_unreachable
 from mutualcredit.observability import configure_logging
@@ -155,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="on the first start of an embedded database, do not create the network 'demo'"
         " and its operator key (default: create them)",
     )
+
+    deliver = command(
+        "deliver",
+        "deliver webhooks until stopped (what 'serve' runs beside its workers; run it on its"
+        " own where MUTUALCREDIT_WEBHOOK_DELIVERY=off)",
+        cmd_deliver,
+    )
+    # Given by 'serve' to the process it starts: stop once that process has gone.
+    deliver.add_argument("--parent", type=_int_at_least(1), help=argparse.SUPPRESS)
 
     migrate = command("migrate", "apply the migrations (the schema)", cmd_migrate)
     migrate.add_argument(

@@ -1,11 +1,16 @@
 """Commands that run the service and shape its database: serve (with the demo network of a
-first start on an embedded database) and migrate."""
+first start on an embedded database, and the webhook delivery process beside it), deliver and
+migrate."""
 
 import argparse
+import logging
 import os
 import signal
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 from mutualcredit.cli.common import (
     EXIT_OK,
@@ -18,6 +23,13 @@ from mutualcredit.cli.common import (
     transaction,
 )
 from mutualcredit.config import Settings
+
+log = logging.getLogger("mutualcredit.serve")
+
+# After the delivery process exits unasked, how long before it is started again; and how long
+# it has to stop when asked, before it is killed.
+RESTART_SECONDS = 1.0
+STOP_SECONDS = 15.0
 
 
 async def _bootstrap_demo(url: str) -> str | None:
@@ -71,8 +83,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 f"    curl -H 'Authorization: Bearer {token}' {base}/v1/networks/demo\n",
                 flush=True,
             )
-    # Workers are separate processes: they learn the database from the environment.
+    # Workers, and the delivery process, are separate processes: they learn the database (and
+    # where the deployment's secret key is kept) from the environment.
     os.environ["MUTUALCREDIT_DATABASE_URL"] = url
+    os.environ["MUTUALCREDIT_DATA_DIR"] = str(settings.data_dir)
     # uvicorn re-raises SIGTERM once it has drained its requests. With the default handler that
     # kills the process before atexit runs, leaving the embedded PostgreSQL behind; exiting
     # normally instead lets pgserver stop it.
@@ -80,7 +94,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker keeps its own counters; /metrics adds up the files in this directory.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mutualcredit-metrics-")
+    deliverer = DeliveryProcess() if settings.webhook_delivery == "process" else None
     try:
+        if deliverer is not None:
+            deliverer.start()
         _run_server(settings)
     except SystemExit as exc:
         # The server exits by itself when it cannot start (a port in use: uvicorn's status 3,
@@ -90,6 +107,72 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 f"the HTTP server on {settings.host}:{settings.port} stopped"
                 f" (status {exc.code}): the log above says why"
             ) from None
+    finally:
+        if deliverer is not None:
+            deliverer.stop()
+    return EXIT_OK
+
+
+class DeliveryProcess:
+    """`mutualcredit deliver` beside the HTTP server (webhooks/process.py says why): started with
+    it, started again RESTART_SECONDS after it exits unasked, and stopped when the server stops
+    (SIGTERM, then SIGKILL after STOP_SECONDS). When this process is killed outright, the
+    kernel tells the child (it asks for PR_SET_PDEATHSIG, which is bound to the thread that
+    started it: this class's own, which lives as long as the process), and the child also
+    notices that its parent has changed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread = threading.Thread(target=self._keep_running, name="deliverer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
+        with self._lock:
+            if self._stopping:
+                return None
+            command = [sys.executable, "-m", "mutualcredit.cli", "deliver"]
+            self._proc = subprocess.Popen(  # noqa: S603 - our own command
+                [*command, "--parent", str(os.getpid())]
+            )
+            return self._proc
+
+    def _keep_running(self) -> None:
+        while (proc := self._spawn()) is not None:
+            status = proc.wait()
+            with self._lock:
+                if self._stopping:
+                    return
+            log.warning(
+                "the webhook delivery process exited (status %s); starting it again", status
+            )
+            time.sleep(RESTART_SECONDS)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
+    """Delivers webhooks until SIGTERM: what `serve` runs beside its workers, and what runs on
+    its own where they are set not to (MUTUALCREDIT_WEBHOOK_DELIVERY=off)."""
+    from mutualcredit.webhooks import process
+
+    url, _ = resolve_database(settings)
+    require_schema(url)
+    process.main(settings, url, parent=args.parent)
     return EXIT_OK
 
 

@@ -1,0 +1,178 @@
+"""Where deliveries run: the delivery process `serve` starts beside its HTTP worker (the
+default), and the two other settings, through real service processes.
+
+What must hold: `serve` has exactly one delivery process; it is started again when it dies; it
+dies with `serve`, whether `serve` is stopped or killed outright (no orphan delivering from a
+service that is gone); with MUTUALCREDIT_WEBHOOK_DELIVERY=off nothing is delivered until
+`mutualcredit deliver` runs; with `workers`, the worker delivers itself."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.federation.checks import wait
+from tests.federation.cluster import Cluster, Node
+from tests.webhooks.conftest import Receiver
+from tests.webhooks.test_webhooks import SETTINGS, create, disable, pay, posted
+
+
+def children(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`, with their command lines."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # gone meanwhile
+        # The command name, in parentheses, may hold spaces: the fields after it are fixed.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def deliverers(node: Node) -> list[int]:
+    assert node.proc is not None
+    return [pid for pid, cmd in children(node.proc.pid).items() if " deliver " in f"{cmd} "]
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def delivered(node: Node, receiver: Receiver, endpoint_secret: str, count: int) -> None:
+    """One more trade reaches the receiver (its `count`th delivery), verified."""
+    trade = pay(node)
+    wait(lambda: len(posted(receiver.received())) == count, seconds=60)
+    got = posted(receiver.received())[-1]
+    assert got["body"]["data"]["trade"]["id"] == trade
+    assert got["verified_by"] == [0], endpoint_secret
+
+
+@pytest.fixture
+def cluster(server_url: str) -> Iterator[Cluster]:
+    c = Cluster(server_url, Path(tempfile.mkdtemp(prefix="mc-deliverer-")), **SETTINGS)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_serve_keeps_one_delivery_process_which_ends_with_it(
+    cluster: Cluster, receivers: list[Receiver]
+) -> None:
+    node = cluster.add("dp")
+    node.member("ann")
+    node.member("bob")
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    receiver.control(secrets=[endpoint["secret"]])
+
+    wait(lambda: len(deliverers(node)) == 1)
+    first = deliverers(node)[0]
+    delivered(node, receiver, endpoint["secret"], 1)
+
+    # Killed outright, the delivery process is started again, and delivers.
+    os.kill(first, signal.SIGKILL)
+    wait(lambda: len(deliverers(node)) == 1 and deliverers(node)[0] != first)
+    second = deliverers(node)[0]
+    delivered(node, receiver, endpoint["secret"], 2)
+    assert deliverers(node) == [second]
+
+    # serve killed outright: its delivery process does not outlive it.
+    node.kill()
+    wait(lambda: not alive(second), seconds=10)
+
+    # serve stopped: it stops its delivery process, and exits cleanly.
+    node.start()
+    wait(lambda: len(deliverers(node)) == 1)
+    third = deliverers(node)[0]
+    delivered(node, receiver, endpoint["secret"], 3)
+    assert node.proc is not None
+    proc = node.proc
+    node.stop()
+    assert proc.returncode == 0
+    assert not alive(third)
+    assert len(posted(receiver.received())) == 3
+    node.start()
+    disable(node, endpoint)
+
+
+def test_off_delivers_nothing_until_deliver_runs_and_workers_deliver_themselves(
+    cluster: Cluster, receivers: list[Receiver]
+) -> None:
+    node = cluster.add("do")
+    node.member("ann")
+    node.member("bob")
+    receiver = Receiver().start()
+    receivers.append(receiver)
+    endpoint = create(node, receiver.url)
+    receiver.control(secrets=[endpoint["secret"]])
+
+    node.stop()
+    node.settings["MUTUALCREDIT_WEBHOOK_DELIVERY"] = "off"
+    node.start()
+    first = pay(node)
+    # The sealer still runs (the feed has the trade): only the delivery is elsewhere.
+    r = node.request("GET", "/events?types=trade.posted", node.operator)
+    assert r.status_code == 200, r.text
+    wait(
+        lambda: first
+        in [
+            e["data"]["trade"]["id"]
+            for e in node.request("GET", "/events?types=trade.posted", node.operator).json()[
+                "items"
+            ]
+        ]
+    )
+    time.sleep(2)  # twenty delivery intervals: time enough for a delivery, were one made
+    assert deliverers(node) == []
+    assert receiver.received() == []
+
+    # `mutualcredit deliver`, on its own, delivers what is due and what comes.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUTUALCREDIT_")}
+    env.update(
+        node.settings,
+        MUTUALCREDIT_DATABASE_URL=node.database_url,
+        MUTUALCREDIT_OUTBOUND_ALLOW_PRIVATE="true",  # the receiver listens on loopback
+    )
+    env.pop("MUTUALCREDIT_WEBHOOK_DELIVERY")
+    with (cluster.workdir / "deliver.log").open("ab") as log:
+        deliver = subprocess.Popen(  # noqa: S603 - our own command
+            [sys.executable, "-m", "mutualcredit.cli", "deliver"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait(lambda: len(posted(receiver.received())) == 1, seconds=60)
+        assert posted(receiver.received())[0]["body"]["data"]["trade"]["id"] == first
+        delivered(node, receiver, endpoint["secret"], 2)
+    finally:
+        deliver.send_signal(signal.SIGTERM)
+        assert deliver.wait(timeout=30) == 0
+
+    # workers: no delivery process; the worker delivers.
+    node.stop()
+    node.settings["MUTUALCREDIT_WEBHOOK_DELIVERY"] = "workers"
+    node.start()
+    time.sleep(1)
+    assert deliverers(node) == []
+    delivered(node, receiver, endpoint["secret"], 3)
+    disable(node, endpoint)
