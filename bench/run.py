@@ -268,9 +268,13 @@ class Service:
         raise RuntimeError("the service did not start")
 
     def worker_rss_mb(self) -> list[float]:
+        """The HTTP workers' memory (the serving process itself when it is the only worker),
+        not the webhook delivery process's."""
         parent = psutil.Process(self.proc.pid)
-        procs = parent.children(recursive=True) or [parent]
-        return [round(p.memory_info().rss / 2**20, 1) for p in procs if p.is_running()]
+        workers = [p for p in parent.children(recursive=True) if "deliver" not in p.cmdline()] or [
+            parent
+        ]
+        return [round(p.memory_info().rss / 2**20, 1) for p in workers if p.is_running()]
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -778,3 +778,26 @@ def test_serve_starts_on_an_embedded_database_and_restarts_with_its_data(tmp_pat
         service.stop()
     # The embedded server stops with the service.
     assert not (data / "pgdata" / "postmaster.pid").exists()
+
+
+def test_serve_with_a_data_dir_keeps_its_secret_key_there(tmp_path: Path) -> None:
+    """`serve --data-dir D`: the deployment's secret key (which seals the networks' signing keys
+    and webhook secrets) is D/secret.key, where the README's restore puts it back, in the
+    worker and in the delivery process alike; nothing is kept in the default directory."""
+    data = tmp_path / "ledger"
+    service = Service(tmp_path, args=("--data-dir", str(data))).start()
+    try:
+        headers = auth(service.first_start_key())
+        r = httpx.post(f"{service.url}/v1/networks/demo/federation/keys/rotate", headers=headers)
+        assert r.status_code == 200, r.text
+        r = httpx.post(
+            f"{service.url}/v1/networks/demo/webhooks",
+            json={"url": "https://receiver.example/hooks"},
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+    finally:
+        service.stop()
+    assert (data / "pgdata" / "PG_VERSION").exists()
+    assert (data / "secret.key").exists()
+    assert not (tmp_path / ".local" / "share" / "mutualcredit").exists()

@@ -169,6 +169,14 @@ class Settings(BaseSettings):
         " `serve` starts beside its HTTP workers (and again if it dies); workers: every HTTP"
         " worker; off: not from here (`mutualcredit deliver` runs elsewhere).",
     )
+    webhook_niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How much lower the delivery process's CPU priority is than the HTTP"
+        " workers' (nice): where the machine is short of CPU, trades go first and deliveries"
+        " take what is left.",
+    )
     webhook_senders: int = Field(
         default=2,
         ge=1,

@@ -133,13 +133,15 @@ def test_off_delivers_nothing_until_deliver_runs_and_workers_deliver_themselves(
     r = node.request("GET", "/events?types=trade.posted", node.operator)
     assert r.status_code == 200, r.text
     wait(
-        lambda: first
-        in [
-            e["data"]["trade"]["id"]
-            for e in node.request("GET", "/events?types=trade.posted", node.operator).json()[
-                "items"
+        lambda: (
+            first
+            in [
+                e["data"]["trade"]["id"]
+                for e in node.request("GET", "/events?types=trade.posted", node.operator).json()[
+                    "items"
+                ]
             ]
-        ]
+        )
     )
     time.sleep(2)  # twenty delivery intervals: time enough for a delivery, were one made
     assert deliverers(node) == []
@@ -154,7 +156,7 @@ def test_off_delivers_nothing_until_deliver_runs_and_workers_deliver_themselves(
     )
     env.pop("MUTUALCREDIT_WEBHOOK_DELIVERY")
     with (cluster.workdir / "deliver.log").open("ab") as log:
-        deliver = subprocess.Popen(  # noqa: S603 - our own command
+        deliver = subprocess.Popen(
             [sys.executable, "-m", "mutualcredit.cli", "deliver"],
             env=env,
             stdout=log,

@@ -26,9 +26,13 @@ from mutualcredit.config import Settings
 
 log = logging.getLogger("mutualcredit.serve")
 
-# After the delivery process exits unasked, how long before it is started again; and how long
-# it has to stop when asked, before it is killed.
+# After the delivery process exits unasked, how long before it is started again: RESTART_SECONDS,
+# doubled after each exit within STEADY_SECONDS of its start (it cannot start: the database is
+# down, say), up to RESTART_MAX_SECONDS. And how long it has to stop when asked, before it is
+# killed.
 RESTART_SECONDS = 1.0
+RESTART_MAX_SECONDS = 30.0
+STEADY_SECONDS = 60.0
 STOP_SECONDS = 15.0
 
 
@@ -115,7 +119,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 class DeliveryProcess:
     """`mutualcredit deliver` beside the HTTP server (webhooks/process.py says why): started with
-    it, started again RESTART_SECONDS after it exits unasked, and stopped when the server stops
+    it, started again after it exits unasked (RESTART_SECONDS, longer if it keeps exiting), and
+    stopped when the server stops
     (SIGTERM, then SIGKILL after STOP_SECONDS). When this process is killed outright, the
     kernel tells the child (it asks for PR_SET_PDEATHSIG, which is bound to the thread that
     started it: this class's own, which lives as long as the process), and the child also
@@ -141,15 +146,25 @@ class DeliveryProcess:
             return self._proc
 
     def _keep_running(self) -> None:
-        while (proc := self._spawn()) is not None:
+        pause = RESTART_SECONDS
+        while True:
+            started = time.monotonic()
+            proc = self._spawn()
+            if proc is None:
+                return
             status = proc.wait()
             with self._lock:
                 if self._stopping:
                     return
+            if time.monotonic() - started >= STEADY_SECONDS:
+                pause = RESTART_SECONDS
             log.warning(
-                "the webhook delivery process exited (status %s); starting it again", status
+                "the webhook delivery process exited (status %s); starting it again in %.0f s",
+                status,
+                pause,
             )
-            time.sleep(RESTART_SECONDS)
+            time.sleep(pause)
+            pause = min(2 * pause, RESTART_MAX_SECONDS)
 
     def stop(self) -> None:
         with self._lock:

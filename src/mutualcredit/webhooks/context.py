@@ -13,8 +13,9 @@ from mutualcredit.webhooks.sender import Sender
 @dataclass
 class Webhooks:
     """The sessions, settings and outbound HTTP client (sender.py: the egress address policy,
-    no redirects, kept-alive connections) of webhook deliveries. `due` is set when the
-    process's sealer has sealed records (new events, perhaps): it wakes the delivery loops."""
+    no redirects, kept-alive connections) of webhook deliveries. `due` is set when records
+    were sealed (new events, perhaps), by this process's sealer or, in the delivery process,
+    by its listener (process.py): it wakes the delivery loops."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: Settings

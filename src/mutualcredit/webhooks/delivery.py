@@ -1,4 +1,5 @@
-"""Delivering events to webhook endpoints: the loops every worker runs, off the write path.
+"""Delivering events to webhook endpoints: the loops that run off the write path, in the
+delivery process (process.py) or, when so set, in every worker.
 
 Each endpoint has a cursor over its network's event source (events.service.read, in seq order:
 commit order per network). A worker claims an endpoint that is due and has something after its
@@ -28,11 +29,11 @@ past those delivered. So:
   with its reason; the audit log records it as `webhook_endpoint.disabled`.
 
 Latency: the audit sealer (jobs.seal_forever, every MUTUALCREDIT_SEAL_INTERVAL_SECONDS) wakes the
-delivery loops of its own process as soon as it has sealed something (`Webhooks.due`), so an
-event goes out moments after its commit; the loops also look every
-MUTUALCREDIT_WEBHOOK_INTERVAL_SECONDS, for retries that fall due and for what other processes
-sealed. An endpoint whose cursor is at the head is not claimed at all: nothing is read for it
-until the head moves.
+delivery loops as soon as it has sealed something (`Webhooks.due`: set by the sealer of the
+same process, or by a notification from another's, process.py), so an event goes out moments
+after its commit; the loops also look every MUTUALCREDIT_WEBHOOK_INTERVAL_SECONDS, for retries
+that fall due and for anything a wake-up missed. An endpoint whose cursor is at the head is not
+claimed at all: nothing is read for it until the head moves.
 
 Calls go through sender.py (egress's address policy: no loopback or private targets unless
 allowed, checked at connect time after DNS; no redirects; kept-alive connections), with an
@@ -408,9 +409,10 @@ async def deliver_due(hooks: Webhooks) -> int:
 
 
 async def run_forever(hooks: Webhooks) -> None:
-    """The delivery loop: several run in every worker process (MUTUALCREDIT_WEBHOOK_SENDERS),
-    so that a slow receiver holds up only one of them. Between rounds it waits for the sealer
-    of its process to seal something (`hooks.due`), or the interval, whichever comes first."""
+    """The delivery loop: several run in each process that delivers
+    (MUTUALCREDIT_WEBHOOK_SENDERS), so that a slow receiver holds up only one of them. Between
+    rounds it waits to be told that something was sealed (`hooks.due`), or the interval,
+    whichever comes first."""
     while True:
         try:
             await deliver_due(hooks)

@@ -124,5 +124,8 @@ async def run(settings: Settings, url: str, parent: int | None = None) -> None:
 
 def main(settings: Settings, url: str, parent: int | None = None) -> None:
     """The process's entry point (the CLI's `deliver`)."""
+    # Where the machine is short of CPU, trades go first and deliveries take what is left
+    # (they catch up once the load eases; bench/README.md).
+    os.nice(settings.webhook_niceness)
     log.info("delivering webhooks (pid %d, %d loops)", os.getpid(), settings.webhook_senders)
     asyncio.run(run(settings, url, parent))
