@@ -162,8 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         " own where MUTUALCREDIT_WEBHOOK_DELIVERY=off)",
         cmd_deliver,
     )
-    # Given by 'serve' to the process it starts: stop once that process has gone.
-    deliver.add_argument("--parent", type=_int_at_least(1), help=argparse.SUPPRESS)
+    deliver.add_argument(
+        "--parent",
+        type=_int_at_least(1),
+        metavar="PID",
+        help="stop once the process PID has gone ('serve' gives its own to the process it"
+        " starts; default: run until stopped)",
+    )
 
     migrate = command("migrate", "apply the migrations (the schema)", cmd_migrate)
     migrate.add_argument(
