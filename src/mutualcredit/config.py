@@ -170,7 +170,7 @@ class Settings(BaseSettings):
         " worker; off: not from here (`mutualcredit deliver` runs elsewhere).",
     )
     webhook_niceness: int = Field(
-        default=10,
+        default=19,
         ge=0,
         le=19,
         description="How much lower the delivery process's CPU priority is than the HTTP"

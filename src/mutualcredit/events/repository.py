@@ -3,6 +3,10 @@
 Records are read by their chain `seq` (unique per network, `audit_log_network_id_seq_key`), which
 the sealer assigns after commit, in the order it finds records committed: see service.py.
 
+Rows are looked up by a list of ids as `= ANY(:ids)`, one array parameter, not `IN (:id1, ...)`:
+the statement's text is then the same whatever the number of ids, so asyncpg's prepared
+statement and PostgreSQL's plan are reused from one read to the next.
+
 Webhook endpoints are read here as a table (WEBHOOK_ENDPOINTS), not through the webhooks
 package's model: webhooks delivers events and sits above this package (the import contract
 "domains"), while an event about an endpoint (`webhook.disabled`) still needs its row."""
@@ -12,11 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     Row,
     Text,
     Uuid,
+    any_,
+    bindparam,
     case,
     cast,
     column,
@@ -43,6 +50,11 @@ WEBHOOK_ENDPOINTS = table(
     column("account", Text),
     column("member_account", Text),
 )
+
+
+def _one_of(ids: Sequence[Any], item: Uuid[Any] | BigInteger) -> Any:
+    """`= ANY(...)` of this: the ids as one array parameter."""
+    return any_(bindparam(None, list(ids), type_=ARRAY(item)))
 
 
 async def sealed_records(
@@ -118,7 +130,7 @@ def _about(account_id: uuid.UUID) -> ColumnElement[bool]:
 async def trades(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Trade]:
     if not ids:
         return {}
-    rows = await session.scalars(select(Trade).where(Trade.id.in_(ids)))
+    rows = await session.scalars(select(Trade).where(Trade.id == _one_of(ids, Uuid())))
     return {t.id: t for t in rows}
 
 
@@ -130,7 +142,7 @@ async def balances_after(
         return {}
     rows = await session.execute(
         select(Entry.trade_id, Entry.account_id, Entry.balance_after).where(
-            Entry.trade_id.in_(trade_ids)
+            Entry.trade_id == _one_of(trade_ids, Uuid())
         )
     )
     found: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
@@ -144,14 +156,16 @@ async def requests(
 ) -> dict[uuid.UUID, PaymentRequest]:
     if not ids:
         return {}
-    rows = await session.scalars(select(PaymentRequest).where(PaymentRequest.id.in_(ids)))
+    rows = await session.scalars(
+        select(PaymentRequest).where(PaymentRequest.id == _one_of(ids, Uuid()))
+    )
     return {r.id: r for r in rows}
 
 
 async def transfers(session: AsyncSession, ids: Sequence[int]) -> dict[int, Transfer]:
     if not ids:
         return {}
-    rows = await session.scalars(select(Transfer).where(Transfer.id.in_(ids)))
+    rows = await session.scalars(select(Transfer).where(Transfer.id == _one_of(ids, BigInteger())))
     return {t.id: t for t in rows}
 
 
@@ -165,7 +179,7 @@ async def settlements(
         select(Settlement, Account.code)
         .join(Link, Link.id == Settlement.link_id)
         .join(Account, Account.id == Link.account_id)
-        .where(Settlement.id.in_(ids))
+        .where(Settlement.id == _one_of(ids, Uuid()))
     )
     return {s.id: (s, code) for s, code in rows.tuples()}
 
@@ -175,14 +189,18 @@ async def webhook_endpoints(
 ) -> dict[uuid.UUID, Row[Any]]:
     if not ids:
         return {}
-    rows = await session.execute(select(WEBHOOK_ENDPOINTS).where(WEBHOOK_ENDPOINTS.c.id.in_(ids)))
+    rows = await session.execute(
+        select(WEBHOOK_ENDPOINTS).where(WEBHOOK_ENDPOINTS.c.id == _one_of(ids, Uuid()))
+    )
     return {row.id: row for row in rows}
 
 
 async def account_codes(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
-    rows = await session.execute(select(Account.id, Account.code).where(Account.id.in_(ids)))
+    rows = await session.execute(
+        select(Account.id, Account.code).where(Account.id == _one_of(ids, Uuid()))
+    )
     return {row.id: row.code for row in rows}
 
 
