@@ -169,13 +169,12 @@ class Settings(BaseSettings):
         " `serve` starts beside its HTTP workers (and again if it dies); workers: every HTTP"
         " worker; off: not from here (`mutualcredit deliver` runs elsewhere).",
     )
-    webhook_niceness: int = Field(
-        default=19,
-        ge=0,
-        le=19,
-        description="How much lower the delivery process's CPU priority is than the HTTP"
-        " workers' (nice): where the machine is short of CPU, trades go first and deliveries"
-        " take what is left.",
+    webhook_priority: str = Field(
+        default="idle",
+        pattern="^(idle|low|normal)$",
+        description="The delivery process's CPU priority. idle: it runs on what the machine"
+        " leaves (Linux's SCHED_IDLE), so that trades go first where CPU is short and deliveries"
+        " catch up after; low: nice 10; normal: as the HTTP workers.",
     )
     webhook_senders: int = Field(
         default=2,

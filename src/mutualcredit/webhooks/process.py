@@ -84,6 +84,20 @@ async def _parent_gone(parent: int) -> None:
         await asyncio.sleep(PARENT_CHECK_SECONDS)
 
 
+def lower_priority(priority: str) -> None:
+    """Where the machine is short of CPU, trades go first and deliveries take what is left:
+    they catch up once the load eases (bench/README.md). `idle`: Linux's SCHED_IDLE, which
+    runs when nothing else of the machine's wants the CPU and never preempts what does (nice
+    19 where there is no such policy); `low`: nice 10; `normal`: as the HTTP workers."""
+    if priority == "idle":
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):
+            os.nice(19)
+    elif priority == "low":
+        os.nice(10)
+
+
 async def run(settings: Settings, url: str, parent: int | None = None) -> None:
     """Delivers from the database at `url` until SIGTERM or SIGINT, or until `parent` has
     gone."""
@@ -124,8 +138,6 @@ async def run(settings: Settings, url: str, parent: int | None = None) -> None:
 
 def main(settings: Settings, url: str, parent: int | None = None) -> None:
     """The process's entry point (the CLI's `deliver`)."""
-    # Where the machine is short of CPU, trades go first and deliveries take what is left
-    # (they catch up once the load eases; bench/README.md).
-    os.nice(settings.webhook_niceness)
+    lower_priority(settings.webhook_priority)
     log.info("delivering webhooks (pid %d, %d loops)", os.getpid(), settings.webhook_senders)
     asyncio.run(run(settings, url, parent))
