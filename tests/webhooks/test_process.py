@@ -4,7 +4,8 @@ default), and the two other settings, through real service processes.
 What must hold: `serve` has exactly one delivery process; it is started again when it dies; it
 dies with `serve`, whether `serve` is stopped or killed outright (no orphan delivering from a
 service that is gone); with MUTUALCREDIT_WEBHOOK_DELIVERY=off nothing is delivered until
-`mutualcredit deliver` runs; with `workers`, the worker delivers itself."""
+`mutualcredit deliver` runs; with `workers`, the worker delivers itself. The delivery process
+runs at the priority set (MUTUALCREDIT_WEBHOOK_PRIORITY)."""
 
 import os
 import signal
@@ -87,6 +88,10 @@ def test_serve_keeps_one_delivery_process_which_ends_with_it(
     wait(lambda: len(deliverers(node)) == 1)
     first = deliverers(node)[0]
     delivered(node, receiver, endpoint["secret"], 1)
+    # It runs on the CPU the workers leave (MUTUALCREDIT_WEBHOOK_PRIORITY=idle by default).
+    assert os.sched_getscheduler(first) == os.SCHED_IDLE
+    assert node.proc is not None
+    assert os.sched_getscheduler(node.proc.pid) == os.SCHED_OTHER
 
     # Killed outright, the delivery process is started again, and delivers.
     os.kill(first, signal.SIGKILL)
@@ -155,6 +160,7 @@ def test_off_delivers_nothing_until_deliver_runs_and_workers_deliver_themselves(
         MUTUALCREDIT_OUTBOUND_ALLOW_PRIVATE="true",  # the receiver listens on loopback
     )
     env.pop("MUTUALCREDIT_WEBHOOK_DELIVERY")
+    env["MUTUALCREDIT_WEBHOOK_PRIORITY"] = "low"
     with (cluster.workdir / "deliver.log").open("ab") as log:
         deliver = subprocess.Popen(
             [sys.executable, "-m", "mutualcredit.cli", "deliver"],
@@ -164,6 +170,10 @@ def test_off_delivers_nothing_until_deliver_runs_and_workers_deliver_themselves(
         )
     try:
         wait(lambda: len(posted(receiver.received())) == 1, seconds=60)
+        assert os.sched_getscheduler(deliver.pid) == os.SCHED_OTHER
+        assert (
+            os.getpriority(os.PRIO_PROCESS, deliver.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+        )
         assert posted(receiver.received())[0]["body"]["data"]["trade"]["id"] == first
         delivered(node, receiver, endpoint["secret"], 2)
     finally:
