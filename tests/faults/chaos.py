@@ -22,6 +22,7 @@ Bounded in time and loopback only. Short in CI (tests/faults/test_chaos.py), lon
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -47,6 +48,7 @@ from mutualcredit import embedded, jobs, migrate
 from mutualcredit.audit import service as audit
 from mutualcredit.db import create_engine, make_sessionmaker
 from mutualcredit.ledger_checks import run_checks
+from tests.processes import signal_tree, tree
 
 NETWORK = "chaos"
 ACCOUNTS = [f"m{n:02d}" for n in range(24)]
@@ -150,18 +152,24 @@ class Cluster:
         raise RuntimeError("the service did not become ready")
 
     def kill_service(self) -> None:
+        """kill -9 of the service and the processes it started (its webhook delivery)."""
         assert self.proc is not None
-        self.proc.kill()
+        signal_tree(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self.start_service()
 
     async def pause_service(self, seconds: float) -> None:
+        """The service and the processes it started stopped (SIGSTOP), then continued."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
+        stopped = tree(self.proc.pid)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
         try:
             await asyncio.sleep(seconds)
         finally:
-            self.proc.send_signal(signal.SIGCONT)
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     async def restart_database(self, mode: str) -> None:
         await restart_postgres(self.workdir / "pgdata", self.server.system_user, mode)

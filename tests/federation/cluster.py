@@ -24,6 +24,7 @@ from mutualcredit import models  # noqa: F401 - every table, for the ORM
 from mutualcredit.auth import service as keys
 from mutualcredit.auth.models import Role
 from mutualcredit.db import create_engine, make_sessionmaker
+from tests.processes import signal_tree
 
 
 def free_port() -> int:
@@ -109,9 +110,10 @@ class Node:
         raise RuntimeError(f"node {self.name} did not become ready: see {self.log_path}")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown, no flush; what was committed is all that survives."""
+        """SIGKILL, to the service and the processes it started (its webhook delivery): no
+        shutdown, no flush; what was committed is all that survives."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            signal_tree(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
         self.proc = None
 

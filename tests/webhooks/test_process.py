@@ -20,26 +20,9 @@ import pytest
 
 from tests.federation.checks import wait
 from tests.federation.cluster import Cluster, Node
+from tests.processes import children
 from tests.webhooks.conftest import Receiver
 from tests.webhooks.test_webhooks import SETTINGS, create, disable, pay, posted
-
-
-def children(pid: int) -> dict[int, str]:
-    """The processes whose parent is `pid`, with their command lines."""
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue  # gone meanwhile
-        # The command name, in parentheses, may hold spaces: the fields after it are fixed.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            found[int(entry.name)] = cmdline
-    return found
 
 
 def deliverers(node: Node) -> list[int]:
@@ -100,8 +83,12 @@ def test_serve_keeps_one_delivery_process_which_ends_with_it(
     delivered(node, receiver, endpoint["secret"], 2)
     assert deliverers(node) == [second]
 
-    # serve killed outright: its delivery process does not outlive it.
-    node.kill()
+    # serve alone killed outright (not its children, as Node.kill does): its delivery process
+    # does not outlive it.
+    assert node.proc is not None
+    node.proc.kill()
+    node.proc.wait()
+    node.proc = None
     wait(lambda: not alive(second), seconds=10)
 
     # serve stopped: it stops its delivery process, and exits cleanly.
