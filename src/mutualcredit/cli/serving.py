@@ -120,11 +120,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 class DeliveryProcess:
     """`mutualcredit deliver` beside the HTTP server (webhooks/process.py says why): started with
     it, started again after it exits unasked (RESTART_SECONDS, longer if it keeps exiting), and
-    stopped when the server stops
-    (SIGTERM, then SIGKILL after STOP_SECONDS). When this process is killed outright, the
-    kernel tells the child (it asks for PR_SET_PDEATHSIG, which is bound to the thread that
-    started it: this class's own, which lives as long as the process), and the child also
-    notices that its parent has changed."""
+    stopped when the server stops (SIGTERM, then SIGKILL after STOP_SECONDS). When this process
+    is killed outright, the kernel tells the child (it asks for PR_SET_PDEATHSIG, which is bound
+    to the thread that started it: this class's own, which lives as long as the process), and
+    the child also notices that its parent has changed."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
