@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_at_least(1),
         metavar="PID",
         help="stop once the process PID has gone ('serve' gives its own to the process it"
-        " starts; default: run until stopped)",
+        " starts) (default: run until stopped)",
     )
 
     migrate = command("migrate", "apply the migrations (the schema)", cmd_migrate)
