@@ -54,7 +54,7 @@ async def listen(url: str, timeouts: DatabaseTimeouts, due: asyncio.Event) -> No
     while True:
         try:
             conn = await asyncpg.connect(plain_url(url), **timeouts.connect_args())
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        except Exception as exc:  # the database down, refusing, a bad URL: it is logged
             log.warning("cannot listen for sealed events (%s); trying again", exc)
             await asyncio.sleep(RECONNECT_SECONDS)
             continue
