@@ -83,11 +83,7 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
     if settings.database_url is None:
         raise ValueError("create_app needs a database URL; the CLI starts the embedded server")
     database_url = settings.database_url
-    timeouts = DatabaseTimeouts(
-        connect=settings.database_connect_timeout_seconds,
-        statement=settings.database_statement_timeout_seconds,
-        pool=settings.database_pool_timeout_seconds,
-    )
+    timeouts = DatabaseTimeouts.of(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

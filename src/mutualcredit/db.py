@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.operators import OperatorClass
 
+from mutualcredit.config import Settings
 from mutualcredit.errors import ProblemError
 
 NAMING_CONVENTION = {
@@ -96,6 +97,15 @@ class DatabaseTimeouts:
     connect: float
     statement: float
     pool: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> "DatabaseTimeouts":
+        """The timeouts the settings give (MUTUALCREDIT_DATABASE_*_TIMEOUT_SECONDS)."""
+        return cls(
+            connect=settings.database_connect_timeout_seconds,
+            statement=settings.database_statement_timeout_seconds,
+            pool=settings.database_pool_timeout_seconds,
+        )
 
     def connect_args(self) -> dict[str, Any]:
         """Arguments of asyncpg's connect, for the engine and the write path's pool alike."""

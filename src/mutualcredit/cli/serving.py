@@ -138,9 +138,8 @@ class DeliveryProcess:
         with self._lock:
             if self._stopping:
                 return None
-            command = [sys.executable, "-m", "mutualcredit.cli", "deliver"]
             self._proc = subprocess.Popen(  # noqa: S603 - our own command
-                [*command, "--parent", str(os.getpid())]
+                [sys.executable, "-m", "mutualcredit.cli", "deliver", "--parent", str(os.getpid())]
             )
             return self._proc
 

@@ -40,14 +40,6 @@ RECONNECT_SECONDS = 1.0
 PARENT_CHECK_SECONDS = 1.0
 
 
-def _timeouts(settings: Settings) -> DatabaseTimeouts:
-    return DatabaseTimeouts(
-        connect=settings.database_connect_timeout_seconds,
-        statement=settings.database_statement_timeout_seconds,
-        pool=settings.database_pool_timeout_seconds,
-    )
-
-
 async def listen(url: str, timeouts: DatabaseTimeouts, due: asyncio.Event) -> None:
     """Sets `due` at every notification on SEALED_CHANNEL, and once each time it starts
     listening (for what was sealed before); reconnects whenever its connection is lost."""
@@ -101,7 +93,7 @@ def lower_priority(priority: str) -> None:
 async def run(settings: Settings, url: str, parent: int | None = None) -> None:
     """Delivers from the database at `url` until SIGTERM or SIGINT, or until `parent` has
     gone."""
-    timeouts = _timeouts(settings)
+    timeouts = DatabaseTimeouts.of(settings)
     engine = create_engine(url, pool_size=settings.webhook_senders + 1, timeouts=timeouts)
     sender = Sender(
         allow_private=settings.outbound_allow_private,
