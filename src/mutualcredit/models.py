@@ -13,6 +13,7 @@ from mutualcredit.federation.models import (
     Settlement,
     Transfer,
 )
+from mutualcredit.fees.models import FeeCharge, FeeRule, FeeRuleChange, FeeRun
 from mutualcredit.idempotency.models import IdempotencyRecord
 from mutualcredit.limits.models import LimitChange
 from mutualcredit.networks.models import Network
@@ -29,6 +30,10 @@ __all__ = [
     "AuditRecord",
     "Checkpoint",
     "Entry",
+    "FeeCharge",
+    "FeeRule",
+    "FeeRuleChange",
+    "FeeRun",
     "IdempotencyRecord",
     "LimitChange",
     "Link",

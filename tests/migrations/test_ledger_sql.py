@@ -141,6 +141,7 @@ def test_each_file_is_named_after_its_object_and_sits_in_a_rule_folder() -> None
             "audit",
             "booking",
             "federation",
+            "fees",
             "guards",
             "history",
             "idempotency",

@@ -13,13 +13,24 @@ RETURNS TABLE (idx integer, outcome text, problem_code text, problem_detail json
 LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
+    v_rules fee_rules[];
 BEGIN
     PERFORM pg_advisory_xact_lock(lock_id)
     FROM (SELECT DISTINCT hashtextextended(p_network_id::text || '/' || k, 0) AS lock_id
           FROM unnest(p_keys) AS k ORDER BY 1) AS keys;
-    PERFORM 1 FROM accounts a
-    WHERE a.network_id = p_network_id AND a.code = ANY (p_payers || p_payees)
-    ORDER BY a.id FOR UPDATE;
+    -- The treasuries of the levy rules in force are locked with the parties (in id order).
+    v_rules := mc_levy_rules(p_network_id, clock_timestamp());
+    IF v_rules IS NULL THEN
+        PERFORM 1 FROM accounts a
+        WHERE a.network_id = p_network_id AND a.code = ANY (p_payers || p_payees)
+        ORDER BY a.id FOR UPDATE;
+    ELSE
+        PERFORM 1 FROM accounts a
+        WHERE a.network_id = p_network_id
+          AND (a.code = ANY (p_payers || p_payees)
+               OR a.id IN (SELECT r.treasury_id FROM unnest(v_rules) r))
+        ORDER BY a.id FOR UPDATE;
+    END IF;
     FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
         RETURN QUERY
         SELECT i, r.outcome, r.problem_code, r.problem_detail, r.trade

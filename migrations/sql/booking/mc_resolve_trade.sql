@@ -13,12 +13,16 @@ DECLARE
     v_status text;
     v_amount bigint;
     v_now timestamptz;
+    v_kind text;
+    v_rules fee_rules[];
+    v_code text;
+    v_text text;
 BEGIN
     PERFORM set_config('mutualcredit.actor', p_actor, true);
     IF p_action NOT IN ('post', 'void') THEN
         RAISE EXCEPTION 'unknown action %', p_action USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT t.payer_id, t.payee_id INTO v_payer_id, v_payee_id
+    SELECT t.payer_id, t.payee_id, t.kind INTO v_payer_id, v_payee_id, v_kind
     FROM trades t WHERE t.network_id = p_network_id AND t.id = p_trade_id;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'rejected'::text, 'trade_not_found'::text,
@@ -26,8 +30,19 @@ BEGIN
         RETURN;
     END IF;
 
+    -- A hold pays its levies when it is posted: the rules' treasuries are locked with the parties.
+    IF p_action = 'post' AND v_kind IN ('transfer', 'request') THEN
+        v_rules := mc_levy_rules(p_network_id, clock_timestamp());
+    END IF;
     -- Lock order: accounts by id, then the trade row (as every writer does).
-    PERFORM 1 FROM accounts a WHERE a.id IN (v_payer_id, v_payee_id) ORDER BY a.id FOR UPDATE;
+    IF v_rules IS NULL THEN
+        PERFORM 1 FROM accounts a WHERE a.id IN (v_payer_id, v_payee_id) ORDER BY a.id FOR UPDATE;
+    ELSE
+        PERFORM 1 FROM accounts a
+        WHERE a.id IN (v_payer_id, v_payee_id)
+           OR a.id IN (SELECT r.treasury_id FROM unnest(v_rules) r)
+        ORDER BY a.id FOR UPDATE;
+    END IF;
     SELECT * INTO v_trade FROM trades t WHERE t.id = p_trade_id FOR UPDATE;
     v_now := clock_timestamp();
 
@@ -74,8 +89,28 @@ BEGIN
         RETURN;
     END IF;
 
-    PERFORM mc_book(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount, v_trade.amount, v_now);
-    UPDATE trades SET status = 'posted', posted_amount = v_amount, resolved_at = v_now
-    WHERE id = p_trade_id;
+    IF v_rules IS NULL THEN
+        PERFORM mc_book(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount,
+                        v_trade.amount, v_now);
+        UPDATE trades SET status = 'posted', posted_amount = v_amount, resolved_at = v_now
+        WHERE id = p_trade_id;
+    ELSE
+        -- The posting and its levies in one block: a levy its rule refuses past a limit undoes
+        -- both, and the hold stays pending.
+        BEGIN
+            PERFORM mc_book(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount,
+                            v_trade.amount, v_now);
+            UPDATE trades SET status = 'posted', posted_amount = v_amount, resolved_at = v_now
+            WHERE id = p_trade_id;
+            PERFORM mc_charge_levies(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount,
+                                     v_rules, p_actor, v_now);
+        EXCEPTION WHEN SQLSTATE 'MC001' THEN
+            GET STACKED DIAGNOSTICS v_code = MESSAGE_TEXT, v_text = PG_EXCEPTION_DETAIL;
+            RETURN QUERY SELECT 'rejected'::text, v_code,
+                                v_text::jsonb || jsonb_build_object('trade_id', p_trade_id),
+                                NULL::jsonb;
+            RETURN;
+        END;
+    END IF;
     RETURN QUERY SELECT 'posted'::text, NULL::text, NULL::jsonb, mc_trade_json(p_trade_id);
 END $$;

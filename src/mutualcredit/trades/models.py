@@ -44,7 +44,7 @@ TRADE_STATUS = domain("trade_status", Text(), "VALUE IN ('pending', 'posted', 'v
 TRADE_KIND = domain(
     "trade_kind",
     Text(),
-    "VALUE IN ('transfer', 'reversal', 'write_off', 'request', 'federation', 'settlement')",
+    "VALUE IN ('transfer', 'reversal', 'write_off', 'request', 'federation', 'settlement', 'fee')",
 )
 ENTRY_AMOUNT = domain("entry_amount", BigInteger(), "VALUE <> 0")
 
@@ -56,6 +56,7 @@ class TradeKind(StrEnum):
     request = "request"
     federation = "federation"
     settlement = "settlement"
+    fee = "fee"
 
 
 class TradeStatus(StrEnum):
