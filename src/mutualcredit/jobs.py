@@ -5,6 +5,7 @@ so any number of workers and replicas can run them at once.
 - expire overdue holds          mc_expire_overdue     (access-time checks already refuse them)
 - end temporary limits          mc_revert_due_limits
 - expire open payment requests  mc_expire_requests
+- charge periodic fees          mc_charge_fees        (membership and demurrage, per boundary)
 
 and, in a loop of its own with a shorter interval (seal_forever), because a change becomes an
 event (the feed, webhooks) only once it is sealed:
@@ -38,6 +39,7 @@ JOBS: dict[str, str] = {
     "expired holds": "SELECT mc_expire_overdue(:batch)",
     "ended temporary limits": "SELECT mc_revert_due_limits(:batch)",
     "expired payment requests": "SELECT mc_expire_requests(:batch)",
+    "periodic fees charged": "SELECT mc_charge_fees(:batch)",
 }
 SEAL = "SELECT mc_audit_seal(:batch)"
 SEALED = "sealed audit records"

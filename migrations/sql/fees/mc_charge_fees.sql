@@ -1,6 +1,7 @@
 -- The periodic fees' sweeper (a background job in every worker, any number of workers and
 -- replicas): charges one batch of at most `p_batch` accounts for one (rule, boundary) that is
--- due, and answers how many accounts it went through (0: nothing is due).
+-- due, and answers how many accounts it went through (0: nothing is due). Runs that end (no
+-- account left) are closed on the way, and the next boundary looked at, in the same call.
 --
 -- A boundary is due once `p_grace` has passed since it (so that every booking whose entries are
 -- dated before it has committed), for every membership or demurrage rule with
@@ -37,62 +38,67 @@ BEGIN
     FOR v_rule IN
         SELECT * FROM fee_rules r
         WHERE r.kind <> 'levy' AND r.starts_at <= v_now - p_grace
-          AND (r.ends_at IS NULL OR r.ends_at > r.starts_at)
         ORDER BY r.id
     LOOP
-        SELECT min(f.due_at) INTO v_due FROM fee_runs f
-        WHERE f.rule_id = v_rule.id AND f.finished_at IS NULL;
-        IF v_due IS NULL THEN
-            SELECT mc_fee_boundary(v_rule.period,
-                                   coalesce(max(f.due_at) + interval '1 microsecond',
-                                            v_rule.starts_at))
-            INTO v_due FROM fee_runs f WHERE f.rule_id = v_rule.id;
-        END IF;
-        CONTINUE WHEN v_due > v_now - p_grace
-                   OR (v_rule.ends_at IS NOT NULL AND v_due >= v_rule.ends_at);
-        INSERT INTO fee_runs (rule_id, due_at, network_id, rule, started_at)
-        VALUES (v_rule.id, v_due, v_rule.network_id, to_jsonb(v_rule), v_now)
-        ON CONFLICT DO NOTHING;
-        SELECT * INTO v_run FROM fee_runs f
-        WHERE f.rule_id = v_rule.id AND f.due_at = v_due
-        FOR UPDATE SKIP LOCKED;
-        CONTINUE WHEN NOT FOUND OR v_run.finished_at IS NOT NULL;
-
-        v_frozen := jsonb_populate_record(NULL::fee_rules, v_run.rule);
-        v_ids := ARRAY(
-            SELECT a.id FROM accounts a
-            WHERE a.network_id = v_run.network_id AND a.kind = v_frozen.account_kind
-              AND a.status = ANY (v_frozen.statuses) AND a.created_at < v_due
-              AND a.id <> v_frozen.treasury_id
-              AND (v_run.after_account_id IS NULL OR a.id > v_run.after_account_id)
-            ORDER BY a.id LIMIT p_batch);
-        IF cardinality(v_ids) = 0 THEN
-            UPDATE fee_runs SET finished_at = clock_timestamp()
-            WHERE rule_id = v_run.rule_id AND due_at = v_run.due_at;
-            RETURN 1;
-        END IF;
-        PERFORM 1 FROM accounts a WHERE a.id = ANY (v_ids || v_frozen.treasury_id)
-        ORDER BY a.id FOR UPDATE;
-        FOR v_account IN SELECT * FROM accounts a WHERE a.id = ANY (v_ids) ORDER BY a.id LOOP
-            -- Its status may have changed since the batch was chosen.
-            CONTINUE WHEN NOT (v_account.status = ANY (v_frozen.statuses));
-            SELECT * INTO v_treasury FROM accounts a WHERE a.id = v_frozen.treasury_id;
-            v_balance := coalesce((SELECT e.balance_after FROM entries e
-                                   WHERE e.account_id = v_account.id AND e.booked_at < v_due
-                                   ORDER BY e.booked_at DESC, e.id DESC LIMIT 1), 0);
-            v_fee := mc_periodic_fee(v_frozen, v_account, v_balance, v_treasury);
-            IF v_fee.amount > 0 OR v_fee.waived > 0 THEN
-                PERFORM mc_book_fee(v_run.network_id, v_frozen, v_account, v_fee.amount,
-                                    v_fee.waived, v_fee.past_limit, NULL, v_due, 'system:fees',
-                                    clock_timestamp());
-                v_charged := v_charged + v_fee.amount;
+        -- Each rule's boundaries in turn: a finished run (or one with no account to charge)
+        -- moves on to the rule's next boundary in the same call.
+        LOOP
+            SELECT min(f.due_at) INTO v_due FROM fee_runs f
+            WHERE f.rule_id = v_rule.id AND f.finished_at IS NULL;
+            IF v_due IS NULL THEN
+                SELECT mc_fee_boundary(v_rule.period,
+                                       coalesce(max(f.due_at) + interval '1 microsecond',
+                                                v_rule.starts_at))
+                INTO v_due FROM fee_runs f WHERE f.rule_id = v_rule.id;
             END IF;
+            EXIT WHEN v_due > v_now - p_grace
+                   OR (v_rule.ends_at IS NOT NULL AND v_due >= v_rule.ends_at);
+            INSERT INTO fee_runs (rule_id, due_at, network_id, rule, started_at)
+            VALUES (v_rule.id, v_due, v_rule.network_id, to_jsonb(v_rule), v_now)
+            ON CONFLICT DO NOTHING;
+            SELECT * INTO v_run FROM fee_runs f
+            WHERE f.rule_id = v_rule.id AND f.due_at = v_due
+            FOR UPDATE SKIP LOCKED;
+            -- Another sweeper is on this run: leave the rule to it.
+            EXIT WHEN NOT FOUND;
+            CONTINUE WHEN v_run.finished_at IS NOT NULL;
+
+            v_frozen := jsonb_populate_record(NULL::fee_rules, v_run.rule);
+            v_ids := ARRAY(
+                SELECT a.id FROM accounts a
+                WHERE a.network_id = v_run.network_id AND a.kind = v_frozen.account_kind
+                  AND a.status = ANY (v_frozen.statuses) AND a.created_at < v_due
+                  AND a.id <> v_frozen.treasury_id
+                  AND (v_run.after_account_id IS NULL OR a.id > v_run.after_account_id)
+                ORDER BY a.id LIMIT p_batch);
+            IF cardinality(v_ids) = 0 THEN
+                UPDATE fee_runs SET finished_at = clock_timestamp()
+                WHERE rule_id = v_run.rule_id AND due_at = v_run.due_at;
+                CONTINUE;
+            END IF;
+            PERFORM 1 FROM accounts a WHERE a.id = ANY (v_ids || v_frozen.treasury_id)
+            ORDER BY a.id FOR UPDATE;
+            FOR v_account IN SELECT * FROM accounts a WHERE a.id = ANY (v_ids) ORDER BY a.id LOOP
+                -- Its status may have changed since the batch was chosen.
+                CONTINUE WHEN NOT (v_account.status = ANY (v_frozen.statuses));
+                SELECT * INTO v_treasury FROM accounts a WHERE a.id = v_frozen.treasury_id;
+                v_balance := coalesce((SELECT e.balance_after FROM entries e
+                                       WHERE e.account_id = v_account.id AND e.booked_at < v_due
+                                       ORDER BY e.booked_at DESC, e.id DESC LIMIT 1), 0);
+                v_fee := mc_periodic_fee(v_frozen, v_account, v_balance, v_treasury);
+                IF v_fee.amount > 0 OR v_fee.waived > 0 THEN
+                    PERFORM mc_book_fee(v_run.network_id, v_frozen, v_account, v_fee.amount,
+                                        v_fee.waived, v_fee.past_limit, NULL, v_due,
+                                        'system:fees', clock_timestamp());
+                    v_charged := v_charged + v_fee.amount;
+                END IF;
+            END LOOP;
+            UPDATE fee_runs
+            SET after_account_id = v_ids[cardinality(v_ids)],
+                accounts = accounts + cardinality(v_ids), charged = charged + v_charged
+            WHERE rule_id = v_run.rule_id AND due_at = v_run.due_at;
+            RETURN cardinality(v_ids);
         END LOOP;
-        UPDATE fee_runs
-        SET after_account_id = v_ids[cardinality(v_ids)],
-            accounts = accounts + cardinality(v_ids), charged = charged + v_charged
-        WHERE rule_id = v_run.rule_id AND due_at = v_run.due_at;
-        RETURN cardinality(v_ids);
     END LOOP;
     RETURN 0;
 END $$;
