@@ -273,6 +273,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("rule_id", "due_at", name=op.f("fee_runs_pkey")),
     )
+    op.create_index(
+        op.f("fee_runs_unfinished_idx"),
+        "fee_runs",
+        ["rule_id", "due_at"],
+        unique=False,
+        postgresql_where=sa.text("finished_at IS NULL"),
+    )
     public_fee_charges_fee_charges_audit = PGTrigger(
         schema="public",
         signature="fee_charges_audit",
@@ -1713,6 +1720,11 @@ def downgrade() -> None:
         definition="",
     )
     op.drop_entity(public_fee_charges_fee_charges_audit)
+    op.drop_index(
+        op.f("fee_runs_unfinished_idx"),
+        table_name="fee_runs",
+        postgresql_where=sa.text("finished_at IS NULL"),
+    )
     op.drop_table("fee_runs")
     op.drop_index(op.f("fee_rule_changes_rule_id_changed_at_id_idx"), table_name="fee_rule_changes")
     op.drop_table("fee_rule_changes")
