@@ -1,14 +1,19 @@
-"""Fee income in the health figures, on a small network whose every charge is known."""
+"""Fees in the health figures and the CSV exports, on a small network whose every charge is
+known."""
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
+from mutualcredit.exports import service as exports
 from tests.fees.rules import backdate_accounts, charge_periodic, insert_rule
-from tests.helpers import Api, assert_problem, auth
+from tests.helpers import Api, Net, assert_problem, auth
 
 
-async def test_health_counts_fee_income_per_rule(api: Api, db: asyncpg.Connection) -> None:
+async def _charged(api: Api, db: asyncpg.Connection) -> tuple[Net, datetime]:
     """A levy of 1/10 + 1 (at least 2) on payers, and dues of 30 a minute for two past minutes
     that not every member can pay in full; one levy refunded; fees are not circulation, nor a
     sign of life."""
@@ -52,7 +57,11 @@ async def test_health_counts_fee_income_per_rule(api: Api, db: asyncpg.Connectio
         starts_at=minute - timedelta(minutes=3), ends_at=minute - timedelta(minutes=1),
     )  # fmt: skip
     await charge_periodic(db, dues, boundaries=2)
+    return net, minute
 
+
+async def test_health_counts_fee_income_per_rule(api: Api, db: asyncpg.Connection) -> None:
+    net, minute = await _charged(api, db)
     r = await api.client.get(f"{net.base}/health", headers=auth(net.operator))
     assert r.status_code == 200, r.text
     h = r.json()
@@ -86,3 +95,85 @@ async def test_health_counts_fee_income_per_rule(api: Api, db: asyncpg.Connectio
         ("dues", 0, 0),
         ("levy", 0, 0),
     ]
+
+
+async def test_fee_charges_csv_has_one_row_per_charge(
+    api: Api, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net, minute = await _charged(api, db)
+    r = await api.client.get(f"{net.base}/fee-charges.csv", headers=auth(net.operator))
+    assert r.status_code == 200, r.text
+    monkeypatch.setattr(exports, "PAGE", 5)  # the same rows, read five at a time
+    paged = await api.client.get(f"{net.base}/fee-charges.csv", headers=auth(net.operator))
+    assert paged.text == r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    assert f'filename="{net.code}-fee-charges-all.csv"' in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert list(rows[0]) == [
+        "created_at", "rule", "kind", "account", "treasury", "amount", "amount_decimal",
+        "waived", "waived_decimal", "past_limit", "trade_id", "cause_trade_id", "due_at",
+    ]  # fmt: skip
+    levies = [(x["rule"], x["kind"], x["account"], x["amount_decimal"]) for x in rows[:2]]
+    assert levies == [("levy", "levy", "a", "0.06"), ("levy", "levy", "c", "0.02")]
+    assert all(x["cause_trade_id"] and x["trade_id"] and not x["due_at"] for x in rows[:2])
+    b0, b1 = (minute - timedelta(minutes=m) for m in (3, 2))
+    dues = sorted(
+        (x["due_at"], x["account"], x["amount"], x["waived_decimal"], bool(x["trade_id"]))
+        for x in rows[2:]
+        if x["rule"] == "dues" and x["treasury"] == "treasury" and x["past_limit"] == "false"
+    )
+    assert dues == [
+        (b0.isoformat(), "a", "30", "0.00", True),
+        (b0.isoformat(), "b", "30", "0.00", True),
+        (b0.isoformat(), "c", "30", "0.00", True),
+        (b0.isoformat(), "d", "30", "0.00", True),
+        (b0.isoformat(), "e", "0", "0.30", False),
+        (b1.isoformat(), "a", "14", "0.16", True),
+        (b1.isoformat(), "b", "30", "0.00", True),
+        (b1.isoformat(), "c", "30", "0.00", True),
+        (b1.isoformat(), "d", "30", "0.00", True),
+        (b1.isoformat(), "e", "0", "0.30", False),
+    ]
+    assert len(rows) == 12
+    r = await api.client.get(
+        f"{net.base}/fee-charges.csv", params={"rule": "levy"}, headers=auth(net.operator)
+    )
+    assert [x["account"] for x in csv.DictReader(io.StringIO(r.text))] == ["a", "c"]
+    r = await api.client.get(
+        f"{net.base}/fee-charges.csv",
+        params={"from": (minute + timedelta(days=1)).isoformat()},
+        headers=auth(net.operator),
+    )
+    assert r.text.count("\n") == 1  # the header only
+    member = await api.member_key(net, "a")
+    r = await api.client.get(f"{net.base}/fee-charges.csv", headers=auth(member))
+    assert_problem(r, 403, "forbidden")
+
+
+async def test_fee_trades_in_the_statement_and_trades_csv(api: Api, db: asyncpg.Connection) -> None:
+    net, _ = await _charged(api, db)
+    r = await api.client.get(f"{net.base}/accounts/c/statement.csv", headers=auth(net.operator))
+    assert r.status_code == 200, r.text
+    seen = [
+        (x["counterparty"], x["amount"], x["balance_after"], x["kind"], x["fee_rule"])
+        for x in csv.DictReader(io.StringIO(r.text))
+    ]
+    assert seen == [
+        ("b", "-5", "-5", "transfer", ""),
+        ("treasury", "-2", "-7", "fee", "levy"),
+        ("treasury", "2", "-5", "reversal", ""),
+        ("treasury", "-30", "-35", "fee", "dues"),
+        ("treasury", "-30", "-65", "fee", "dues"),
+    ]
+    r = await api.client.get(f"{net.base}/trades.csv", headers=auth(net.operator))
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    fees = sorted((x["fee_rule"], x["payer"], x["amount"]) for x in rows if x["kind"] == "fee")
+    assert fees == [
+        ("dues", "a", "14"),
+        ("dues", "a", "30"),
+        *[("dues", payer, "30") for payer in "bbccdd"],
+        ("levy", "a", "6"),
+        ("levy", "c", "2"),
+    ]
+    assert all(x["payee"] == "treasury" and x["status"] == "posted" for x in rows if x["fee_rule"])
+    assert [x["fee_rule"] for x in rows if x["kind"] != "fee"] == ["", "", ""]
