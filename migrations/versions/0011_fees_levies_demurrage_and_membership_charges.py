@@ -195,6 +195,13 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        op.f("fee_charges_account_id_due_at_idx"),
+        "fee_charges",
+        ["account_id", "due_at"],
+        unique=False,
+        postgresql_where=sa.text("due_at IS NOT NULL"),
+    )
+    op.create_index(
         op.f("fee_charges_cause_trade_id_idx"),
         "fee_charges",
         ["cause_trade_id"],
@@ -222,6 +229,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("due_at IS NOT NULL"),
     )
     op.create_index(op.f("fee_charges_trade_id_key"), "fee_charges", ["trade_id"], unique=True)
+    op.create_index(
+        op.f("fee_charges_treasury_id_due_at_idx"),
+        "fee_charges",
+        ["treasury_id", "due_at"],
+        unique=False,
+        postgresql_where=sa.text("due_at IS NOT NULL"),
+    )
     op.create_table(
         "fee_rule_changes",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -879,8 +893,18 @@ def upgrade() -> None:
             "            END IF;\n"
             "            EXIT WHEN v_due > v_now - p_grace\n"
             "                   OR (v_rule.ends_at IS NOT NULL AND v_due >= v_rule.ends_at);\n"
+            "            -- The rule as it stood at the boundary (its history's last version by then), so a\n"
+            "            -- change made after the boundary (during the grace, the run, or while the service\n"
+            "            -- was down) applies from the next one.\n"
             "            INSERT INTO fee_runs (rule_id, due_at, network_id, rule, started_at)\n"
-            "            VALUES (v_rule.id, v_due, v_rule.network_id, to_jsonb(v_rule), v_now)\n"
+            "            SELECT v_rule.id, v_due, v_rule.network_id,\n"
+            "                   coalesce((SELECT c.after || jsonb_build_object('network_id', v_rule.network_id,\n"
+            "                                                                   'updated_at', c.changed_at)\n"
+            "                             FROM fee_rule_changes c\n"
+            "                             WHERE c.rule_id = v_rule.id AND c.changed_at <= v_due\n"
+            "                             ORDER BY c.changed_at DESC, c.id DESC LIMIT 1),\n"
+            "                            to_jsonb(v_rule)),\n"
+            "                   v_now\n"
             "            ON CONFLICT DO NOTHING;\n"
             "            SELECT * INTO v_run FROM fee_runs f\n"
             "            WHERE f.rule_id = v_rule.id AND f.due_at = v_due\n"
@@ -908,9 +932,18 @@ def upgrade() -> None:
             "                -- Its status may have changed since the batch was chosen.\n"
             "                CONTINUE WHEN NOT (v_account.status = ANY (v_frozen.statuses));\n"
             "                SELECT * INTO v_treasury FROM accounts a WHERE a.id = v_frozen.treasury_id;\n"
+            "                -- The balance at the boundary, with the periodic charges of earlier boundaries\n"
+            "                -- that were booked after it (a run catching up) counted as of their own\n"
+            "                -- boundary, as they would have been had the service run throughout.\n"
             "                v_balance := coalesce((SELECT e.balance_after FROM entries e\n"
             "                                       WHERE e.account_id = v_account.id AND e.booked_at < v_due\n"
-            "                                       ORDER BY e.booked_at DESC, e.id DESC LIMIT 1), 0);\n"
+            "                                       ORDER BY e.booked_at DESC, e.id DESC LIMIT 1), 0)\n"
+            "                             - coalesce((SELECT sum(c.amount) FROM fee_charges c\n"
+            "                                         WHERE c.account_id = v_account.id AND c.due_at < v_due\n"
+            "                                           AND c.created_at >= v_due), 0)\n"
+            "                             + coalesce((SELECT sum(c.amount) FROM fee_charges c\n"
+            "                                         WHERE c.treasury_id = v_account.id AND c.due_at < v_due\n"
+            "                                           AND c.created_at >= v_due), 0);\n"
             "                v_fee := mc_periodic_fee(v_frozen, v_account, v_balance, v_treasury);\n"
             "                IF v_fee.amount > 0 OR v_fee.waived > 0 THEN\n"
             "                    PERFORM mc_book_fee(v_run.network_id, v_frozen, v_account, v_fee.amount,\n"
@@ -1758,6 +1791,11 @@ def downgrade() -> None:
     op.drop_table("fee_runs")
     op.drop_index(op.f("fee_rule_changes_rule_id_changed_at_id_idx"), table_name="fee_rule_changes")
     op.drop_table("fee_rule_changes")
+    op.drop_index(
+        op.f("fee_charges_treasury_id_due_at_idx"),
+        table_name="fee_charges",
+        postgresql_where=sa.text("due_at IS NOT NULL"),
+    )
     op.drop_index(op.f("fee_charges_trade_id_key"), table_name="fee_charges")
     op.drop_index(
         op.f("fee_charges_period_once"),
@@ -1774,6 +1812,11 @@ def downgrade() -> None:
         op.f("fee_charges_cause_trade_id_idx"),
         table_name="fee_charges",
         postgresql_where=sa.text("cause_trade_id IS NOT NULL"),
+    )
+    op.drop_index(
+        op.f("fee_charges_account_id_due_at_idx"),
+        table_name="fee_charges",
+        postgresql_where=sa.text("due_at IS NOT NULL"),
     )
     op.drop_index(op.f("fee_charges_account_id_created_at_id_idx"), table_name="fee_charges")
     op.drop_table("fee_charges")

@@ -6,6 +6,8 @@ own, so that each check is shown to fail when the ledger is wrong, not only to p
 right.
 """
 
+from collections.abc import AsyncIterator
+
 import asyncpg
 import pytest
 
@@ -30,7 +32,7 @@ async def _failures(url: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-async def levied(server_url: str) -> tuple[str, str, str]:
+async def levied(server_url: str) -> AsyncIterator[tuple[str, str, str]]:
     """A fresh database with one levied trade: its url, the fee trade's id and its charge's id."""
     url = await create_database(server_url, "mc_fee_checks")
     await migrate.upgrade(url)

@@ -7,8 +7,8 @@
 -- dated before it has committed), for every membership or demurrage rule with
 -- starts_at <= boundary < ends_at; the boundaries a stopped service missed are charged one after
 -- another, oldest first, each once. Its run (`fee_runs`) is made by the first sweeper to come,
--- with the rule as it stands then (frozen: a change during the run applies from the next
--- boundary), and locked FOR UPDATE SKIP LOCKED by each batch, so one sweeper at a time works on
+-- with the rule as it stood at the boundary (frozen: a change made after it applies from the
+-- next boundary), and locked FOR UPDATE SKIP LOCKED by each batch, so one sweeper at a time works on
 -- it and the others go to other rules. A batch takes the next accounts in id order (of the
 -- rule's account kind, in one of its statuses now, opened before the boundary), locks them and
 -- the treasury in id order (as every writer does), books each one's charge with mc_book_fee,
@@ -16,8 +16,10 @@
 -- where its last batch committed, and the unique index fee_charges_period_once refuses a second
 -- charge of an account for a boundary whatever happens.
 --
--- Demurrage reads the balance at the boundary (the last entry dated before it), not the balance
--- when the sweeper runs, so the charge does not depend on when, or how often, it ran.
+-- Demurrage reads the balance at the boundary (the last entry dated before it, and the periodic
+-- charges of earlier boundaries booked late as if booked on time), not the balance when the
+-- sweeper runs, so the charge does not depend on when, or how often, it ran. An account's status
+-- is read when its batch is charged.
 CREATE FUNCTION mc_charge_fees(p_batch integer, p_grace interval DEFAULT '10 seconds')
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
@@ -53,8 +55,18 @@ BEGIN
             END IF;
             EXIT WHEN v_due > v_now - p_grace
                    OR (v_rule.ends_at IS NOT NULL AND v_due >= v_rule.ends_at);
+            -- The rule as it stood at the boundary (its history's last version by then), so a
+            -- change made after the boundary (during the grace, the run, or while the service
+            -- was down) applies from the next one.
             INSERT INTO fee_runs (rule_id, due_at, network_id, rule, started_at)
-            VALUES (v_rule.id, v_due, v_rule.network_id, to_jsonb(v_rule), v_now)
+            SELECT v_rule.id, v_due, v_rule.network_id,
+                   coalesce((SELECT c.after || jsonb_build_object('network_id', v_rule.network_id,
+                                                                   'updated_at', c.changed_at)
+                             FROM fee_rule_changes c
+                             WHERE c.rule_id = v_rule.id AND c.changed_at <= v_due
+                             ORDER BY c.changed_at DESC, c.id DESC LIMIT 1),
+                            to_jsonb(v_rule)),
+                   v_now
             ON CONFLICT DO NOTHING;
             SELECT * INTO v_run FROM fee_runs f
             WHERE f.rule_id = v_rule.id AND f.due_at = v_due
@@ -82,9 +94,18 @@ BEGIN
                 -- Its status may have changed since the batch was chosen.
                 CONTINUE WHEN NOT (v_account.status = ANY (v_frozen.statuses));
                 SELECT * INTO v_treasury FROM accounts a WHERE a.id = v_frozen.treasury_id;
+                -- The balance at the boundary, with the periodic charges of earlier boundaries
+                -- that were booked after it (a run catching up) counted as of their own
+                -- boundary, as they would have been had the service run throughout.
                 v_balance := coalesce((SELECT e.balance_after FROM entries e
                                        WHERE e.account_id = v_account.id AND e.booked_at < v_due
-                                       ORDER BY e.booked_at DESC, e.id DESC LIMIT 1), 0);
+                                       ORDER BY e.booked_at DESC, e.id DESC LIMIT 1), 0)
+                             - coalesce((SELECT sum(c.amount) FROM fee_charges c
+                                         WHERE c.account_id = v_account.id AND c.due_at < v_due
+                                           AND c.created_at >= v_due), 0)
+                             + coalesce((SELECT sum(c.amount) FROM fee_charges c
+                                         WHERE c.treasury_id = v_account.id AND c.due_at < v_due
+                                           AND c.created_at >= v_due), 0);
                 v_fee := mc_periodic_fee(v_frozen, v_account, v_balance, v_treasury);
                 IF v_fee.amount > 0 OR v_fee.waived > 0 THEN
                     PERFORM mc_book_fee(v_run.network_id, v_frozen, v_account, v_fee.amount,

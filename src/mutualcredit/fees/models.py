@@ -180,6 +180,9 @@ class FeeCharge(Base):
         Index(None, "cause_trade_id", postgresql_where=text("cause_trade_id IS NOT NULL")),
         Index(None, "network_id", "created_at", "id"),
         Index(None, "account_id", "created_at", "id"),
+        # The sweeper's late charges of earlier boundaries, per account and per treasury.
+        Index(None, "account_id", "due_at", postgresql_where=text("due_at IS NOT NULL")),
+        Index(None, "treasury_id", "due_at", postgresql_where=text("due_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
