@@ -31,6 +31,7 @@ from mutualcredit.federation.peer_router import router as federation_peer_router
 from mutualcredit.federation.router import router as federation_router
 from mutualcredit.federation.statements_router import router as federation_statements_router
 from mutualcredit.federation.trades import CrossNetworkTrades
+from mutualcredit.fees.router import router as fees_router
 from mutualcredit.health.router import router as health_router
 from mutualcredit.limits.router import router as limits_router
 from mutualcredit.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -195,6 +196,7 @@ def create_app(settings: Settings, *, trade_lane: bool = True) -> FastAPI:
         networks_router,
         accounts_router,
         limits_router,
+        fees_router,
         requests_router,
         audit_router,
         health_router,

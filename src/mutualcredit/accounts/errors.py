@@ -49,3 +49,12 @@ class WriteOffAccountInvalid(ProblemError):
     status = 409
     code = "write_off_account_invalid"
     title = "The write-off account must be another, active, system account"
+
+
+class TreasuryInUse(ProblemError):
+    """The account is the treasury of a fee rule that has not ended: the rule would have nowhere
+    to book. End the rule, or name another treasury, first. Member: `fee_rule`, its code."""
+
+    status = 409
+    code = "treasury_in_use"
+    title = "The account is the treasury of a fee rule"
