@@ -12,6 +12,7 @@ from mutualcredit.accounts.errors import (
     AccountNotEmpty,
     AccountNotFound,
     AccountReserved,
+    TreasuryInUse,
     WriteOffAccountInvalid,
 )
 from mutualcredit.accounts.models import AccountStatus
@@ -198,7 +199,14 @@ async def reactivate_account(
     response_model=Account,
     summary="Close an account for good: at zero with no holds, or with a write-off (operator)",
 )
-@answers(AccountNotFound, AccountClosed, AccountNotEmpty, WriteOffAccountInvalid, AccountReserved)
+@answers(
+    AccountNotFound,
+    AccountClosed,
+    AccountNotEmpty,
+    WriteOffAccountInvalid,
+    AccountReserved,
+    TreasuryInUse,
+)
 async def close_account(
     network: str,
     net_id: NetworkId,
@@ -211,7 +219,8 @@ async def close_account(
     """An operator of the network (or the platform). Closes the account for good. It needs a zero
     balance and no holds (409 `account_not_empty`), or `write_off_to` another active system account,
     which takes over the balance in a recorded write-off trade (with a `reason`; 409
-    `write_off_account_invalid` for another kind of account)."""
+    `write_off_account_invalid` for another kind of account). The treasury of a fee rule that has
+    not ended is not closed (409 `treasury_in_use`, with `fee_rule`)."""
     return await _change_status(
         network, net_id, account, "close", body or AccountClose(), session, principal,
         idempotency_key,

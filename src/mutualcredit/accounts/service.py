@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import and_, case, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mutualcredit.accounts.errors import (
@@ -24,6 +24,7 @@ from mutualcredit.accounts.errors import (
     AccountNotEmpty,
     AccountNotFound,
     AccountReserved,
+    TreasuryInUse,
     WriteOffAccountInvalid,
 )
 from mutualcredit.accounts.models import RESERVED_KINDS, Account, AccountStatus
@@ -145,7 +146,22 @@ async def change_status(
         )
     await explain(session, reason)
     account.status = target.value
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except DBAPIError as exc:
+        # The ledger refuses to close the treasury of a fee rule that has not ended
+        # (accounts_treasury_open), naming the rule.
+        orig = getattr(exc.orig, "__cause__", None)
+        if getattr(orig, "constraint_name", None) == "fee_rules_treasury_open":
+            rule = getattr(orig, "detail", None)
+            raise TreasuryInUse(
+                f"Account {code!r} is the treasury of fee rule {rule!r}: end the rule, or "
+                "give it another treasury, first",
+                account=code,
+                fee_rule=rule,
+            ) from exc
+        raise
     return account
 
 

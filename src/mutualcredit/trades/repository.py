@@ -173,6 +173,79 @@ async def get_details(session: AsyncSession, trade_id: uuid.UUID) -> dict[str, A
     return orjson.loads(raw) if raw else None
 
 
+_FEES_OF = text(
+    """
+    SELECT fc.cause_trade_id, fc.trade_id, fr.code AS rule, fr.kind, fa.code AS account,
+           fc.amount, fc.past_limit, fc.due_at
+    FROM fee_charges fc
+    JOIN fee_rules fr ON fr.id = fc.rule_id
+    JOIN accounts fa ON fa.id = fc.account_id
+    WHERE fc.cause_trade_id = ANY (:ids) OR fc.trade_id = ANY (:ids)
+    ORDER BY fc.id
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fees:
+    """The fee charges of some trades: the levies each paid (`levies`, by the trade levied on)
+    and what each fee trade charges for (`charges`, by the fee trade), as trade_details shows
+    them."""
+
+    levies: dict[uuid.UUID, list[dict[str, Any]]]
+    charges: dict[uuid.UUID, dict[str, Any]]
+
+
+async def fees_of(session: AsyncSession, trade_ids: Sequence[uuid.UUID]) -> Fees:
+    """One query for a page of trades: the `fees` and `fee` of trade_details, for a list read
+    through the trades table rather than the view."""
+    fees = Fees({}, {})
+    if not trade_ids:
+        return fees
+    for row in await session.execute(_FEES_OF, {"ids": list(trade_ids)}):
+        if row.cause_trade_id in trade_ids:
+            fees.levies.setdefault(row.cause_trade_id, []).append(
+                {
+                    "rule": row.rule,
+                    "account": row.account,
+                    "amount": row.amount,
+                    "trade_id": row.trade_id,
+                    "past_limit": row.past_limit,
+                }
+            )
+        if row.trade_id in trade_ids:
+            fees.charges[row.trade_id] = {
+                "rule": row.rule,
+                "kind": row.kind,
+                "cause_trade_id": row.cause_trade_id,
+                "due_at": row.due_at,
+            }
+    return fees
+
+
+_LOCK_KEYS = text(
+    """
+    SELECT pg_advisory_xact_lock(k)
+    FROM (SELECT DISTINCT hashtextextended(CAST(:n AS text) || '/' || key, 0) AS k
+          FROM unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS keys
+    """
+)
+_LOCK_ACCOUNTS = text(
+    "SELECT 1 FROM accounts WHERE network_id = :n AND code = ANY (:codes) ORDER BY id FOR UPDATE"
+)
+
+
+async def lock_for_bookings(
+    session: AsyncSession, network_id: uuid.UUID, keys: Sequence[str], codes: Sequence[str]
+) -> None:
+    """Takes, in the ledger's global lock order (the keys' advisory locks sorted, then the
+    accounts by id; mc_create_trades does the same), every lock that several bookings of one
+    transaction will take one after another, so that they cannot deadlock with a concurrent
+    writer that locks some of the same accounts."""
+    await session.execute(_LOCK_KEYS, {"n": network_id, "keys": list(keys)})
+    await session.execute(_LOCK_ACCOUNTS, {"n": network_id, "codes": list(codes)})
+
+
 _KEY_USED = text(
     "SELECT EXISTS (SELECT 1 FROM trades WHERE network_id = :n AND key = :k)"
     " OR EXISTS (SELECT 1 FROM trade_rejections WHERE network_id = :n AND key = :k)"

@@ -195,7 +195,15 @@ async def get_trade(
     response_model=Trade,
     summary="Post a pending trade, in full or in part (payer, payee or operator)",
 )
-@answers(TradeNotFound, TradeNotPending, TradeExpired, AmountExceedsHold, TradeFederated)
+@answers(
+    TradeNotFound,
+    TradeNotPending,
+    TradeExpired,
+    AmountExceedsHold,
+    TradeFederated,
+    CreditLimitExceeded,
+    BalanceMaxExceeded,
+)
 async def post_trade(
     network: str,
     net_id: NetworkId,
@@ -209,7 +217,9 @@ async def post_trade(
     it, or `{"amount": n}` of it (the rest is released). Refused with 409 `trade_not_pending` once
     it is posted, voided or expired, `trade_expired` past its `expires_at`, `amount_exceeds_hold`
     for more than is held, and `trade_federated` for a cross-network hold (the protocol finishes
-    it)."""
+    it). A posted hold pays the levies in force (its `fees`): a levy whose rule refuses to go past
+    a limit refuses the post with 409 `credit_limit_exceeded` or `balance_max_exceeded` (with
+    `account`, `fee_rule` and the numbers), and the hold stays pending."""
     data = body or TradePost()
 
     async def write() -> Trade:
@@ -253,7 +263,9 @@ async def reverse_trade(
 ) -> Response:
     """An operator of the network (or the platform). Corrects a posted trade with a new trade back,
     linked both ways, with a `reason`; it respects limits unless `override_limits` is set, which is
-    recorded on the trade. Refused with 409 `trade_not_posted`, `trade_not_reversible` (a reversal),
+    recorded on the trade. The levies the trade paid are reversed with it, in the same transaction
+    (each by a reversal of its own fee trade, but one already reversed); a fee trade may be reversed
+    alone (a refund). Refused with 409 `trade_not_posted`, `trade_not_reversible` (a reversal),
     `trade_already_reversed` (at most one reversal per trade), or a limit or account refusal."""
     created = await service.reverse_trade(session, principal, net_id, trade_id, body)
     return json_response(created.trade.model_dump(mode="json"), 201, replayed=created.replayed)

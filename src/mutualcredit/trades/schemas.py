@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import Field, field_validator
@@ -126,6 +126,27 @@ class TransferView(OutputModel):
     )
 
 
+class TradeFee(OutputModel):
+    """A levy the trade paid: a trade of kind `fee` of its own, from `account` to the rule's
+    treasury, booked with it (both or neither)."""
+
+    rule: str
+    account: str
+    amount: int
+    trade_id: uuid.UUID
+    past_limit: bool = Field(description="Booked past a limit (the rule's over_limit = book).")
+
+
+class FeeOf(OutputModel):
+    """What a trade of kind `fee` charges for: a levy on a trade, or a periodic fee due at a
+    period boundary."""
+
+    rule: str
+    kind: Literal["levy", "membership", "demurrage"]
+    cause_trade_id: uuid.UUID | None = Field(description="A levy's trade.")
+    due_at: datetime | None = Field(description="A periodic fee's boundary.")
+
+
 class Trade(OutputModel):
     id: uuid.UUID
     key: str = Field(description="The Idempotency-Key the trade was created with.")
@@ -146,6 +167,10 @@ class Trade(OutputModel):
     expires_at: datetime | None
     created_at: datetime
     resolved_at: datetime | None
+    fees: list[TradeFee] = Field(
+        description="The levies charged on this trade (a direct trade, or a hold when posted)."
+    )
+    fee: FeeOf | None = Field(description="For a trade of kind `fee`: what it charges for.")
     transfer: TransferView | None = Field(
         default=None, description="For a cross-network trade: where it stands with the peer."
     )

@@ -148,7 +148,8 @@ async def reverse_trade(
 
     Keyed by the trade it reverses, so a retry is always safe and a trade is reversed at most
     once (also a unique index). A refusal is not remembered: an operator who was refused for a
-    limit may try again with an explicit, recorded override.
+    limit may try again with an explicit, recorded override. The trade's levies are reversed
+    with it, or none of them is (one transaction).
     """
     require_operator(principal)
     await _trade_for(session, principal, network_id, trade_id)
@@ -171,6 +172,36 @@ async def reverse_trade(
             trade_id=str(trade_id),
             trade_status=original["status"],
         )
+    # The levies the trade paid are reversed with it, in this transaction: each one's own
+    # reversal (its key `reversal:<fee trade id>`), but for one already reversed on its own (a
+    # refund). A fee trade is reversed alone, as any trade.
+    levies = []
+    for fee in original["fees"]:
+        levy = await repository.get_details(session, uuid.UUID(fee["trade_id"]))
+        assert levy is not None
+        if levy["reversed_by"] is None:
+            levies.append(levy)
+    if levies:
+        await repository.lock_for_bookings(
+            session,
+            network_id,
+            [f"reversal:{t['id']}" for t in (original, *levies)],
+            sorted({code for t in (original, *levies) for code in (t["payer"], t["payee"])}),
+        )
+    reversal = await _reverse(session, principal, network_id, original, data)
+    for levy in levies:
+        await _reverse(session, principal, network_id, levy, data)
+    return reversal
+
+
+async def _reverse(
+    session: AsyncSession,
+    principal: Principal,
+    network_id: uuid.UUID,
+    original: dict[str, Any],
+    data: TradeReverse,
+) -> Created:
+    trade_id = original["id"]
     result = await repository.create_trade(
         session,
         Booking(
@@ -187,7 +218,7 @@ async def reverse_trade(
             metadata={},
             actor=principal.actor,
             kind="reversal",
-            reverses_trade_id=trade_id,
+            reverses_trade_id=uuid.UUID(str(trade_id)),
             reason=data.reason,
             override=data.override_limits,
             remember_refusal=False,
@@ -293,8 +324,19 @@ async def list_trades(
         limit=limit + 1,
     )
     rows, next_cursor = page(rows, limit, lambda t: (t["created_at"].isoformat(), str(t["id"])))
+    fees = await repository.fees_of(session, [row["id"] for row in rows])
     now = datetime.now(UTC)
-    return [effective(row, now) for row in rows], next_cursor
+    return [
+        effective(
+            {
+                **row,
+                "fees": fees.levies.get(row["id"], []),
+                "fee": fees.charges.get(row["id"]) if row["kind"] == TradeKind.fee else None,
+            },
+            now,
+        )
+        for row in rows
+    ], next_cursor
 
 
 async def expire_overdue(session: AsyncSession, limit: int = 100) -> int:
