@@ -17,7 +17,7 @@ shows is exactly the one a real request would make, and nothing of it stays.
 """
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -156,16 +156,21 @@ async def _treasury_code(session: AsyncSession, rule: FeeRuleRow) -> str:
     return (await accounts.codes_by_id(session, [rule.treasury_id]))[rule.treasury_id]
 
 
-async def _write(session: AsyncSession, rule: FeeRuleRow, treasury: str) -> Any:
-    """Flushes the rule's insert or update in a savepoint (returned, still open), answering the
-    database's refusal with its problem."""
+async def _write(
+    session: AsyncSession, rule: FeeRuleRow, treasury: str, change: Callable[[], None]
+) -> Any:
+    """Makes `change` to the rule and flushes it in a savepoint (returned, still open),
+    answering the database's refusal with its problem. The change is made only once the
+    savepoint is open: opening it flushes the session, and so does any query."""
+    code = rule.code  # read now: a rollback expires the rule's fields
     savepoint = await session.begin_nested()
     try:
+        change()
         session.add(rule)
         await session.flush()
     except DBAPIError as exc:
         await savepoint.rollback()
-        refusal = _refusal(exc, rule.code, treasury)
+        refusal = _refusal(exc, code, treasury)
         if refusal is None:
             raise
         raise refusal from exc
@@ -200,6 +205,10 @@ async def create_rule(
     starts_at = data.starts_at or now
     if data.ends_at is not None and data.ends_at <= starts_at:
         raise _problem("ends_at", "must be after starts_at")
+    if await repository.get_rule(session, network_id, data.code) is not None:
+        # Said before any overlap with itself: the unique key (mapped below, for a race) is
+        # checked by the database only after the guard.
+        raise FeeRuleExists(f"A fee rule {data.code!r} exists in this network", fee_rule=data.code)
     treasury_id = await _treasury_id(session, network_id, data.treasury)
     rule = FeeRuleRow(
         network_id=network_id,
@@ -225,7 +234,7 @@ async def create_rule(
         created_by=principal.actor,
     )
     await explain(session, data.reason)
-    savepoint = await _write(session, rule, data.treasury)
+    savepoint = await _write(session, rule, data.treasury, lambda: None)
     if not data.dry_run:
         await savepoint.commit()
         return view(rule, data.treasury, now)
@@ -300,21 +309,26 @@ async def update_rule(
         raise _problem("ends_at", "must be after starts_at")
 
     treasury = await _treasury_code(session, rule)
+    treasury_id = rule.treasury_id
     if "treasury" in sent:
         assert data.treasury is not None
         treasury = data.treasury
-        rule.treasury_id = await _treasury_id(session, network_id, treasury)
-    if "charge" in sent:
-        rule.charge_payer = data.charge in ("payer", "both")
-        rule.charge_payee = data.charge in ("payee", "both")
-    if "rate" in sent:
-        assert data.rate is not None
-        rule.rate_num, rule.rate_den = data.rate.num, data.rate.den
-    for name in sent - {"treasury", "charge", "rate"}:
-        value = getattr(data, name)
-        setattr(rule, name, list(value) if name == "statuses" else value)
+        treasury_id = await _treasury_id(session, network_id, treasury)
     await explain(session, data.reason)
-    savepoint = await _write(session, rule, treasury)
+
+    def change() -> None:
+        rule.treasury_id = treasury_id
+        if "charge" in sent:
+            rule.charge_payer = data.charge in ("payer", "both")
+            rule.charge_payee = data.charge in ("payee", "both")
+        if "rate" in sent:
+            assert data.rate is not None
+            rule.rate_num, rule.rate_den = data.rate.num, data.rate.den
+        for name in sent - {"treasury", "charge", "rate"}:
+            value = getattr(data, name)
+            setattr(rule, name, list(value) if name == "statuses" else value)
+
+    savepoint = await _write(session, rule, treasury, change)
     await savepoint.commit()
     return view(rule, treasury, now)
 
