@@ -242,7 +242,7 @@ async def lock_for_bookings(
     accounts by id; mc_create_trades does the same), every lock that several bookings of one
     transaction will take one after another, so that they cannot deadlock with a concurrent
     writer that locks some of the same accounts."""
-    await session.execute(_LOCK_KEYS, {"n": network_id, "keys": list(keys)})
+    await session.execute(_LOCK_KEYS, {"n": str(network_id), "keys": list(keys)})
     await session.execute(_LOCK_ACCOUNTS, {"n": network_id, "codes": list(codes)})
 
 
