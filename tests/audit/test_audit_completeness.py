@@ -58,6 +58,9 @@ NOT_AUDITED = {
     "link_health": "how calls to a link's peer went: bookkeeping, written by the calls",
     "webhook_attempts": "the delivery log of webhooks: bookkeeping, written by the deliveries",
     "alembic_version": "the schema's revision",
+    "fee_rule_changes": "the history of fee rules, written by changes that have their own records",
+    "fee_runs": "a periodic fee's progress through its accounts: bookkeeping of the sweeper, "
+    "whose charges have their own records",
 }
 
 # pg_trigger.tgtype bits (src/include/catalog/pg_trigger.h).
@@ -1146,6 +1149,85 @@ def cancel_settlement(w: World, watch: Callable[[Net], None]) -> list[Record]:
     ]
 
 
+# -- fees: a rule made and changed, and a levy it charges (a trade of its own, and its charge)
+
+LEVY = {
+    "code": "levy",
+    "kind": "levy",
+    "treasury": "pot",
+    "charge": "payer",
+    "rate": {"num": 1, "den": 100},
+    "amount": 2,
+    "reason": "the network pays for itself",
+}
+
+
+def create_fee_rule(w: World, watch: Callable[[Net], None]) -> list[Record]:
+    net = _pair(w)
+    net.ok("POST", "/accounts", json={"code": "pot", "kind": "system"})
+    watch(net)
+    made = net.ok("POST", "/fee-rules", json=LEVY)
+    assert made["code"] == "levy"
+    trade = net.pay("alice", "bakery", 500)
+    (levy,) = trade["fees"]
+    who = actor("operator", net.operator)
+    alice = actor("member", net.members["alice"])
+    return [
+        Record(
+            net,
+            "fee_rule.created",
+            who,
+            before=None,
+            after={
+                "code": "levy",
+                "kind": "levy",
+                "rate_num": 1,
+                "rate_den": 100,
+                "amount": 2,
+                "charge_payer": True,
+                "charge_payee": False,
+                "created_by": who,
+            },
+            reason="the network pays for itself",
+        ),
+        Record(
+            net,
+            "trade.created",
+            alice,
+            before=None,
+            after={"kind": "fee", "amount": 7, "status": "posted"},
+            subject_id=levy["trade_id"],
+        ),
+        Record(
+            net,
+            "fee_charge.created",
+            alice,
+            before=None,
+            after={"amount": 7, "cause_trade_id": trade["id"], "trade_id": levy["trade_id"]},
+        ),
+    ]
+
+
+def update_fee_rule(w: World, watch: Callable[[Net], None]) -> list[Record]:
+    net = new_net(w.a)
+    net.ok("POST", "/accounts", json={"code": "pot", "kind": "system"})
+    net.ok("POST", "/fee-rules", json=LEVY)
+    watch(net)
+    net.ok(
+        "PATCH", "/fee-rules/levy", json={"maximum": 50, "description": "capped", "reason": "fair"}
+    )
+    return [
+        Record(
+            net,
+            "fee_rule.updated",
+            actor("operator", net.operator),
+            before={"maximum": None, "description": ""},
+            after={"maximum": 50, "description": "capped"},
+            reason="fair",
+        )
+    ]
+
+
 # -- the table: every mutating operation of the OpenAPI document, and how to perform it
 
 # -- webhooks: endpoints at a name that never resolves (.invalid), so nothing is delivered.
@@ -1259,6 +1341,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/networks/{network}/keys"): create_key,
     ("POST", "/v1/networks/{network}/keys/{key_id}/revoke"): revoke_key,
     ("POST", "/v1/networks/{network}/limits/apply-defaults"): apply_defaults,
+    ("POST", "/v1/networks/{network}/fee-rules"): create_fee_rule,
+    ("PATCH", "/v1/networks/{network}/fee-rules/{code}"): update_fee_rule,
     ("POST", "/v1/networks/{network}/requests"): create_request,
     ("POST", "/v1/networks/{network}/requests/{request_id}/accept"): accept_request,
     ("POST", "/v1/networks/{network}/requests/{request_id}/cancel"): cancel_request,

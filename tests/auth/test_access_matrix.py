@@ -95,6 +95,20 @@ async def build(api: Api, foreign: Net) -> World:
     )
     assert r.status_code == 201, r.text
     world.ids["member_webhook"] = r.json()["id"]
+    # A membership fee of the members, charged yearly into "sys" (nothing is due during the test).
+    r = await api.client.post(
+        f"{net.base}/fee-rules",
+        json={
+            "code": "dues",
+            "kind": "membership",
+            "treasury": "sys",
+            "amount": 1,
+            "period": "year",
+            "reason": "dues",
+        },
+        headers=auth(net.operator),
+    )
+    assert r.status_code == 201, r.text
     return world
 
 
@@ -115,6 +129,14 @@ LINK = {
     "rate": {"num": 2, "den": 1},
     "credit_limit": 100,
     "balance_max": None,
+}
+LEVY = {
+    "code": "levy",
+    "kind": "levy",
+    "treasury": "sys",
+    "charge": "payer",
+    "rate": {"num": 1, "den": 100},
+    "reason": "fund",
 }
 MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/v1/me", None, {MEMBER, PAYEE, OTHER_MEMBER, AUDITOR, OPERATOR, FOREIGN, PLATFORM}),
@@ -160,6 +182,13 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "{n}/accounts/a/approvals", None, {MEMBER} | READERS),
     ("PUT", "{n}/accounts/a/approvals/b", {"max_amount": 5}, {MEMBER} | RUNNERS),
     ("DELETE", "{n}/accounts/a/approvals/b", None, {MEMBER} | RUNNERS),
+    ("POST", "{n}/fee-rules", LEVY, RUNNERS),
+    ("GET", "{n}/fee-rules", None, MEMBERS | READERS),
+    ("GET", "{n}/fee-rules/dues", None, MEMBERS | READERS),
+    ("PATCH", "{n}/fee-rules/dues", {"description": "yearly", "reason": "audit"}, RUNNERS),
+    ("GET", "{n}/fee-rules/dues/history", None, READERS),
+    ("GET", "{n}/fee-rules/dues/preview", None, READERS),
+    ("GET", "{n}/fee-charges", None, MEMBERS | READERS),
     ("GET", "{n}/audit", None, READERS),
     ("GET", "{n}/audit/verify", None, READERS),
     ("GET", "{n}/events", None, {MEMBER, PAYEE, OTHER_MEMBER} | READERS),
@@ -256,6 +285,7 @@ def _template(path: str) -> str:
         ("/links/", "{peer}"),
         ("/peer-keys/", "{key_id}"),
         ("/settlements/", "{reference}"),
+        ("/fee-rules/", "{code}"),
     ):
         head, sep, tail = pattern.partition(name)
         if sep and tail and not tail.startswith("{"):

@@ -385,6 +385,44 @@ async def redeliver_no_event(w: World) -> Call:
     return _call(net, "POST", template, f"/webhooks/{webhook}/redeliveries", {"seq": 1})
 
 
+def _levy(**fields: Any) -> dict[str, Any]:
+    return {
+        "code": "levy",
+        "kind": "levy",
+        "treasury": "treasury",
+        "charge": "payer",
+        "rate": {"num": 1, "den": 100},
+        "reason": "the network pays for itself",
+        **fields,
+    }
+
+
+async def _treasury(w: World) -> Net:
+    net = await w.net()
+    await w.api.account(net, "treasury", kind="system")
+    return net
+
+
+async def create_fee_rule(w: World) -> Call:
+    """Its start is in the past when it is retried: the retry is answered before that check."""
+    net = await _treasury(w)
+    return _call(net, "POST", "/fee-rules", "/fee-rules", _levy(starts_at=_soon()))
+
+
+async def create_fee_rule_overlap(w: World) -> Call:
+    net = await _treasury(w)
+    await w.ok(net, "POST", "/fee-rules", _levy())
+    return _call(net, "POST", "/fee-rules", "/fee-rules", _levy(code="again", charge="both"))
+
+
+async def update_fee_rule(w: World) -> Call:
+    """Its end is in the past when it is retried (the rule has ended by then)."""
+    net = await _treasury(w)
+    await w.ok(net, "POST", "/fee-rules", _levy())
+    body = {"ends_at": _soon(), "maximum": 50, "reason": "a season"}
+    return _call(net, "PATCH", "/fee-rules/{code}", "/fee-rules/levy", body)
+
+
 SCENARIOS: list[Scenario] = [
     create_network,
     create_network_taken,
@@ -422,6 +460,9 @@ SCENARIOS: list[Scenario] = [
     update_webhook,
     rotate_webhook_secret,
     redeliver_no_event,
+    create_fee_rule,
+    create_fee_rule_overlap,
+    update_fee_rule,
 ]
 
 
