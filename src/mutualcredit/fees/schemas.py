@@ -221,11 +221,6 @@ class FeeRuleUpdate(InputModel):
         return self
 
 
-class Rate(OutputModel):
-    num: int
-    den: int
-
-
 class FeeRule(OutputModel):
     """A rule. The fields of another kind of rule are null."""
 
@@ -235,7 +230,7 @@ class FeeRule(OutputModel):
     account_kind: str
     statuses: list[str] | None
     charge: Charge | None
-    rate: Rate | None
+    rate: FeeRate | None
     amount: int | None
     minimum: int | None
     maximum: int | None
