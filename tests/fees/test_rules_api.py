@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import Api, Net, assert_problem, auth
 
-LEVY = {
+LEVY: dict[str, Any] = {
     "code": "levy",
     "kind": "levy",
     "treasury": "treasury",
@@ -261,7 +261,7 @@ def _bad(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not ...}
 
 
-MEMBERSHIP = {
+MEMBERSHIP: dict[str, Any] = {
     "code": "dues",
     "kind": "membership",
     "treasury": "treasury",
@@ -269,7 +269,7 @@ MEMBERSHIP = {
     "period": "month",
     "reason": "dues",
 }
-DEMURRAGE = {
+DEMURRAGE: dict[str, Any] = {
     "code": "demurrage",
     "kind": "demurrage",
     "treasury": "treasury",
@@ -413,7 +413,7 @@ async def test_changes_keep_to_the_rule_s_kind_and_to_the_future(api: Api) -> No
     assert (await make(api, net, {**LEVY, "starts_at": later(hours=1)})).status_code == 201
     assert (await make(api, net, {**MEMBERSHIP, "ends_at": later(seconds=1)})).status_code == 201
 
-    refusals = [
+    refusals: list[tuple[str, dict[str, Any], str]] = [
         ("levy", {"period": "day"}, "period"),
         ("levy", {"rate": {"num": 2, "den": 1}}, "rate"),
         ("levy", {"minimum": 50}, "minimum"),  # above the maximum of 15
