@@ -189,6 +189,7 @@ MATRIX: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "{n}/fee-rules/dues/history", None, READERS),
     ("GET", "{n}/fee-rules/dues/preview", None, READERS),
     ("GET", "{n}/fee-charges", None, MEMBERS | READERS),
+    ("GET", "{n}/fee-charges.csv", None, READERS),
     ("GET", "{n}/audit", None, READERS),
     ("GET", "{n}/audit/verify", None, READERS),
     ("GET", "{n}/events", None, {MEMBER, PAYEE, OTHER_MEMBER} | READERS),
