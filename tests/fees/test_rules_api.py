@@ -476,12 +476,20 @@ async def test_who_sees_rules_and_charges(api: Api) -> None:
 async def test_the_treasury_of_a_rule_that_has_not_ended_is_not_closed(api: Api) -> None:
     net = await world(api)
     assert (await make(api, net, {**LEVY, "ends_at": later(seconds=1)})).status_code == 201
-    r = await api.client.post(f"{net.base}/accounts/treasury/close", headers=auth(net.operator))
-    assert assert_problem(r, 409, "treasury_in_use")["fee_rule"] == "levy"
+    close = f"{net.base}/accounts/treasury/close"
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    r = await api.client.post(close, headers={**auth(net.operator), **key})
+    problem = assert_problem(r, 409, "treasury_in_use")
+    assert (problem["fee_rule"], problem["account"]) == ("levy", "treasury")
     assert (await api.get_account(net, "treasury"))["status"] == "active"
     await asyncio.sleep(1.2)
-    r = await api.client.post(f"{net.base}/accounts/treasury/close", headers=auth(net.operator))
+    # The rule has ended: a retry still gets its first answer, a new request closes it.
+    again = await api.client.post(close, headers={**auth(net.operator), **key})
+    assert (again.status_code, again.json()) == (409, problem)
+    assert again.headers["idempotent-replayed"] == "true"
+    r = await api.client.post(close, headers=auth(net.operator))
     assert r.status_code == 200, r.text
+    assert r.json()["status"] == "closed"
 
 
 @pytest.mark.parametrize("role", ["auditor", "member"])

@@ -145,11 +145,14 @@ async def change_status(
             pending_credits=account.pending_credits,
         )
     await explain(session, reason)
-    account.status = target.value
+    # The change is made inside the savepoint (opening one flushes the session), so that a
+    # refusal of the database leaves the transaction usable.
+    savepoint = await session.begin_nested()
     try:
-        async with session.begin_nested():
-            await session.flush()
+        account.status = target.value
+        await session.flush()
     except DBAPIError as exc:
+        await savepoint.rollback()
         # The ledger refuses to close the treasury of a fee rule that has not ended
         # (accounts_treasury_open), naming the rule.
         orig = getattr(exc.orig, "__cause__", None)
@@ -162,6 +165,7 @@ async def change_status(
                 fee_rule=rule,
             ) from exc
         raise
+    await savepoint.commit()
     return account
 
 
