@@ -421,48 +421,83 @@ def per_boundary(charges: list[dict[str, Any]]) -> Counter[tuple[str, str, datet
     return Counter((c["rule"], c["account"], parse(c["due_at"])) for c in charges)
 
 
-def test_membership_is_charged_exactly_once_per_account_and_boundary_through_kills(
-    story: Story,
-) -> None:
-    b1, b2, b3 = story.boundaries
-    # The kills fell where they were meant to: with a run half done.
-    for due, done, of in story.kills:
-        assert 0 < done < of, (due, done, of)
-    assert 0 < story.charged_at_patch < MEMBERS
+def dues(story: Story) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
+    """`big`'s charges by account and boundary."""
+    found: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
+    for c in story.charges["big"]:
+        assert (c["rule"], c["kind"], c["treasury"]) == ("dues", "membership", "fund")
+        found.setdefault((c["account"], parse(c["due_at"])), []).append(c)
+    return found
 
-    expected = {(m, b): DUES for m in story.members for b in (b1,)}
-    expected |= {(m, b): DUES_CHANGED for m in [*story.members, "late"] for b in (b2, b3)}
-    charges = story.charges["big"]
-    assert per_boundary(charges) == Counter({("dues", m, b): 1 for m, b in expected})
-    assert {(c["account"], parse(c["due_at"])): c["amount"] for c in charges} == expected
-    assert all(c["waived"] == 0 and not c["past_limit"] for c in charges)
-    assert all(c["kind"] == "membership" and c["treasury"] == "fund" for c in charges)
-    assert len({c["trade_id"] for c in charges}) == len(charges)
+
+def test_each_member_is_charged_once_per_boundary_through_kills(story: Story) -> None:
+    """Two workers, kill -9 with B1's run half done, down across B2 and B3, killed again
+    during a missed boundary's run: every member charged once for each of B1, B2 and B3."""
+    for due, done, of in story.kills:
+        assert 0 < done < of, (due, done, of)  # each kill fell with a run half done
+    expected = Counter((m, b) for m in story.members for b in story.boundaries)
+    expected.update(("late", b) for b in story.boundaries[1:])
+    found = Counter({key: len(charges) for key, charges in dues(story).items()})
+    assert found == expected
     # The database says the same, and each charge is one trade of kind fee of its amount.
     rows = story.charge_rows["big"]
-    assert Counter((r["account"], r["due_at"]) for r in rows) == Counter(expected.keys())
+    assert Counter((r["account"], r["due_at"]) for r in rows) == expected
     assert all(r["trade_kind"] == "fee" and r["trade_amount"] == r["amount"] for r in rows)
-
-    accounts = story.accounts["big"]
-    assert accounts["fund"]["balance"] == sum(expected.values())
+    assert len({c["trade_id"] for c in story.charges["big"]}) == len(rows)
     for member in story.members:
-        assert accounts[member]["balance"] == -(DUES + 2 * DUES_CHANGED)
-    assert accounts["late"]["balance"] == -2 * DUES_CHANGED
-    assert accounts["idle"]["balance"] == 0  # suspended, and the rule charges active accounts
-    assert sum(a["balance"] for a in accounts.values()) == 0
-    assert story.sums["big"] == (0, 0, len(expected))
+        assert story.accounts["big"][member]["balance"] == -(DUES + 2 * DUES_CHANGED)
 
 
-def test_suspended_accounts_are_charged_when_the_rule_says_so(story: Story) -> None:
-    expected = {("dues", code, b): 1 for code in ("act", "zzz") for b in story.boundaries}
+def test_a_rule_changed_during_a_run_applies_from_the_next_boundary(story: Story) -> None:
+    b1 = story.boundaries[0]
+    assert 0 < story.charged_at_patch < MEMBERS  # changed with B1's run under way
+    for (account, due), charges in dues(story).items():
+        assert [c["amount"] for c in charges] == [DUES if due == b1 else DUES_CHANGED], (
+            account,
+            due,
+        )
+    assert all(c["waived"] == 0 and not c["past_limit"] for c in story.charges["big"])
+
+
+def test_an_account_opened_after_a_boundary_is_not_charged_for_it(story: Story) -> None:
+    b1, b2, b3 = story.boundaries
+    assert story.late_opened_at is not None
+    assert b1 < story.late_opened_at < b1 + GRACE
+    assert sorted(due for account, due in dues(story) if account == "late") == [b2, b3]
+    assert story.accounts["big"]["late"]["balance"] == -2 * DUES_CHANGED
+
+
+def test_suspended_accounts_are_charged_only_when_the_rule_says_so(story: Story) -> None:
+    # `big`'s rule charges active accounts (the default): its suspended account, never.
+    assert story.accounts["big"]["idle"]["status"] == "suspended"
+    assert [key for key in dues(story) if key[0] == "idle"] == []
+    assert story.accounts["big"]["idle"]["balance"] == 0
+    # `sus`'s rule charges active and suspended accounts.
     charges = story.charges["sus"]
+    expected = {("dues", code, b): 1 for code in ("act", "zzz") for b in story.boundaries}
     assert per_boundary(charges) == Counter(expected)
     assert all(c["amount"] == SUS_DUES and c["waived"] == 0 for c in charges)
     accounts = story.accounts["sus"]
     assert accounts["zzz"]["status"] == "suspended"
     assert accounts["zzz"]["balance"] == accounts["act"]["balance"] == -3 * SUS_DUES
-    assert accounts["fund"]["balance"] == 6 * SUS_DUES
-    assert story.sums["sus"] == (0, 0, 6)
+
+
+def test_the_treasury_receives_what_the_accounts_pay_and_networks_sum_to_zero(
+    story: Story,
+) -> None:
+    for name in story.nets:
+        charges = story.charges[name]
+        accounts = story.accounts[name]
+        paid = sum(c["amount"] for c in charges)
+        assert accounts["fund"]["balance"] == paid, name
+        assert sum(a["balance"] for a in accounts.values()) == 0, name
+        # Balances, entries, and one fee trade per charge that took something.
+        assert story.sums[name] == (0, 0, sum(1 for c in charges if c["amount"] > 0)), name
+        assert sum(r["amount"] for r in story.charge_rows[name]) == paid, name
+    assert story.accounts["big"]["fund"]["balance"] == (
+        MEMBERS * (DUES + 2 * DUES_CHANGED) + 2 * DUES_CHANGED
+    )
+    assert story.accounts["sus"]["fund"]["balance"] == 6 * SUS_DUES
 
 
 def demurrage_charges(story: Story, name: str) -> dict[str, tuple[int, int, bool]]:
