@@ -273,6 +273,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("rule_id", "due_at", name=op.f("fee_runs_pkey")),
     )
+    op.create_index(
+        op.f("fee_runs_unfinished_idx"),
+        "fee_runs",
+        ["rule_id", "due_at"],
+        unique=False,
+        postgresql_where=sa.text("finished_at IS NULL"),
+    )
     public_fee_charges_fee_charges_audit = PGTrigger(
         schema="public",
         signature="fee_charges_audit",
@@ -363,7 +370,10 @@ def upgrade() -> None:
             "    END IF;\n"
             "\n"
             "    IF p_kind IN ('transfer', 'request') AND NOT p_pending THEN\n"
-            "        v_rules := mc_levy_rules(p_network_id, clock_timestamp());\n"
+            "        -- mc_levy_rules, inline: one function call fewer on the path of every trade.\n"
+            "        SELECT array_agg(r ORDER BY r.code) INTO v_rules FROM fee_rules r\n"
+            "        WHERE r.network_id = p_network_id AND r.kind = 'levy' AND r.starts_at <= clock_timestamp()\n"
+            "          AND (r.ends_at IS NULL OR r.ends_at > clock_timestamp());\n"
             "        IF v_rules IS NOT NULL THEN\n"
             "            PERFORM 1 FROM accounts a\n"
             "            WHERE a.network_id = p_network_id\n"
@@ -1710,6 +1720,11 @@ def downgrade() -> None:
         definition="",
     )
     op.drop_entity(public_fee_charges_fee_charges_audit)
+    op.drop_index(
+        op.f("fee_runs_unfinished_idx"),
+        table_name="fee_runs",
+        postgresql_where=sa.text("finished_at IS NULL"),
+    )
     op.drop_table("fee_runs")
     op.drop_index(op.f("fee_rule_changes_rule_id_changed_at_id_idx"), table_name="fee_rule_changes")
     op.drop_table("fee_rule_changes")

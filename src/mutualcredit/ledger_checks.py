@@ -71,6 +71,26 @@ CHECKS: dict[str, str] = {
               SELECT 1 FROM trades t
               WHERE t.limit_override AND a.id IN (t.payer_id, t.payee_id))
     """,
+    # Fees: every fee trade is one charge of one rule, from the charged account to the rule's
+    # treasury, for the amount the charge says; and every charge that took something has it.
+    "each fee trade is its charge": """
+        SELECT t.id::text FROM trades t
+        LEFT JOIN fee_charges c ON c.trade_id = t.id
+        WHERE t.kind = 'fee'
+          AND (c.id IS NULL OR t.status <> 'posted' OR c.amount <> t.amount
+               OR c.account_id <> t.payer_id OR c.treasury_id <> t.payee_id)
+    """,
+    "each fee charge that took something has its fee trade": """
+        SELECT c.id::text FROM fee_charges c
+        LEFT JOIN trades t ON t.id = c.trade_id AND t.kind = 'fee'
+        WHERE c.amount > 0 AND t.id IS NULL
+    """,
+    "each levy was charged on a posted trade of its network": """
+        SELECT c.id::text FROM fee_charges c
+        JOIN trades t ON t.id = c.cause_trade_id
+        WHERE t.status <> 'posted' OR t.network_id <> c.network_id
+           OR t.kind NOT IN ('transfer', 'request')
+    """,
     "no key both accepted and refused": """
         SELECT t.key FROM trades t
         JOIN trade_rejections r ON r.network_id = t.network_id AND r.key = t.key

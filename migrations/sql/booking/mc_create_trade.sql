@@ -102,7 +102,10 @@ BEGIN
     END IF;
 
     IF p_kind IN ('transfer', 'request') AND NOT p_pending THEN
-        v_rules := mc_levy_rules(p_network_id, clock_timestamp());
+        -- mc_levy_rules, inline: one function call fewer on the path of every trade.
+        SELECT array_agg(r ORDER BY r.code) INTO v_rules FROM fee_rules r
+        WHERE r.network_id = p_network_id AND r.kind = 'levy' AND r.starts_at <= clock_timestamp()
+          AND (r.ends_at IS NULL OR r.ends_at > clock_timestamp());
         IF v_rules IS NOT NULL THEN
             PERFORM 1 FROM accounts a
             WHERE a.network_id = p_network_id

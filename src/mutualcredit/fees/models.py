@@ -208,6 +208,14 @@ class FeeRun(Base):
     __tablename__ = "fee_runs"
     __table_args__ = (
         ForeignKeyConstraint(["network_id", "rule_id"], ["fee_rules.network_id", "fee_rules.id"]),
+        # The sweeper asks each rule for its oldest unfinished run every round: without this,
+        # that walks every finished run (a minute rule makes half a million a year).
+        Index(
+            conv("fee_runs_unfinished_idx"),
+            "rule_id",
+            "due_at",
+            postgresql_where=text("finished_at IS NULL"),
+        ),
     )
 
     rule_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
