@@ -103,6 +103,14 @@ class Story:
     sums: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     check: command_line.Result | None = None
     verify: command_line.Result | None = None
+    # What happened when (printed: pytest shows it with a failure).
+    started: float = field(default_factory=time.monotonic)
+    events: list[str] = field(default_factory=list)
+
+    def note(self, event: str) -> None:
+        now = datetime.now(UTC)
+        self.events.append(f"{time.monotonic() - self.started:6.1f} s  {now:%H:%M:%S.%f}  {event}")
+        print(self.events[-1])
 
 
 class Service:
@@ -212,6 +220,7 @@ async def runs_finished(db: asyncpg.Connection, due: datetime) -> int:
 async def tell(story: Story, url: str, db: asyncpg.Connection, platform: str, work: Path) -> None:
     service = Service(url, work / "service.log")
     await service.start()
+    story.note("service started")
     try:
         await act(story, service, db, platform, work)
     finally:
@@ -221,6 +230,7 @@ async def tell(story: Story, url: str, db: asyncpg.Connection, platform: str, wo
         command_line.run, work, "--database-url", url, "audit", "verify"
     )
     story.check, story.verify = check, verify
+    story.note("checked")
 
 
 async def act(
@@ -270,7 +280,7 @@ async def act(
         await pay(nets["dem"], "held", "src", 900, pending=True)
 
         # The rules, in force from now: B1 is the next minute, with time to spare.
-        if next_boundary(datetime.now(UTC)) - datetime.now(UTC) < timedelta(seconds=8):
+        if next_boundary(datetime.now(UTC)) - datetime.now(UTC) < timedelta(seconds=5):
             await until(next_boundary(datetime.now(UTC)) + timedelta(milliseconds=50))
         b1 = next_boundary(datetime.now(UTC))
         story.boundaries = [b1, b1 + timedelta(minutes=1), b1 + timedelta(minutes=2)]
@@ -311,6 +321,7 @@ async def act(
         drift = {k: v for k, v in demurrage.items() if k != "minimum"}
         await rule(nets["drift"], **{**drift, "threshold": 0, "ends_at": after_b3})
         assert datetime.now(UTC) < b1, "the set-up ran past the first boundary"
+        story.note(f"set up; B1 is {b1:%H:%M:%S}")
 
         # Just after B1, before its charges: a trade, and an account opened.
         await until(b1 + timedelta(milliseconds=300))
@@ -334,16 +345,18 @@ async def act(
         async def others_done_or_big_nearly() -> bool:
             done = await charged(db, big, "dues", b1)
             return done > story.charged_at_patch and (
-                await runs_finished(db, b1) == len(nets) - 1 or done > MEMBERS - 300
+                await runs_finished(db, b1) == len(nets) - 1 or done > MEMBERS - 1000
             )
 
         await wait_for("B1's runs but big's done", others_done_or_big_nearly, 30)
     service.kill()
     story.kills.append((b1, await charged(db, big, "dues", b1), MEMBERS))
+    story.note(f"killed during B1's run, {story.kills[-1][1]} of {MEMBERS} charged")
 
     # Down across B2 and B3, then back; killed again during a missed boundary's run.
     await until(story.boundaries[2] + timedelta(seconds=1))
     await service.start()
+    story.note("restarted after B3")
     b2, b3 = story.boundaries[1:]
 
     async def missed_run_under_way() -> bool:
@@ -352,13 +365,16 @@ async def act(
     await wait_for("B2's run under way", missed_run_under_way, 60)
     service.kill()
     story.kills.append((b2, await charged(db, big, "dues", b2), MEMBERS + 1))
+    story.note(f"killed during B2's run, {story.kills[-1][1]} of {MEMBERS + 1} charged")
     await service.start()
 
     async def all_charged() -> bool:
         return await runs_finished(db, b3) == 3 and await runs_finished(db, b2) == 3
 
     await wait_for("every run of B2 and B3 finished", all_charged, 90)
+    story.note("every run finished")
     await read_back(story, service, db)
+    story.note("read back")
 
 
 async def _some(db: asyncpg.Connection, network: str, due: datetime) -> bool:
