@@ -286,7 +286,7 @@ def upgrade() -> None:
         on_entity="public.fee_charges",
         is_constraint=False,
         definition=(
-            "AFTER INSERT ON public.fee_charges FOR EACH ROW EXECUTE FUNCTION mc_audit_change()"
+            "AFTER INSERT ON public.fee_charges FOR EACH ROW WHEN (NEW.trade_id IS NULL) EXECUTE FUNCTION mc_audit_change()"
         ),
     )
     op.create_entity(public_fee_charges_fee_charges_audit)
@@ -326,8 +326,9 @@ def upgrade() -> None:
             "    v_trade_id uuid;\n"
             "    v_trade trades%ROWTYPE;\n"
             "    v_rules fee_rules[];\n"
+            "    v_treasuries uuid[];\n"
+            "    v_levies jsonb;\n"
             "    v_fees jsonb := '[]'::jsonb;\n"
-            "    v_text text;\n"
             "BEGIN\n"
             "    PERFORM set_config('mutualcredit.actor', p_actor, true),\n"
             "            set_config('mutualcredit.reason', coalesce(p_reason, ''), true);\n"
@@ -370,15 +371,17 @@ def upgrade() -> None:
             "    END IF;\n"
             "\n"
             "    IF p_kind IN ('transfer', 'request') AND NOT p_pending THEN\n"
-            "        -- mc_levy_rules, inline: one function call fewer on the path of every trade.\n"
-            "        SELECT array_agg(r ORDER BY r.code) INTO v_rules FROM fee_rules r\n"
+            "        -- mc_levy_rules, inline: one function call fewer on the path of every trade. The\n"
+            "        -- treasuries are an array, so that the lock below is two index probes (a BitmapOr)\n"
+            "        -- rather than a scan of the network's accounts.\n"
+            "        SELECT array_agg(r ORDER BY r.code), array_agg(DISTINCT r.treasury_id)\n"
+            "        INTO v_rules, v_treasuries FROM fee_rules r\n"
             "        WHERE r.network_id = p_network_id AND r.kind = 'levy' AND r.starts_at <= clock_timestamp()\n"
             "          AND (r.ends_at IS NULL OR r.ends_at > clock_timestamp());\n"
             "        IF v_rules IS NOT NULL THEN\n"
             "            PERFORM 1 FROM accounts a\n"
             "            WHERE a.network_id = p_network_id\n"
-            "              AND (a.code IN (p_payer, p_payee)\n"
-            "                   OR a.id IN (SELECT r.treasury_id FROM unnest(v_rules) r))\n"
+            "              AND (a.code IN (p_payer, p_payee) OR a.id = ANY (v_treasuries))\n"
             "            ORDER BY a.id\n"
             "            FOR UPDATE;\n"
             "        END IF;\n"
@@ -442,6 +445,13 @@ def upgrade() -> None:
             "                                          THEN v_payer.id ELSE v_payee.id END) = 0;\n"
             "    END LOOP;\n"
             "\n"
+            "    -- The levies, planned now that the trade passed its own checks: a levy its rule refuses\n"
+            "    -- past a limit refuses the trade, like any refusal.\n"
+            "    IF v_code IS NULL AND v_rules IS NOT NULL THEN\n"
+            "        SELECT l.code, l.detail, l.levies INTO v_code, v_detail, v_levies\n"
+            "        FROM mc_plan_levies(v_payer, v_payee, p_amount, 0, v_rules) l;\n"
+            "    END IF;\n"
+            "\n"
             "    IF v_code IS NOT NULL THEN\n"
             "        IF p_remember_refusal THEN\n"
             "            INSERT INTO trade_rejections (network_id, key, request_hash, code, detail, created_at)\n"
@@ -453,42 +463,6 @@ def upgrade() -> None:
             "\n"
             "    -- The clock is read after the locks: per account, booked_at follows the order of the entries.\n"
             "    v_now := clock_timestamp();\n"
-            "    IF v_rules IS NOT NULL THEN\n"
-            "        BEGIN\n"
-            "            INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount, status,\n"
-            "                                posted_amount, description, external_ref, metadata,\n"
-            "                                reverses_trade_id, kind, reason, limit_override, created_by,\n"
-            "                                created_at, resolved_at)\n"
-            "            VALUES (p_network_id, p_key, p_request_hash, v_payer.id, v_payee.id, p_amount,\n"
-            "                    'posted', p_amount, p_description, p_external_ref, p_metadata,\n"
-            "                    p_reverses_trade_id, p_kind, p_reason, p_override, p_actor, v_now, v_now)\n"
-            "            RETURNING * INTO v_trade;\n"
-            "            IF p_override THEN\n"
-            "                PERFORM set_config('mutualcredit.limit_override', 'on', true);\n"
-            "            END IF;\n"
-            "            PERFORM mc_book(p_network_id, v_trade.id, v_payer.id, v_payee.id, p_amount, 0, v_now);\n"
-            "            IF p_override THEN\n"
-            "                PERFORM set_config('mutualcredit.limit_override', 'off', true);\n"
-            "            END IF;\n"
-            "            v_fees := mc_charge_levies(p_network_id, v_trade.id, v_payer.id, v_payee.id, p_amount,\n"
-            "                                       v_rules, p_actor, v_now);\n"
-            "        EXCEPTION WHEN SQLSTATE 'MC001' THEN\n"
-            "            GET STACKED DIAGNOSTICS v_code = MESSAGE_TEXT, v_text = PG_EXCEPTION_DETAIL;\n"
-            "            v_detail := v_text::jsonb;\n"
-            "            IF p_remember_refusal THEN\n"
-            "                INSERT INTO trade_rejections (network_id, key, request_hash, code, detail,\n"
-            "                                              created_at)\n"
-            "                VALUES (p_network_id, p_key, p_request_hash, v_code, v_detail, clock_timestamp());\n"
-            "            END IF;\n"
-            "            RETURN QUERY SELECT 'rejected'::text, v_code, v_detail, NULL::jsonb;\n"
-            "            RETURN;\n"
-            "        END;\n"
-            "        RETURN QUERY SELECT 'created'::text, NULL::text, NULL::jsonb,\n"
-            "            (to_jsonb(v_trade) - ARRAY['network_id', 'request_hash', 'payer_id', 'payee_id'])\n"
-            "            || jsonb_build_object('payer', v_payer.code, 'payee', v_payee.code,\n"
-            "                                  'reversed_by', NULL, 'fees', v_fees, 'fee', NULL);\n"
-            "        RETURN;\n"
-            "    END IF;\n"
             "    INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount, status,\n"
             "                        posted_amount, description, external_ref, metadata, reverses_trade_id,\n"
             "                        kind, reason, limit_override, created_by, expires_at, created_at,\n"
@@ -535,6 +509,9 @@ def upgrade() -> None:
             "    IF p_kind IN ('federation', 'settlement') THEN\n"
             "        PERFORM set_config('mutualcredit.federation', 'off', true);\n"
             "    END IF;\n"
+            "    IF v_levies IS NOT NULL THEN\n"
+            "        v_fees := mc_book_levies(p_network_id, v_trade_id, v_levies, p_actor, v_now);\n"
+            "    END IF;\n"
             "\n"
             "    RETURN QUERY SELECT 'created'::text, NULL::text, NULL::jsonb,\n"
             "        (to_jsonb(v_trade) - ARRAY['network_id', 'request_hash', 'payer_id', 'payee_id'])\n"
@@ -554,6 +531,7 @@ def upgrade() -> None:
             "DECLARE\n"
             "    i integer;\n"
             "    v_rules fee_rules[];\n"
+            "    v_treasuries uuid[];\n"
             "BEGIN\n"
             "    PERFORM pg_advisory_xact_lock(lock_id)\n"
             "    FROM (SELECT DISTINCT hashtextextended(p_network_id::text || '/' || k, 0) AS lock_id\n"
@@ -565,10 +543,10 @@ def upgrade() -> None:
             "        WHERE a.network_id = p_network_id AND a.code = ANY (p_payers || p_payees)\n"
             "        ORDER BY a.id FOR UPDATE;\n"
             "    ELSE\n"
+            "        v_treasuries := ARRAY(SELECT DISTINCT r.treasury_id FROM unnest(v_rules) r);\n"
             "        PERFORM 1 FROM accounts a\n"
             "        WHERE a.network_id = p_network_id\n"
-            "          AND (a.code = ANY (p_payers || p_payees)\n"
-            "               OR a.id IN (SELECT r.treasury_id FROM unnest(v_rules) r))\n"
+            "          AND (a.code = ANY (p_payers || p_payees) OR a.id = ANY (v_treasuries))\n"
             "        ORDER BY a.id FOR UPDATE;\n"
             "    END IF;\n"
             "    FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP\n"
@@ -599,8 +577,12 @@ def upgrade() -> None:
             "    v_now timestamptz;\n"
             "    v_kind text;\n"
             "    v_rules fee_rules[];\n"
+            "    v_treasuries uuid[];\n"
             "    v_code text;\n"
-            "    v_text text;\n"
+            "    v_detail jsonb;\n"
+            "    v_levies jsonb;\n"
+            "    v_payer accounts%ROWTYPE;\n"
+            "    v_payee accounts%ROWTYPE;\n"
             "BEGIN\n"
             "    PERFORM set_config('mutualcredit.actor', p_actor, true);\n"
             "    IF p_action NOT IN ('post', 'void') THEN\n"
@@ -622,9 +604,9 @@ def upgrade() -> None:
             "    IF v_rules IS NULL THEN\n"
             "        PERFORM 1 FROM accounts a WHERE a.id IN (v_payer_id, v_payee_id) ORDER BY a.id FOR UPDATE;\n"
             "    ELSE\n"
+            "        v_treasuries := ARRAY(SELECT DISTINCT r.treasury_id FROM unnest(v_rules) r);\n"
             "        PERFORM 1 FROM accounts a\n"
-            "        WHERE a.id IN (v_payer_id, v_payee_id)\n"
-            "           OR a.id IN (SELECT r.treasury_id FROM unnest(v_rules) r)\n"
+            "        WHERE a.id = ANY (v_treasuries || ARRAY[v_payer_id, v_payee_id])\n"
             "        ORDER BY a.id FOR UPDATE;\n"
             "    END IF;\n"
             "    SELECT * INTO v_trade FROM trades t WHERE t.id = p_trade_id FOR UPDATE;\n"
@@ -673,28 +655,24 @@ def upgrade() -> None:
             "        RETURN;\n"
             "    END IF;\n"
             "\n"
-            "    IF v_rules IS NULL THEN\n"
-            "        PERFORM mc_book(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount,\n"
-            "                        v_trade.amount, v_now);\n"
-            "        UPDATE trades SET status = 'posted', posted_amount = v_amount, resolved_at = v_now\n"
-            "        WHERE id = p_trade_id;\n"
-            "    ELSE\n"
-            "        -- The posting and its levies in one block: a levy its rule refuses past a limit undoes\n"
-            "        -- both, and the hold stays pending.\n"
-            "        BEGIN\n"
-            "            PERFORM mc_book(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount,\n"
-            "                            v_trade.amount, v_now);\n"
-            "            UPDATE trades SET status = 'posted', posted_amount = v_amount, resolved_at = v_now\n"
-            "            WHERE id = p_trade_id;\n"
-            "            PERFORM mc_charge_levies(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount,\n"
-            "                                     v_rules, p_actor, v_now);\n"
-            "        EXCEPTION WHEN SQLSTATE 'MC001' THEN\n"
-            "            GET STACKED DIAGNOSTICS v_code = MESSAGE_TEXT, v_text = PG_EXCEPTION_DETAIL;\n"
+            "    IF v_rules IS NOT NULL THEN\n"
+            "        -- The levies on the posted amount, planned before anything is booked: a levy its rule\n"
+            "        -- refuses past a limit refuses the posting, and the hold stays pending.\n"
+            "        SELECT * INTO v_payer FROM accounts a WHERE a.id = v_payer_id;\n"
+            "        SELECT * INTO v_payee FROM accounts a WHERE a.id = v_payee_id;\n"
+            "        SELECT l.code, l.detail, l.levies INTO v_code, v_detail, v_levies\n"
+            "        FROM mc_plan_levies(v_payer, v_payee, v_amount, v_trade.amount, v_rules) l;\n"
+            "        IF v_code IS NOT NULL THEN\n"
             "            RETURN QUERY SELECT 'rejected'::text, v_code,\n"
-            "                                v_text::jsonb || jsonb_build_object('trade_id', p_trade_id),\n"
-            "                                NULL::jsonb;\n"
+            "                                v_detail || jsonb_build_object('trade_id', p_trade_id), NULL::jsonb;\n"
             "            RETURN;\n"
-            "        END;\n"
+            "        END IF;\n"
+            "    END IF;\n"
+            "    PERFORM mc_book(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount, v_trade.amount, v_now);\n"
+            "    UPDATE trades SET status = 'posted', posted_amount = v_amount, resolved_at = v_now\n"
+            "    WHERE id = p_trade_id;\n"
+            "    IF v_levies IS NOT NULL THEN\n"
+            "        PERFORM mc_book_levies(p_network_id, p_trade_id, v_levies, p_actor, v_now);\n"
             "    END IF;\n"
             "    RETURN QUERY SELECT 'posted'::text, NULL::text, NULL::jsonb, mc_trade_json(p_trade_id);\n"
             "END $$"
@@ -834,6 +812,35 @@ def upgrade() -> None:
     )
     op.create_entity(public_mc_book_fee)
 
+    public_mc_book_levies = PGFunction(
+        schema="public",
+        signature="mc_book_levies(p_network_id uuid, p_cause_id uuid, p_levies jsonb, p_actor text, p_now timestamptz)",
+        definition=(
+            "returns jsonb LANGUAGE plpgsql AS $$\n"
+            "DECLARE\n"
+            "    v_levy jsonb;\n"
+            "    v_account accounts%ROWTYPE;\n"
+            "    v_trade_id uuid;\n"
+            "    v_fees jsonb := '[]'::jsonb;\n"
+            "BEGIN\n"
+            "    FOR v_levy IN SELECT * FROM jsonb_array_elements(p_levies) LOOP\n"
+            "        SELECT * INTO v_account FROM accounts a WHERE a.id = (v_levy->>'account_id')::uuid;\n"
+            "        v_trade_id := mc_book_fee(p_network_id,\n"
+            "                                  jsonb_populate_record(NULL::fee_rules, v_levy->'rule'),\n"
+            "                                  v_account, (v_levy->>'fee')::bigint, 0,\n"
+            "                                  (v_levy->>'past_limit')::boolean, p_cause_id, NULL, p_actor,\n"
+            "                                  p_now);\n"
+            "        v_fees := v_fees || jsonb_build_array(jsonb_build_object(\n"
+            "            'rule', v_levy->'rule'->>'code', 'account', v_levy->>'account',\n"
+            "            'amount', (v_levy->>'fee')::bigint, 'trade_id', v_trade_id,\n"
+            "            'past_limit', (v_levy->>'past_limit')::boolean));\n"
+            "    END LOOP;\n"
+            "    RETURN v_fees;\n"
+            "END $$"
+        ),
+    )
+    op.create_entity(public_mc_book_levies)
+
     public_mc_charge_fees = PGFunction(
         schema="public",
         signature="mc_charge_fees(p_batch integer, p_grace interval DEFAULT '10 seconds')",
@@ -924,81 +931,6 @@ def upgrade() -> None:
         ),
     )
     op.create_entity(public_mc_charge_fees)
-
-    public_mc_charge_levies = PGFunction(
-        schema="public",
-        signature="mc_charge_levies(p_network_id uuid, p_cause_id uuid, p_payer_id uuid, p_payee_id uuid, p_amount bigint, p_rules fee_rules[], p_actor text, p_now timestamptz)",
-        definition=(
-            "returns jsonb LANGUAGE plpgsql AS $$\n"
-            "DECLARE\n"
-            "    v_rule fee_rules;\n"
-            "    v_side text;\n"
-            "    v_account accounts%ROWTYPE;\n"
-            "    v_treasury accounts%ROWTYPE;\n"
-            "    v_fee bigint;\n"
-            "    v_before bigint;\n"
-            "    v_past boolean;\n"
-            "    v_trade_id uuid;\n"
-            "    v_fees jsonb := '[]'::jsonb;\n"
-            "    v_paid_payer bigint := 0;\n"
-            "    v_paid_payee bigint := 0;\n"
-            "BEGIN\n"
-            "    FOREACH v_rule IN ARRAY p_rules LOOP\n"
-            "        FOREACH v_side IN ARRAY ARRAY['payer', 'payee'] LOOP\n"
-            "            CONTINUE WHEN (v_side = 'payer' AND NOT v_rule.charge_payer)\n"
-            "                       OR (v_side = 'payee' AND NOT v_rule.charge_payee);\n"
-            "            SELECT * INTO v_account FROM accounts a\n"
-            "            WHERE a.id = CASE v_side WHEN 'payer' THEN p_payer_id ELSE p_payee_id END;\n"
-            "            CONTINUE WHEN v_account.kind <> v_rule.account_kind\n"
-            "                       OR v_account.id = v_rule.treasury_id;\n"
-            "            v_fee := mc_fee_amount(p_amount, v_rule.rate_num, v_rule.rate_den, v_rule.amount,\n"
-            "                                   v_rule.minimum, v_rule.maximum);\n"
-            "            CONTINUE WHEN v_fee = 0;\n"
-            "            SELECT * INTO v_treasury FROM accounts a WHERE a.id = v_rule.treasury_id;\n"
-            "            v_past := false;\n"
-            "            IF v_account.balance - v_account.pending_debits - v_fee < -v_account.credit_limit THEN\n"
-            "                v_past := true;\n"
-            "                IF v_rule.over_limit = 'refuse' THEN\n"
-            "                    -- What the account had before this trade and the levies already charged.\n"
-            "                    v_before := v_account.balance - v_account.pending_debits\n"
-            "                                + v_account.credit_limit\n"
-            "                                + CASE v_side WHEN 'payer' THEN p_amount + v_paid_payer\n"
-            "                                              ELSE v_paid_payee - p_amount END;\n"
-            "                    RAISE EXCEPTION USING ERRCODE = 'MC001', MESSAGE = 'credit_limit_exceeded',\n"
-            "                        DETAIL = jsonb_build_object(\n"
-            "                            'account', v_account.code, 'fee_rule', v_rule.code,\n"
-            "                            'available', v_before,\n"
-            "                            'shortfall', v_fee - (v_account.balance - v_account.pending_debits\n"
-            "                                                  + v_account.credit_limit))::text;\n"
-            "                END IF;\n"
-            "            END IF;\n"
-            "            IF v_treasury.balance_max IS NOT NULL\n"
-            "               AND v_treasury.balance + v_treasury.pending_credits + v_fee > v_treasury.balance_max THEN\n"
-            "                v_past := true;\n"
-            "                IF v_rule.over_limit = 'refuse' THEN\n"
-            "                    RAISE EXCEPTION USING ERRCODE = 'MC001', MESSAGE = 'balance_max_exceeded',\n"
-            "                        DETAIL = jsonb_build_object(\n"
-            "                            'account', v_treasury.code, 'fee_rule', v_rule.code,\n"
-            "                            'headroom', v_treasury.balance_max - v_treasury.balance\n"
-            "                                        - v_treasury.pending_credits,\n"
-            "                            'excess', v_fee - (v_treasury.balance_max - v_treasury.balance\n"
-            "                                               - v_treasury.pending_credits))::text;\n"
-            "                END IF;\n"
-            "            END IF;\n"
-            "            v_trade_id := mc_book_fee(p_network_id, v_rule, v_account, v_fee, 0, v_past,\n"
-            "                                      p_cause_id, NULL, p_actor, p_now);\n"
-            "            IF v_side = 'payer' THEN v_paid_payer := v_paid_payer + v_fee;\n"
-            "            ELSE v_paid_payee := v_paid_payee + v_fee; END IF;\n"
-            "            v_fees := v_fees || jsonb_build_array(jsonb_build_object(\n"
-            "                'rule', v_rule.code, 'account', v_account.code, 'amount', v_fee,\n"
-            "                'trade_id', v_trade_id, 'past_limit', v_past));\n"
-            "        END LOOP;\n"
-            "    END LOOP;\n"
-            "    RETURN v_fees;\n"
-            "END $$"
-        ),
-    )
-    op.create_entity(public_mc_charge_levies)
 
     public_mc_fee_amount = PGFunction(
         schema="public",
@@ -1204,6 +1136,97 @@ def upgrade() -> None:
     )
     op.create_entity(public_mc_periodic_fee)
 
+    public_mc_plan_levies = PGFunction(
+        schema="public",
+        signature="mc_plan_levies(p_payer accounts, p_payee accounts, p_amount bigint, p_release bigint, p_rules fee_rules[], OUT code text, OUT detail jsonb, OUT levies jsonb)",
+        definition=(
+            "returns record LANGUAGE plpgsql STABLE AS $$\n"
+            "DECLARE\n"
+            "    v_ids uuid[];\n"
+            "    v_codes text[];\n"
+            "    v_avail bigint[];\n"
+            "    v_room bigint[];\n"
+            "    v_account accounts%ROWTYPE;\n"
+            "    v_rule fee_rules;\n"
+            "    v_side text;\n"
+            "    v_charged accounts%ROWTYPE;\n"
+            "    v_fee bigint;\n"
+            "    v_past boolean;\n"
+            "    i integer;\n"
+            "    j integer;\n"
+            "BEGIN\n"
+            "    -- What each account may still pay (avail) and receive (room; NULL: no upper limit).\n"
+            "    FOR v_account IN\n"
+            "        SELECT * FROM accounts a\n"
+            "        WHERE a.id = ANY (ARRAY(SELECT r.treasury_id FROM unnest(p_rules) r)\n"
+            "                          || ARRAY[p_payer.id, p_payee.id])\n"
+            "    LOOP\n"
+            "        v_ids := v_ids || v_account.id;\n"
+            "        v_codes := v_codes || v_account.code::text;\n"
+            "        v_avail := v_avail || (v_account.balance - v_account.pending_debits\n"
+            "                               + v_account.credit_limit);\n"
+            "        v_room := v_room || (v_account.balance_max - v_account.balance\n"
+            "                             - v_account.pending_credits);\n"
+            "    END LOOP;\n"
+            "    -- The trade itself.\n"
+            "    i := array_position(v_ids, p_payer.id);\n"
+            "    v_avail[i] := v_avail[i] + p_release - p_amount;\n"
+            "    v_room[i] := v_room[i] + p_amount;\n"
+            "    i := array_position(v_ids, p_payee.id);\n"
+            "    v_avail[i] := v_avail[i] + p_amount;\n"
+            "    v_room[i] := v_room[i] + p_release - p_amount;\n"
+            "\n"
+            "    FOREACH v_rule IN ARRAY p_rules LOOP\n"
+            "        FOREACH v_side IN ARRAY ARRAY['payer', 'payee'] LOOP\n"
+            "            CONTINUE WHEN (v_side = 'payer' AND NOT v_rule.charge_payer)\n"
+            "                       OR (v_side = 'payee' AND NOT v_rule.charge_payee);\n"
+            "            v_charged := CASE v_side WHEN 'payer' THEN p_payer ELSE p_payee END;\n"
+            "            CONTINUE WHEN v_charged.kind <> v_rule.account_kind\n"
+            "                       OR v_charged.id = v_rule.treasury_id;\n"
+            "            v_fee := mc_fee_amount(p_amount, v_rule.rate_num, v_rule.rate_den, v_rule.amount,\n"
+            "                                   v_rule.minimum, v_rule.maximum);\n"
+            "            CONTINUE WHEN v_fee = 0;\n"
+            "            i := array_position(v_ids, v_charged.id);\n"
+            "            j := array_position(v_ids, v_rule.treasury_id);\n"
+            "            v_past := false;\n"
+            "            IF v_avail[i] < v_fee THEN\n"
+            "                v_past := true;\n"
+            "                IF v_rule.over_limit = 'refuse' THEN\n"
+            "                    code := 'credit_limit_exceeded';\n"
+            "                    detail := jsonb_build_object(\n"
+            "                        'account', v_charged.code, 'fee_rule', v_rule.code,\n"
+            "                        'available', v_charged.balance - v_charged.pending_debits\n"
+            "                                     + v_charged.credit_limit,\n"
+            "                        'shortfall', v_fee - v_avail[i]);\n"
+            "                    levies := NULL;\n"
+            "                    RETURN;\n"
+            "                END IF;\n"
+            "            END IF;\n"
+            "            IF v_room[j] < v_fee THEN\n"
+            "                v_past := true;\n"
+            "                IF v_rule.over_limit = 'refuse' THEN\n"
+            "                    code := 'balance_max_exceeded';\n"
+            "                    detail := jsonb_build_object(\n"
+            "                        'account', v_codes[j], 'fee_rule', v_rule.code,\n"
+            "                        'headroom', v_room[j], 'excess', v_fee - v_room[j]);\n"
+            "                    levies := NULL;\n"
+            "                    RETURN;\n"
+            "                END IF;\n"
+            "            END IF;\n"
+            "            v_avail[i] := v_avail[i] - v_fee;\n"
+            "            v_room[i] := v_room[i] + v_fee;\n"
+            "            v_avail[j] := v_avail[j] + v_fee;\n"
+            "            v_room[j] := v_room[j] - v_fee;\n"
+            "            levies := coalesce(levies, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(\n"
+            "                'rule', to_jsonb(v_rule), 'account_id', v_charged.id, 'account', v_charged.code,\n"
+            "                'fee', v_fee, 'past_limit', v_past));\n"
+            "        END LOOP;\n"
+            "    END LOOP;\n"
+            "END $$"
+        ),
+    )
+    op.create_entity(public_mc_plan_levies)
+
     public_accounts_accounts_treasury_open = PGTrigger(
         schema="public",
         signature="accounts_treasury_open",
@@ -1267,6 +1290,13 @@ def downgrade() -> None:
     )
     op.drop_entity(public_accounts_accounts_treasury_open)
 
+    public_mc_plan_levies = PGFunction(
+        schema="public",
+        signature="mc_plan_levies(p_payer accounts, p_payee accounts, p_amount bigint, p_release bigint, p_rules fee_rules[], OUT code text, OUT detail jsonb, OUT levies jsonb)",
+        definition="",
+    )
+    op.drop_entity(public_mc_plan_levies)
+
     public_mc_periodic_fee = PGFunction(
         schema="public",
         signature="mc_periodic_fee(p_rule fee_rules, p_account accounts, p_balance bigint, p_treasury accounts, OUT base bigint, OUT fee bigint, OUT amount bigint, OUT waived bigint, OUT past_limit boolean)",
@@ -1316,19 +1346,19 @@ def downgrade() -> None:
     )
     op.drop_entity(public_mc_fee_amount)
 
-    public_mc_charge_levies = PGFunction(
-        schema="public",
-        signature="mc_charge_levies(p_network_id uuid, p_cause_id uuid, p_payer_id uuid, p_payee_id uuid, p_amount bigint, p_rules fee_rules[], p_actor text, p_now timestamptz)",
-        definition="",
-    )
-    op.drop_entity(public_mc_charge_levies)
-
     public_mc_charge_fees = PGFunction(
         schema="public",
         signature="mc_charge_fees(p_batch integer, p_grace interval DEFAULT '10 seconds')",
         definition="",
     )
     op.drop_entity(public_mc_charge_fees)
+
+    public_mc_book_levies = PGFunction(
+        schema="public",
+        signature="mc_book_levies(p_network_id uuid, p_cause_id uuid, p_levies jsonb, p_actor text, p_now timestamptz)",
+        definition="",
+    )
+    op.drop_entity(public_mc_book_levies)
 
     public_mc_book_fee = PGFunction(
         schema="public",

@@ -26,11 +26,12 @@
 -- query and one PL/pgSQL call fewer on the path of every trade.
 --
 -- Levies: a direct trade of kind 'transfer' or 'request' pays the levy rules in force
--- (mc_levy_rules) in the same transaction, after it (mc_charge_levies), and answers them as its
--- `fees`. The rules' treasuries are locked with the two parties, in id order, before anything is
--- checked. The trade and its levies are booked in one block: a levy its rule refuses past a limit
--- undoes the block, and the trade is refused with that limit's code, recorded under its key like
--- every refusal. A hold pays its levies when it is posted (mc_resolve_trade).
+-- (mc_levy_rules' query, inline) in the same transaction, and answers them as its `fees`. The
+-- rules' treasuries are locked with the two parties, in id order, before anything is checked;
+-- the levies are planned after the trade's own checks (mc_plan_levies: a levy its rule refuses
+-- past a limit refuses the trade with that limit's code, recorded under its key like every
+-- refusal) and booked after the trade (mc_book_levies). A hold pays its levies when it is
+-- posted (mc_resolve_trade).
 CREATE FUNCTION mc_create_trade(
     p_network_id uuid, p_key text, p_request_hash bytea,
     p_payer text, p_payee text, p_amount bigint,
@@ -58,8 +59,9 @@ DECLARE
     v_trade_id uuid;
     v_trade trades%ROWTYPE;
     v_rules fee_rules[];
+    v_treasuries uuid[];
+    v_levies jsonb;
     v_fees jsonb := '[]'::jsonb;
-    v_text text;
 BEGIN
     PERFORM set_config('mutualcredit.actor', p_actor, true),
             set_config('mutualcredit.reason', coalesce(p_reason, ''), true);
@@ -102,15 +104,17 @@ BEGIN
     END IF;
 
     IF p_kind IN ('transfer', 'request') AND NOT p_pending THEN
-        -- mc_levy_rules, inline: one function call fewer on the path of every trade.
-        SELECT array_agg(r ORDER BY r.code) INTO v_rules FROM fee_rules r
+        -- mc_levy_rules, inline: one function call fewer on the path of every trade. The
+        -- treasuries are an array, so that the lock below is two index probes (a BitmapOr)
+        -- rather than a scan of the network's accounts.
+        SELECT array_agg(r ORDER BY r.code), array_agg(DISTINCT r.treasury_id)
+        INTO v_rules, v_treasuries FROM fee_rules r
         WHERE r.network_id = p_network_id AND r.kind = 'levy' AND r.starts_at <= clock_timestamp()
           AND (r.ends_at IS NULL OR r.ends_at > clock_timestamp());
         IF v_rules IS NOT NULL THEN
             PERFORM 1 FROM accounts a
             WHERE a.network_id = p_network_id
-              AND (a.code IN (p_payer, p_payee)
-                   OR a.id IN (SELECT r.treasury_id FROM unnest(v_rules) r))
+              AND (a.code IN (p_payer, p_payee) OR a.id = ANY (v_treasuries))
             ORDER BY a.id
             FOR UPDATE;
         END IF;
@@ -174,6 +178,13 @@ BEGIN
                                           THEN v_payer.id ELSE v_payee.id END) = 0;
     END LOOP;
 
+    -- The levies, planned now that the trade passed its own checks: a levy its rule refuses
+    -- past a limit refuses the trade, like any refusal.
+    IF v_code IS NULL AND v_rules IS NOT NULL THEN
+        SELECT l.code, l.detail, l.levies INTO v_code, v_detail, v_levies
+        FROM mc_plan_levies(v_payer, v_payee, p_amount, 0, v_rules) l;
+    END IF;
+
     IF v_code IS NOT NULL THEN
         IF p_remember_refusal THEN
             INSERT INTO trade_rejections (network_id, key, request_hash, code, detail, created_at)
@@ -185,42 +196,6 @@ BEGIN
 
     -- The clock is read after the locks: per account, booked_at follows the order of the entries.
     v_now := clock_timestamp();
-    IF v_rules IS NOT NULL THEN
-        BEGIN
-            INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount, status,
-                                posted_amount, description, external_ref, metadata,
-                                reverses_trade_id, kind, reason, limit_override, created_by,
-                                created_at, resolved_at)
-            VALUES (p_network_id, p_key, p_request_hash, v_payer.id, v_payee.id, p_amount,
-                    'posted', p_amount, p_description, p_external_ref, p_metadata,
-                    p_reverses_trade_id, p_kind, p_reason, p_override, p_actor, v_now, v_now)
-            RETURNING * INTO v_trade;
-            IF p_override THEN
-                PERFORM set_config('mutualcredit.limit_override', 'on', true);
-            END IF;
-            PERFORM mc_book(p_network_id, v_trade.id, v_payer.id, v_payee.id, p_amount, 0, v_now);
-            IF p_override THEN
-                PERFORM set_config('mutualcredit.limit_override', 'off', true);
-            END IF;
-            v_fees := mc_charge_levies(p_network_id, v_trade.id, v_payer.id, v_payee.id, p_amount,
-                                       v_rules, p_actor, v_now);
-        EXCEPTION WHEN SQLSTATE 'MC001' THEN
-            GET STACKED DIAGNOSTICS v_code = MESSAGE_TEXT, v_text = PG_EXCEPTION_DETAIL;
-            v_detail := v_text::jsonb;
-            IF p_remember_refusal THEN
-                INSERT INTO trade_rejections (network_id, key, request_hash, code, detail,
-                                              created_at)
-                VALUES (p_network_id, p_key, p_request_hash, v_code, v_detail, clock_timestamp());
-            END IF;
-            RETURN QUERY SELECT 'rejected'::text, v_code, v_detail, NULL::jsonb;
-            RETURN;
-        END;
-        RETURN QUERY SELECT 'created'::text, NULL::text, NULL::jsonb,
-            (to_jsonb(v_trade) - ARRAY['network_id', 'request_hash', 'payer_id', 'payee_id'])
-            || jsonb_build_object('payer', v_payer.code, 'payee', v_payee.code,
-                                  'reversed_by', NULL, 'fees', v_fees, 'fee', NULL);
-        RETURN;
-    END IF;
     INSERT INTO trades (network_id, key, request_hash, payer_id, payee_id, amount, status,
                         posted_amount, description, external_ref, metadata, reverses_trade_id,
                         kind, reason, limit_override, created_by, expires_at, created_at,
@@ -266,6 +241,9 @@ BEGIN
     END IF;
     IF p_kind IN ('federation', 'settlement') THEN
         PERFORM set_config('mutualcredit.federation', 'off', true);
+    END IF;
+    IF v_levies IS NOT NULL THEN
+        v_fees := mc_book_levies(p_network_id, v_trade_id, v_levies, p_actor, v_now);
     END IF;
 
     RETURN QUERY SELECT 'created'::text, NULL::text, NULL::jsonb,

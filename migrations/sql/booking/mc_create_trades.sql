@@ -14,6 +14,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
     v_rules fee_rules[];
+    v_treasuries uuid[];
 BEGIN
     PERFORM pg_advisory_xact_lock(lock_id)
     FROM (SELECT DISTINCT hashtextextended(p_network_id::text || '/' || k, 0) AS lock_id
@@ -25,10 +26,10 @@ BEGIN
         WHERE a.network_id = p_network_id AND a.code = ANY (p_payers || p_payees)
         ORDER BY a.id FOR UPDATE;
     ELSE
+        v_treasuries := ARRAY(SELECT DISTINCT r.treasury_id FROM unnest(v_rules) r);
         PERFORM 1 FROM accounts a
         WHERE a.network_id = p_network_id
-          AND (a.code = ANY (p_payers || p_payees)
-               OR a.id IN (SELECT r.treasury_id FROM unnest(v_rules) r))
+          AND (a.code = ANY (p_payers || p_payees) OR a.id = ANY (v_treasuries))
         ORDER BY a.id FOR UPDATE;
     END IF;
     FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP

@@ -15,8 +15,12 @@ DECLARE
     v_now timestamptz;
     v_kind text;
     v_rules fee_rules[];
+    v_treasuries uuid[];
     v_code text;
-    v_text text;
+    v_detail jsonb;
+    v_levies jsonb;
+    v_payer accounts%ROWTYPE;
+    v_payee accounts%ROWTYPE;
 BEGIN
     PERFORM set_config('mutualcredit.actor', p_actor, true);
     IF p_action NOT IN ('post', 'void') THEN
@@ -38,9 +42,9 @@ BEGIN
     IF v_rules IS NULL THEN
         PERFORM 1 FROM accounts a WHERE a.id IN (v_payer_id, v_payee_id) ORDER BY a.id FOR UPDATE;
     ELSE
+        v_treasuries := ARRAY(SELECT DISTINCT r.treasury_id FROM unnest(v_rules) r);
         PERFORM 1 FROM accounts a
-        WHERE a.id IN (v_payer_id, v_payee_id)
-           OR a.id IN (SELECT r.treasury_id FROM unnest(v_rules) r)
+        WHERE a.id = ANY (v_treasuries || ARRAY[v_payer_id, v_payee_id])
         ORDER BY a.id FOR UPDATE;
     END IF;
     SELECT * INTO v_trade FROM trades t WHERE t.id = p_trade_id FOR UPDATE;
@@ -89,28 +93,24 @@ BEGIN
         RETURN;
     END IF;
 
-    IF v_rules IS NULL THEN
-        PERFORM mc_book(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount,
-                        v_trade.amount, v_now);
-        UPDATE trades SET status = 'posted', posted_amount = v_amount, resolved_at = v_now
-        WHERE id = p_trade_id;
-    ELSE
-        -- The posting and its levies in one block: a levy its rule refuses past a limit undoes
-        -- both, and the hold stays pending.
-        BEGIN
-            PERFORM mc_book(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount,
-                            v_trade.amount, v_now);
-            UPDATE trades SET status = 'posted', posted_amount = v_amount, resolved_at = v_now
-            WHERE id = p_trade_id;
-            PERFORM mc_charge_levies(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount,
-                                     v_rules, p_actor, v_now);
-        EXCEPTION WHEN SQLSTATE 'MC001' THEN
-            GET STACKED DIAGNOSTICS v_code = MESSAGE_TEXT, v_text = PG_EXCEPTION_DETAIL;
+    IF v_rules IS NOT NULL THEN
+        -- The levies on the posted amount, planned before anything is booked: a levy its rule
+        -- refuses past a limit refuses the posting, and the hold stays pending.
+        SELECT * INTO v_payer FROM accounts a WHERE a.id = v_payer_id;
+        SELECT * INTO v_payee FROM accounts a WHERE a.id = v_payee_id;
+        SELECT l.code, l.detail, l.levies INTO v_code, v_detail, v_levies
+        FROM mc_plan_levies(v_payer, v_payee, v_amount, v_trade.amount, v_rules) l;
+        IF v_code IS NOT NULL THEN
             RETURN QUERY SELECT 'rejected'::text, v_code,
-                                v_text::jsonb || jsonb_build_object('trade_id', p_trade_id),
-                                NULL::jsonb;
+                                v_detail || jsonb_build_object('trade_id', p_trade_id), NULL::jsonb;
             RETURN;
-        END;
+        END IF;
+    END IF;
+    PERFORM mc_book(p_network_id, p_trade_id, v_payer_id, v_payee_id, v_amount, v_trade.amount, v_now);
+    UPDATE trades SET status = 'posted', posted_amount = v_amount, resolved_at = v_now
+    WHERE id = p_trade_id;
+    IF v_levies IS NOT NULL THEN
+        PERFORM mc_book_levies(p_network_id, p_trade_id, v_levies, p_actor, v_now);
     END IF;
     RETURN QUERY SELECT 'posted'::text, NULL::text, NULL::jsonb, mc_trade_json(p_trade_id);
 END $$;

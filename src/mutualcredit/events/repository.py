@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mutualcredit.accounts.models import Account
 from mutualcredit.audit.models import AuditRecord
 from mutualcredit.federation.models import Link, Settlement, Transfer
+from mutualcredit.fees.models import FeeCharge, FeeRule
 from mutualcredit.networks.models import Network
 from mutualcredit.requests.models import PaymentRequest
 from mutualcredit.trades.models import Entry, Trade
@@ -149,6 +150,29 @@ async def balances_after(
     for row in rows:
         found.setdefault(row.trade_id, {})[row.account_id] = row.balance_after
     return found
+
+
+async def fee_charges(
+    session: AsyncSession, trade_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The charge each fee trade booked, with its rule's code and kind (by the unique
+    fee_charges (trade_id))."""
+    if not trade_ids:
+        return {}
+    rows = await session.execute(
+        select(
+            FeeCharge.trade_id,
+            FeeRule.code.label("rule"),
+            FeeRule.kind,
+            FeeCharge.cause_trade_id,
+            FeeCharge.due_at,
+            FeeCharge.waived,
+            FeeCharge.past_limit,
+        )
+        .join(FeeRule, FeeRule.id == FeeCharge.rule_id)
+        .where(FeeCharge.trade_id == _one_of(trade_ids, Uuid()))
+    )
+    return {row.trade_id: row._asdict() for row in rows}
 
 
 async def requests(

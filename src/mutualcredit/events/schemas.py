@@ -36,7 +36,7 @@ class TradeData(OutputModel):
 
     id: uuid.UUID
     key: str = Field(description="The Idempotency-Key the trade was created with.")
-    kind: str = Field(examples=["transfer", "reversal", "request", "federation"])
+    kind: str = Field(examples=["transfer", "reversal", "request", "federation", "fee"])
     status: str = Field(examples=["pending", "posted", "voided", "expired"])
     payer: str
     payee: str
@@ -60,6 +60,29 @@ class TradeEventData(OutputModel):
         description="trade.posted and trade.reversed only: each party's balance just after the"
         " trade, by account code (a member's view: its own account's only).",
     )
+
+
+class FeeData(OutputModel):
+    """The charge a fee trade books: which rule, and what caused it."""
+
+    rule: str = Field(description="The fee rule's code.")
+    kind: str = Field(examples=["levy", "membership", "demurrage"])
+    cause_trade_id: uuid.UUID | None = Field(description="A levy: the trade it was charged on.")
+    due_at: datetime | None = Field(
+        description="A membership fee or demurrage: the period boundary it was charged for."
+    )
+    waived: int = Field(description="What the account could not pay of a periodic charge.")
+    past_limit: bool = Field(description="Booked past a limit (the rule's over_limit book).")
+
+
+class FeeEventData(OutputModel):
+    trade: TradeData = Field(description="The fee trade: from the account charged to the treasury.")
+    balances_after: dict[str, int] | None = Field(
+        default=None,
+        description="Each party's balance just after the charge, by account code (a member's"
+        " view: its own account's only).",
+    )
+    fee: FeeData
 
 
 class RequestData(OutputModel):
@@ -145,6 +168,10 @@ class WebhookEventData(OutputModel):
 
 class TradeEvent(Event):
     data: TradeEventData  # type: ignore[assignment]
+
+
+class FeeEvent(Event):
+    data: FeeEventData  # type: ignore[assignment]
 
 
 class RequestEvent(Event):

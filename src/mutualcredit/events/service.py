@@ -34,6 +34,8 @@ from mutualcredit.events.errors import UnknownEventType
 from mutualcredit.events.schemas import (
     AccountEventData,
     Event,
+    FeeData,
+    FeeEventData,
     RequestEventData,
     SettlementEventData,
     TradeEventData,
@@ -51,6 +53,7 @@ EVENT_TYPES: dict[str, str] = {
     "trade.voided": "A held trade was voided: the reservation is released, nothing moved.",
     "trade.expired": "A held trade expired unposted: the reservation is released.",
     "trade.reversed": "An operator reversed a posted trade with a new trade the other way.",
+    "fee.charged": "A fee rule charged an account: a fee trade to the treasury was posted.",
     "request.created": "A payee asked a payer for a payment.",
     "request.accepted": "The payer accepted a payment request: its trade is posted.",
     "request.rejected": "The payer rejected a payment request.",
@@ -74,6 +77,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "trade.voided": ("trade.voided",),
     "trade.expired": ("trade.expired",),
     "trade.reversed": ("trade.created",),
+    "fee.charged": ("trade.created",),
     "request.created": ("payment_request.created",),
     "request.accepted": ("payment_request.accepted",),
     "request.rejected": ("payment_request.rejected",),
@@ -114,6 +118,8 @@ def _type(action: str, after: dict[str, Any] | None) -> str | None:
     if action == "trade.created":
         if fields.get("kind") == "reversal":
             return "trade.reversed"
+        if fields.get("kind") == "fee":
+            return "fee.charged"
         return "trade.posted" if fields.get("status") == "posted" else "trade.held"
     if action in ("transfer.created", "settlement.created"):
         subject = action.split(".")[0]
@@ -187,6 +193,7 @@ async def _build(
         session, [uuid.UUID(i) for i in ids.get("webhook_endpoint", [])]
     )
     balances = await repository.balances_after(session, list(trades))
+    fees = await repository.fee_charges(session, [t.id for t in trades.values() if t.kind == "fee"])
     account_ids: set[uuid.UUID] = {uuid.UUID(i) for i in ids.get("account", [])}
     for t in trades.values():
         account_ids |= {t.payer_id, t.payee_id}
@@ -207,15 +214,24 @@ async def _build(
             trade = trades[uuid.UUID(row.subject_id)]
             accounts = [codes[trade.payer_id], codes[trade.payee_id]]
             moved = None
-            if event_type in ("trade.posted", "trade.reversed"):
+            if event_type in ("trade.posted", "trade.reversed", "fee.charged"):
                 moved = {
                     codes[a]: b
                     for a, b in balances.get(trade.id, {}).items()
                     if viewer is None or codes[a] == viewer
                 }
-            payload: OutputModel = TradeEventData(
-                trade=payloads.trade(trade, after, codes), balances_after=moved
-            )
+            payload: OutputModel
+            if event_type == "fee.charged":
+                charge = fees[trade.id]
+                payload = FeeEventData(
+                    trade=payloads.trade(trade, after, codes),
+                    balances_after=moved,
+                    fee=FeeData.model_validate(charge),
+                )
+            else:
+                payload = TradeEventData(
+                    trade=payloads.trade(trade, after, codes), balances_after=moved
+                )
         elif row.subject_type == "payment_request":
             request = requests[uuid.UUID(row.subject_id)]
             accounts = [codes[request.payer_id], codes[request.payee_id]]

@@ -10,6 +10,7 @@ from mutualcredit.apidoc import operation_id
 from mutualcredit.events.schemas import (
     AccountEvent,
     Event,
+    FeeEvent,
     RequestEvent,
     SettlementEvent,
     TradeEvent,
@@ -22,6 +23,7 @@ webhooks = APIRouter(tags=["events"], generate_unique_id_function=operation_id)
 
 _BODIES: dict[str, type[Event]] = {
     "trade": TradeEvent,
+    "fee": FeeEvent,
     "request": RequestEvent,
     "account": AccountEvent,
     "transfer": TransferEvent,

@@ -92,3 +92,34 @@ async def export_trades_csv(
     require_reader(principal)
     body = await service.trades_csv(session, net.id, net.scale, since, until)
     return _csv(body, f"{network}-trades-{period}.csv")
+
+
+@router.get(
+    "/fee-charges.csv",
+    response_class=Response,
+    responses=CSV,
+    summary="The network's fee charges for a period, as CSV (operator, auditor)",
+)
+@answers(ExportTooLarge)
+async def export_fee_charges_csv(
+    network: str,
+    session: Session,
+    principal: CurrentPrincipal,
+    since: Since = None,
+    until: Until = None,
+    rule: Annotated[
+        str | None, Query(max_length=64, description="Only this fee rule's charges (its code).")
+    ] = None,
+) -> Response:
+    """An operator or auditor of the network (or the platform). Every charge of the network's fee
+    rules booked in a period (`from`, `to`), of one `rule` if given, in booking order, one row per
+    charge: its rule and kind, the account charged, the treasury, the amount booked and the
+    amount waived (in minor units and in the network's unit), whether it was booked past a
+    limit, its trade (none when wholly waived), and its cause: the trade a levy was charged on,
+    or the period boundary (`due_at`) of a membership fee or demurrage. Refused with 422
+    `export_too_large` past 200,000 rows: narrow the period."""
+    period = _period(since, until)
+    net = await networks.get_network(session, principal, network)
+    require_reader(principal)
+    body = await service.fee_charges_csv(session, net.id, net.scale, since, until, rule)
+    return _csv(body, f"{network}-fee-charges-{period}.csv")

@@ -44,9 +44,7 @@ class FeeRule(Base):
     __table_args__ = (
         UniqueConstraint("network_id", "code"),
         UniqueConstraint("network_id", "id"),
-        ForeignKeyConstraint(
-            ["network_id", "treasury_id"], ["accounts.network_id", "accounts.id"]
-        ),
+        ForeignKeyConstraint(["network_id", "treasury_id"], ["accounts.network_id", "accounts.id"]),
         CheckConstraint("code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'", name="code_valid"),
         CheckConstraint("kind IN ('levy', 'membership', 'demurrage')", name="kind_valid"),
         CheckConstraint("account_kind IN ('member', 'system')", name="account_kind_valid"),
@@ -153,9 +151,7 @@ class FeeCharge(Base):
     __table_args__ = (
         ForeignKeyConstraint(["network_id", "rule_id"], ["fee_rules.network_id", "fee_rules.id"]),
         ForeignKeyConstraint(["network_id", "account_id"], ["accounts.network_id", "accounts.id"]),
-        ForeignKeyConstraint(
-            ["network_id", "treasury_id"], ["accounts.network_id", "accounts.id"]
-        ),
+        ForeignKeyConstraint(["network_id", "treasury_id"], ["accounts.network_id", "accounts.id"]),
         CheckConstraint("(cause_trade_id IS NULL) <> (due_at IS NULL)", name="one_cause"),
         CheckConstraint(
             f"amount BETWEEN 0 AND {MAX_AMOUNT} AND waived BETWEEN 0 AND {MAX_AMOUNT}"

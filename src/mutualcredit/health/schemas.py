@@ -55,6 +55,22 @@ class Dormant(OutputModel):
     balance_abs_total: int
 
 
+class FeeIncome(OutputModel):
+    """One fee rule's charges made in the period (by the time each was booked)."""
+
+    rule: str = Field(description="The rule's code.")
+    kind: Literal["levy", "membership", "demurrage"]
+    charges: int = Field(description="Charges made, including those wholly waived.")
+    amount: int = Field(description="What the charges booked to the treasury, in minor units.")
+    waived: int = Field(
+        description="What accounts could not pay (periodic rules with over_limit refuse)."
+    )
+    refunded: int = Field(
+        description="Reversals in the period of this rule's fee trades (of any period): refunds,"
+        " and the levies of reversed trades."
+    )
+
+
 class NetworkHealth(OutputModel):
     network: str
     as_of: datetime
@@ -72,3 +88,7 @@ class NetworkHealth(OutputModel):
         description="Member balances in bands of the network's default credit limit."
     )
     dormant: Dormant
+    fees: list[FeeIncome] = Field(
+        description="Fee income per rule over the period (from, to), by rule code: each rule in"
+        " force at some time in it, or that charged in it."
+    )

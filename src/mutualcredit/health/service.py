@@ -1,8 +1,12 @@
 """Network health: the numbers an operator needs to decide limits, as ledger queries.
 
 Member accounts only (system accounts such as a treasury would distort every figure); trades of
-kind transfer and request (reversals and write-offs are corrections, not circulation), bucketed
-by the time they were entered (UTC). Ratios are exact decimals rendered from integers.
+kind transfer and request (reversals and write-offs are corrections, not circulation; fees are
+the network's income, not circulation), bucketed by the time they were entered (UTC). Ratios are
+exact decimals rendered from integers.
+
+Fee income is read from the ledger's own tables (fee_rules, fee_charges, trades) with SQL of its
+own, not through the fees package, which sits beside this one (the import contract "domains").
 """
 
 from datetime import UTC, datetime, timedelta
@@ -18,6 +22,7 @@ from mutualcredit.health.schemas import (
     Band,
     Bucket,
     Dormant,
+    FeeIncome,
     LimitUse,
     NetworkHealth,
     Totals,
@@ -96,8 +101,38 @@ _DORMANT = text(
     SELECT count(*), coalesce(sum(abs(a.balance)), 0) FROM accounts a
     WHERE a.network_id = :network_id AND a.kind = 'member' AND a.status <> 'closed'
       AND a.balance <> 0
-      AND NOT EXISTS (SELECT 1 FROM entries e
-                      WHERE e.account_id = a.id AND e.booked_at >= :quiet_since)
+      AND NOT EXISTS (SELECT 1 FROM entries e JOIN trades t ON t.id = e.trade_id
+                      WHERE e.account_id = a.id AND e.booked_at >= :quiet_since
+                        AND t.kind <> 'fee')
+    """
+)
+# Charges by the time they were booked: the range is read on the index fee_charges (network_id,
+# created_at, id). Refunds are the reversals entered in the period, found on trades (network_id,
+# created_at, id) as the series above, each joined to its charge by the unique trade_id.
+_FEES = text(
+    """
+    WITH charged AS (
+        SELECT c.rule_id, count(*) AS charges, sum(c.amount) AS amount, sum(c.waived) AS waived
+        FROM fee_charges c
+        WHERE c.network_id = :network_id AND c.created_at >= :since AND c.created_at < :until
+        GROUP BY c.rule_id
+    ), refunded AS (
+        SELECT c.rule_id, sum(r.posted_amount) AS amount
+        FROM trades r JOIN fee_charges c ON c.trade_id = r.reverses_trade_id
+        WHERE r.network_id = :network_id AND r.kind = 'reversal' AND r.status = 'posted'
+          AND r.created_at >= :since AND r.created_at < :until
+        GROUP BY c.rule_id
+    )
+    SELECT f.code AS rule, f.kind, coalesce(ch.charges, 0) AS charges,
+           coalesce(ch.amount, 0) AS amount, coalesce(ch.waived, 0) AS waived,
+           coalesce(rf.amount, 0) AS refunded
+    FROM fee_rules f
+    LEFT JOIN charged ch ON ch.rule_id = f.id
+    LEFT JOIN refunded rf ON rf.rule_id = f.id
+    WHERE f.network_id = :network_id
+      AND (ch.rule_id IS NOT NULL OR rf.rule_id IS NOT NULL
+           OR (f.starts_at < :until AND (f.ends_at IS NULL OR f.ends_at > :since)))
+    ORDER BY f.code
     """
 )
 _BALANCES = text(
@@ -203,6 +238,18 @@ async def network_health(
         await session.execute(_DORMANT, {"network_id": network.id, "quiet_since": quiet_since})
     ).one()
 
+    fees = [
+        FeeIncome(
+            rule=r.rule,
+            kind=r.kind,
+            charges=int(r.charges),
+            amount=int(r.amount),
+            waived=int(r.waived),
+            refunded=int(r.refunded),
+        )
+        for r in (await session.execute(_FEES, params)).all()
+    ]
+
     return NetworkHealth(
         network=network.code,
         as_of=now,
@@ -229,4 +276,5 @@ async def network_health(
         dormant=Dormant(
             days=dormant_days, accounts=int(dormant_count), balance_abs_total=int(dormant_total)
         ),
+        fees=fees,
     )
