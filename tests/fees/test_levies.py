@@ -149,7 +149,8 @@ async def test_a_levy_its_rule_refuses_past_the_limit_refuses_the_trade_with_not
     assert await api.balances(net) == before
 
     # The treasury's upper limit refuses a levy too: a's levy of 5 fills it to 15, and b's
-    # does not fit (its numbers are the treasury's as it stands after a's levy, in the block).
+    # does not fit. As for a credit limit, the headroom is the treasury's before the trade (5),
+    # and the excess what the trade's levies need beyond it (10 - 5).
     await api.client.put(
         f"{net.base}/accounts/treasury/limits",
         json={"credit_limit": 0, "balance_max": 15, "reason": "small pot"},
@@ -158,7 +159,7 @@ async def test_a_levy_its_rule_refuses_past_the_limit_refuses_the_trade_with_not
     r = await api.pay(net, "a", "b", 100)
     problem = assert_problem(r, 409, "balance_max_exceeded")
     assert (problem["account"], problem["fee_rule"]) == ("treasury", "levy")
-    assert (problem["headroom"], problem["excess"]) == (0, 5)
+    assert (problem["headroom"], problem["excess"]) == (5, 5)
     assert await api.balances(net) == before
     assert await network_sums(db, net.code) == (0, 0, 0)
 

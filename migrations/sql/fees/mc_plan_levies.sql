@@ -22,6 +22,7 @@ DECLARE
     v_codes text[];
     v_avail bigint[];
     v_room bigint[];
+    v_room_before bigint[];
     v_account accounts%ROWTYPE;
     v_rule fee_rules;
     v_side text;
@@ -44,6 +45,7 @@ BEGIN
         v_room := v_room || (v_account.balance_max - v_account.balance
                              - v_account.pending_credits);
     END LOOP;
+    v_room_before := v_room;
     -- The trade itself.
     i := array_position(v_ids, p_payer.id);
     v_avail[i] := v_avail[i] + p_release - p_amount;
@@ -84,7 +86,7 @@ BEGIN
                     code := 'balance_max_exceeded';
                     detail := jsonb_build_object(
                         'account', v_codes[j], 'fee_rule', v_rule.code,
-                        'headroom', v_room[j], 'excess', v_fee - v_room[j]);
+                        'headroom', v_room_before[j], 'excess', v_fee - v_room[j]);
                     levies := NULL;
                     RETURN;
                 END IF;
