@@ -511,3 +511,21 @@ async def test_only_operators_make_and_change_rules(api: Api, role: str) -> None
         f"{net.base}/fee-rules/levy", json={"reason": "x"}, headers=auth(token)
     )
     assert_problem(r, 403, "forbidden")
+
+
+async def test_a_started_rule_keeps_its_period(api: Api) -> None:
+    """A new period would make the new period's boundaries since the last charge due at once,
+    and the sweeper would charge them all: refused once the rule has started (end it and make
+    a new one); free before."""
+    net = await world(api)
+    assert (await make(api, net, {**MEMBERSHIP, "period": "month"})).status_code == 201
+    r = await patch(api, net, "dues", {"period": "minute", "reason": "monthly is too slow"})
+    assert "period" in assert_problem(r, 422, "validation_error")["detail"]
+    assert (await get(api, net, "/fee-rules/dues")).json()["period"] == "month"
+
+    await patch(api, net, "dues", {"ends_at": later(hours=1), "reason": "make way"})
+    body = {**MEMBERSHIP, "code": "dues-later", "period": "month", "starts_at": later(hours=2)}
+    assert (await make(api, net, body)).status_code == 201
+    r = await patch(api, net, "dues-later", {"period": "week", "reason": "weekly after all"})
+    assert r.status_code == 200, r.text
+    assert r.json()["period"] == "week"

@@ -76,6 +76,11 @@ BEGIN
             CONTINUE WHEN v_run.finished_at IS NOT NULL;
 
             v_frozen := jsonb_populate_record(NULL::fee_rules, v_run.rule);
+            -- A treasury closed since the boundary (the rule named another one since, and the old
+            -- one was closed): the charges go to the rule's treasury now.
+            IF (SELECT a.status FROM accounts a WHERE a.id = v_frozen.treasury_id) = 'closed' THEN
+                v_frozen.treasury_id := v_rule.treasury_id;
+            END IF;
             v_ids := ARRAY(
                 SELECT a.id FROM accounts a
                 WHERE a.network_id = v_run.network_id AND a.kind = v_frozen.account_kind
@@ -88,36 +93,44 @@ BEGIN
                 WHERE rule_id = v_run.rule_id AND due_at = v_run.due_at;
                 CONTINUE;
             END IF;
-            PERFORM 1 FROM accounts a WHERE a.id = ANY (v_ids || v_frozen.treasury_id)
-            ORDER BY a.id FOR UPDATE;
-            FOR v_account IN SELECT * FROM accounts a WHERE a.id = ANY (v_ids) ORDER BY a.id LOOP
-                -- Its status may have changed since the batch was chosen.
-                CONTINUE WHEN NOT (v_account.status = ANY (v_frozen.statuses));
-                SELECT * INTO v_treasury FROM accounts a WHERE a.id = v_frozen.treasury_id;
-                -- The balance at the boundary, with the periodic charges of earlier boundaries
-                -- that were booked after it (a run catching up) counted as of their own
-                -- boundary, as they would have been had the service run throughout.
-                v_balance := coalesce((SELECT e.balance_after FROM entries e
-                                       WHERE e.account_id = v_account.id AND e.booked_at < v_due
-                                       ORDER BY e.booked_at DESC, e.id DESC LIMIT 1), 0)
-                             - coalesce((SELECT sum(c.amount) FROM fee_charges c
-                                         WHERE c.account_id = v_account.id AND c.due_at < v_due
-                                           AND c.created_at >= v_due), 0)
-                             + coalesce((SELECT sum(c.amount) FROM fee_charges c
-                                         WHERE c.treasury_id = v_account.id AND c.due_at < v_due
-                                           AND c.created_at >= v_due), 0);
-                v_fee := mc_periodic_fee(v_frozen, v_account, v_balance, v_treasury);
-                IF v_fee.amount > 0 OR v_fee.waived > 0 THEN
-                    PERFORM mc_book_fee(v_run.network_id, v_frozen, v_account, v_fee.amount,
-                                        v_fee.waived, v_fee.past_limit, NULL, v_due,
-                                        'system:fees', clock_timestamp());
-                    v_charged := v_charged + v_fee.amount;
-                END IF;
-            END LOOP;
-            UPDATE fee_runs
-            SET after_account_id = v_ids[cardinality(v_ids)],
-                accounts = accounts + cardinality(v_ids), charged = charged + v_charged
-            WHERE rule_id = v_run.rule_id AND due_at = v_run.due_at;
+            -- One rule's failure (a treasury closed by hand, say) must not stop the others:
+            -- its batch is undone, the failure logged, and the sweeper goes on to the next rule.
+            BEGIN
+                PERFORM 1 FROM accounts a WHERE a.id = ANY (v_ids || v_frozen.treasury_id)
+                ORDER BY a.id FOR UPDATE;
+                FOR v_account IN SELECT * FROM accounts a WHERE a.id = ANY (v_ids) ORDER BY a.id LOOP
+                    -- Its status may have changed since the batch was chosen.
+                    CONTINUE WHEN NOT (v_account.status = ANY (v_frozen.statuses));
+                    SELECT * INTO v_treasury FROM accounts a WHERE a.id = v_frozen.treasury_id;
+                    -- The balance at the boundary, with the periodic charges of earlier boundaries
+                    -- that were booked after it (a run catching up) counted as of their own
+                    -- boundary, as they would have been had the service run throughout.
+                    v_balance := coalesce((SELECT e.balance_after FROM entries e
+                                           WHERE e.account_id = v_account.id AND e.booked_at < v_due
+                                           ORDER BY e.booked_at DESC, e.id DESC LIMIT 1), 0)
+                                 - coalesce((SELECT sum(c.amount) FROM fee_charges c
+                                             WHERE c.account_id = v_account.id AND c.due_at < v_due
+                                               AND c.created_at >= v_due), 0)
+                                 + coalesce((SELECT sum(c.amount) FROM fee_charges c
+                                             WHERE c.treasury_id = v_account.id AND c.due_at < v_due
+                                               AND c.created_at >= v_due), 0);
+                    v_fee := mc_periodic_fee(v_frozen, v_account, v_balance, v_treasury);
+                    IF v_fee.amount > 0 OR v_fee.waived > 0 THEN
+                        PERFORM mc_book_fee(v_run.network_id, v_frozen, v_account, v_fee.amount,
+                                            v_fee.waived, v_fee.past_limit, NULL, v_due,
+                                            'system:fees', clock_timestamp());
+                        v_charged := v_charged + v_fee.amount;
+                    END IF;
+                END LOOP;
+                UPDATE fee_runs
+                SET after_account_id = v_ids[cardinality(v_ids)],
+                    accounts = accounts + cardinality(v_ids), charged = charged + v_charged
+                WHERE rule_id = v_run.rule_id AND due_at = v_run.due_at;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'fee rule % (network %) at %: %', v_rule.code, v_rule.network_id,
+                    v_due, SQLERRM;
+                EXIT;
+            END;
             RETURN cardinality(v_ids);
         END LOOP;
     END LOOP;

@@ -294,6 +294,13 @@ async def update_rule(
     if problems:
         field, message = problems[0].split(": ", 1)
         raise _problem(field, message)
+    if "period" in sent and data.period != rule.period and rule.starts_at <= now:
+        # A new period would make the boundaries of the new one since the last charge due at
+        # once: the sweeper would charge them all, retroactively.
+        raise _problem(
+            "period",
+            "the rule has started: its period no longer changes; end it and make a new rule",
+        )
     starts_at = rule.starts_at
     if "starts_at" in sent:
         assert data.starts_at is not None
