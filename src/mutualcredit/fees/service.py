@@ -87,6 +87,12 @@ def _refusal(exc: DBAPIError, code: str, treasury: str) -> ProblemError | None:
         return FeeRuleOverlap(
             f"Fee rule {detail!r} charges the same accounts at the same time", overlaps=detail
         )
+    if constraint == "fee_rules_fixed":
+        # The rule started between this request's own check and its write.
+        return ValidationProblem(
+            "The rule has started: its start and its period no longer change; end it and make "
+            "a new rule"
+        )
     if (
         constraint is not None
         and constraint.startswith("fee_rules_")
