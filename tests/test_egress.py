@@ -9,6 +9,7 @@ import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 
+import httpcore
 import httpx
 import pytest
 
@@ -96,3 +97,40 @@ async def test_redirects_are_not_followed(server: Server) -> None:
         r = await client.get(f"http://127.0.0.1:{server.port}/")
     assert r.status_code == 302
     assert server.connections == 1
+
+
+class _ClosedAtOnce(httpcore.AsyncNetworkStream):
+    """What anyio hands back when the peer closed the connection as it opened (a node being
+    killed): a stream with no socket, whose first question raises AttributeError."""
+
+    closed = False
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        raise AssertionError("never read")
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        raise AssertionError("never written")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, info: str) -> object:
+        raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+
+
+class _Backend(httpcore.AsyncNetworkBackend):
+    def __init__(self) -> None:
+        self.stream = _ClosedAtOnce()
+
+    async def connect_tcp(self, *args: object, **kwargs: object) -> httpcore.AsyncNetworkStream:
+        return self.stream
+
+
+async def test_a_connection_closed_as_it_opens_is_a_failed_connect() -> None:
+    """Not an AttributeError out of the client (a 500 in the federation fault run once): a
+    ConnectError, which every caller already reads as an unreachable peer."""
+    inner = _Backend()
+    policy = egress.OutboundPolicy(inner, allow_private=True)
+    with pytest.raises(httpcore.ConnectError):
+        await policy.connect_tcp("127.0.0.1", 9)
+    assert inner.stream.closed

@@ -17,6 +17,7 @@ Redirects are never followed (the client is built with `follow_redirects=False`)
 """
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import typing
@@ -98,11 +99,24 @@ class OutboundPolicy(httpcore.AsyncNetworkBackend):
         last: Exception | None = None
         for address in await self._addresses(host, port, timeout):
             try:
-                return await self.inner.connect_tcp(
+                stream = await self.inner.connect_tcp(
                     address, port, timeout, local_address, socket_options
                 )
             except httpcore.ConnectError as exc:
                 last = exc
+                continue
+            try:
+                # httpcore asks this first. A peer that closes the connection as it opens (a
+                # node being killed) leaves anyio's stream without a socket, and the question
+                # raises AttributeError: the connection failed, as any refused connect.
+                stream.get_extra_info("ssl_object")
+            except AttributeError as exc:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+                last = httpcore.ConnectError(f"{address}:{port} closed the connection at once")
+                last.__cause__ = exc
+                continue
+            return stream
         raise last or httpcore.ConnectError(f"no address for {host}")
 
     async def connect_unix_socket(
