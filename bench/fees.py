@@ -23,14 +23,10 @@ run, never absolute figures across runs.
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +34,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import asyncpg
-import psutil
-from run import Service, log, operator_key, seed_accounts, seed_history, settle, wrk
+from run import (
+    Service,
+    admin,
+    describe,
+    log,
+    operator_key,
+    seed_accounts,
+    seed_history,
+    settle,
+    wrk,
+)
 
 from mutualcredit import embedded, migrate
 from mutualcredit.db import create_engine
@@ -114,14 +119,6 @@ async def verify(url: str) -> dict[str, Any]:
     }
 
 
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="what a levy costs the write path")
     parser.add_argument("--url", help="a PostgreSQL server; a scratch database is made on it")
@@ -142,23 +139,10 @@ def main() -> None:
             Path(tempfile.mkdtemp(prefix="mc-bench-fees-")), cleanup="delete"
         )
     name = f"mc_bench_fees_{uuid.uuid4().hex[:8]}"
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python", "bench/fees.py", *sys.argv[1:]]),
-        "git": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
-        ).stdout.strip(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "settings": {**vars(args), "out": str(args.out)},
-    }
+    results: dict[str, Any] = describe("bench/fees.py", {**vars(args), "out": str(args.out)})
     service = None
     try:
-        asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin(server_url, f'CREATE DATABASE "{name}"'))
         url = embedded.database_url(server_url, name)
         log(f"seeding {args.members} members and {args.history} trades")
         token = asyncio.run(prepare(url, args.members, args.history))
@@ -193,7 +177,7 @@ def main() -> None:
     finally:
         if service is not None:
             service.stop()
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         if server is not None:
             server.cleanup()
 

@@ -284,6 +284,33 @@ class Service:
             self.proc.kill()
 
 
+async def admin(server_url: str, sql: str) -> None:
+    """One statement on the server's maintenance connection (CREATE or DROP DATABASE)."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def describe(script: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """What a results file says of its run: when, the command, the commit, the machine."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python", script, *sys.argv[1:]]),
+        "git": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+        ).stdout.strip(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "settings": settings,
+    }
+
+
 async def operator_key(url: str, network: uuid.UUID) -> str:
     key_id, secret, token = new_token()
     conn = await asyncpg.connect(url)

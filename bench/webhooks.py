@@ -34,8 +34,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
-import platform
 import random
 import re
 import statistics
@@ -44,7 +42,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +53,8 @@ import httpx
 import psutil
 from run import (  # the suite's own (bench/run.py)
     Service,
+    admin,
+    describe,
     free_port,
     log,
     operator_key,
@@ -443,23 +442,12 @@ def main() -> None:
             Path(tempfile.mkdtemp(prefix="mc-bench-hooks-")), cleanup="delete"
         )
     name = f"mc_bench_hooks_{uuid.uuid4().hex[:8]}"
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python", "bench/webhooks.py", *sys.argv[1:]]),
-        "git": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
-        ).stdout.strip(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "settings": {**vars(args), "out": str(args.out), "service": settings},
-    }
+    results: dict[str, Any] = describe(
+        "bench/webhooks.py", {**vars(args), "out": str(args.out), "service": settings}
+    )
     service = receiver = None
     try:
-        asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin(server_url, f'CREATE DATABASE "{name}"'))
         url = embedded.database_url(server_url, name)
         log(f"seeding {args.members} members and {args.history} trades")
         token = asyncio.run(prepare(url, args.members, args.history))
@@ -525,21 +513,13 @@ def main() -> None:
             service.stop()
         if receiver is not None:
             receiver.stop()
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         if server is not None:
             server.cleanup()
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "webhooks.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: results.get(k) for k in ("throughput", "delay_at_load")}, indent=2))
-
-
-async def _admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

@@ -13,14 +13,15 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_room bigint;
 BEGIN
-    base := CASE WHEN p_rule.kind = 'membership' THEN 1
-                 WHEN p_rule.basis = 'balance_above' THEN greatest(0, p_balance - p_rule.threshold)
-                 ELSE greatest(0, -p_balance - p_account.credit_limit - p_rule.threshold) END;
-    fee := CASE WHEN p_rule.kind = 'membership' THEN CASE WHEN base > 0 THEN p_rule.amount ELSE 0 END
-                ELSE mc_fee_amount(base, p_rule.rate_num, p_rule.rate_den, p_rule.amount,
-                                   p_rule.minimum, p_rule.maximum) END;
     IF p_rule.kind = 'membership' THEN
         base := p_rule.amount;
+        fee := p_rule.amount;
+    ELSE
+        base := CASE WHEN p_rule.basis = 'balance_above'
+                     THEN greatest(0, p_balance - p_rule.threshold)
+                     ELSE greatest(0, -p_balance - p_account.credit_limit - p_rule.threshold) END;
+        fee := mc_fee_amount(base, p_rule.rate_num, p_rule.rate_den, p_rule.amount,
+                             p_rule.minimum, p_rule.maximum);
     END IF;
     v_room := greatest(0, least(
         p_account.balance - p_account.pending_debits + p_account.credit_limit,
